@@ -1,0 +1,3 @@
+"""RM Audit Workbench: audit reward models for calibration, shortcuts, sycophancy and drift."""
+
+__version__ = "0.1.0"
