@@ -1,0 +1,224 @@
+"""Adapters behind load_reward_model, checked against direct transformers forward passes."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from workbench.formatting import Formatter, TextTemplate
+from workbench.reward_models import (
+    CallableRM,
+    PrecomputedScoresRM,
+    SequenceClassifierRM,
+    ValueHeadConfig,
+    ValueHeadRM,
+    load_reward_model,
+    pool_hidden,
+)
+from workbench.scoring import score_texts
+
+PROMPTS = ["What is 2+2?", "Tell me about Paris.", "hi", "Write a function that adds two numbers."]
+RESPONSES = [
+    "It is 4.",
+    "Paris is the capital of France and a big city with many museums, cafes and parks.",
+    "Hello there! " * 8,
+    "def add(a, b):\n    return a + b",
+]
+ARCHS = ["bert", "deberta", "gpt2", "llama"]
+
+
+def reference_score(path, text_or_pair, add_special=True) -> float:
+    """Score one unpadded input with plain transformers: the independent reference."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForSequenceClassification.from_pretrained(path).eval()
+    args = text_or_pair if isinstance(text_or_pair, tuple) else (text_or_pair,)
+    enc = tok(*args, return_tensors="pt", add_special_tokens=add_special)
+    with torch.no_grad():
+        return float(model(**enc).logits[0, 0])
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_sequence_classifier_matches_plain_transformers(tiny_models, arch):
+    rm = load_reward_model(str(tiny_models[arch]))
+    assert isinstance(rm, SequenceClassifierRM)
+    got = score_texts(rm, PROMPTS, RESPONSES, cache=None, progress=False).scores
+    for p, r, g in zip(PROMPTS, RESPONSES, got):
+        formatted = rm.format(p, r)
+        ref = reference_score(tiny_models[arch], formatted, add_special=rm.formatter.style != "chat_template")
+        assert g == pytest.approx(ref, abs=1e-4)
+    assert np.ptp(got) > 1e-3  # the tiny models do tell the texts apart
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_scores_do_not_depend_on_batch_size_or_padding_side(tiny_models, arch):
+    rm = load_reward_model(str(tiny_models[arch]))
+    one = score_texts(rm, PROMPTS, RESPONSES, cache=None, progress=False, strategy="fixed", batch_size=1).scores
+    for kwargs in [
+        dict(strategy="fixed", batch_size=4),
+        dict(strategy="fixed", batch_size=3, padding_side="left"),
+        dict(token_budget=10**6, padding_side="right"),
+        dict(token_budget=10**6, padding_side="left"),
+        dict(token_budget=40),
+    ]:
+        other = score_texts(rm, PROMPTS, RESPONSES, cache=None, progress=False, **kwargs).scores
+        np.testing.assert_allclose(other, one, atol=1e-4, err_msg=str(kwargs))
+
+
+def test_chat_template_is_used_without_double_bos(tiny_models):
+    rm = load_reward_model(str(tiny_models["llama"]))
+    assert rm.formatter.style == "chat_template"
+    text = rm.format("hi", "hello")
+    assert text.startswith("<s><|user|>\nhi\n<|assistant|>\nhello")
+    ids, truncated = rm.encode(text)
+    assert not truncated
+    assert ids.count(rm.tokenizer.bos_token_id) == 1
+
+
+def test_plain_template_for_tokenizers_without_chat_template(tiny_models):
+    rm = load_reward_model(str(tiny_models["gpt2"]))
+    assert rm.formatter.style == "template"
+    history = [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]
+    assert rm.format("q", "r", history) == "User: a\n\nAssistant: b\n\nUser: q\n\nAssistant: r"
+    custom = load_reward_model(str(tiny_models["gpt2"]), template=TextTemplate(user="Q: {content}\n", assistant="A: {content}\n"))
+    assert custom.format("q", "r") == "Q: q\nA: r"
+    assert custom.fingerprint != rm.fingerprint  # formatting is part of the identity
+
+
+def test_pair_style_matches_tokenizer_text_pair(tiny_models):
+    rm = load_reward_model(str(tiny_models["deberta"]), format_style="pair")
+    got = score_texts(rm, PROMPTS, RESPONSES, cache=None, progress=False).scores
+    ref = [reference_score(tiny_models["deberta"], (p, r)) for p, r in zip(PROMPTS, RESPONSES)]
+    np.testing.assert_allclose(got, ref, atol=1e-4)
+
+
+def test_truncation_is_counted(tiny_models):
+    from transformers import AutoTokenizer
+
+    rm = load_reward_model(str(tiny_models["bert"]), max_length=12)
+    result = score_texts(rm, PROMPTS, RESPONSES, cache=None, progress=False)
+    tok = AutoTokenizer.from_pretrained(tiny_models["bert"])
+    expected = [len(tok(rm.format(p, r))["input_ids"]) > 12 for p, r in zip(PROMPTS, RESPONSES)]
+    assert result.truncated.tolist() == expected
+    assert result.n_truncated == sum(expected) > 0
+    assert result.n_tokens.max() == 12
+
+
+def test_fingerprint_is_stable_and_distinguishes_models(tiny_models):
+    a1 = load_reward_model(str(tiny_models["bert"]))
+    a2 = load_reward_model(str(tiny_models["bert"]))
+    b = load_reward_model(str(tiny_models["deberta"]))
+    c = load_reward_model(str(tiny_models["bert"]), max_length=64)
+    assert a1.fingerprint == a2.fingerprint
+    assert len({a1.fingerprint, b.fingerprint, c.fingerprint}) == 3
+
+
+def test_two_logit_classifier_is_rejected(tmp_path):
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    from workbench.paths import minilm_dir
+
+    tok = AutoTokenizer.from_pretrained(minilm_dir())
+    model = BertForSequenceClassification(BertConfig(vocab_size=tok.vocab_size, hidden_size=16, num_hidden_layers=1,
+                                                     num_attention_heads=2, intermediate_size=32, num_labels=2))
+    model.save_pretrained(tmp_path / "two")
+    tok.save_pretrained(tmp_path / "two")
+    with pytest.raises(ValueError, match="exactly one output logit"):
+        load_reward_model(str(tmp_path / "two"))
+
+
+def test_trust_remote_code_is_off_by_default(tmp_path):
+    folder = tmp_path / "custom"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"model_type": "my-custom-rm", "auto_map": {
+        "AutoConfig": "configuration_custom.CustomConfig",
+        "AutoModelForSequenceClassification": "modeling_custom.CustomRM"}}))
+    (folder / "configuration_custom.py").write_text("raise RuntimeError('remote code must not run')\n")
+    with pytest.raises(Exception) as info:
+        load_reward_model(str(folder))
+    assert "remote code must not run" not in str(info.value)
+
+
+def test_missing_model_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not a model folder"):
+        load_reward_model(str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="model folder not found"):
+        load_reward_model(str(tmp_path / "nope" / "deeper"))
+
+
+@pytest.mark.parametrize("pooling", ["mean", "cls", "last"])
+def test_value_head_rm_round_trip_matches_manual_pooling(tmp_path, pooling):
+    from transformers import AutoModel, AutoTokenizer, BertConfig, BertModel
+
+    from workbench.paths import minilm_dir
+
+    torch.manual_seed(1)
+    tok = AutoTokenizer.from_pretrained(minilm_dir())
+    backbone = BertModel(BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2,
+                                    num_attention_heads=4, intermediate_size=64))
+    head = torch.nn.Linear(32, 1)
+    rm = ValueHeadRM(backbone, tok, head, ValueHeadConfig(pooling=pooling, hidden_size=32), device="cpu")
+    folder = rm.save_pretrained(tmp_path / f"vh-{pooling}")
+    loaded = load_reward_model(str(folder))
+    assert isinstance(loaded, ValueHeadRM) and loaded.config.pooling == pooling
+    got = score_texts(loaded, PROMPTS, RESPONSES, cache=None, progress=False).scores
+
+    ref_model = AutoModel.from_pretrained(folder).eval()
+    for p, r, g in zip(PROMPTS, RESPONSES, got):
+        enc = tok(loaded.format(p, r), return_tensors="pt")
+        with torch.no_grad():
+            hidden = ref_model(**enc).last_hidden_state[0]
+        vec = {"mean": hidden.mean(0), "cls": hidden[0], "last": hidden[-1]}[pooling]
+        assert g == pytest.approx(float(head(vec).detach()), abs=1e-4)
+    left = score_texts(loaded, PROMPTS, RESPONSES, cache=None, progress=False, padding_side="left", token_budget=10**6).scores
+    np.testing.assert_allclose(left, got, atol=1e-4)
+
+
+def test_pool_hidden_rejects_unknown_pooling():
+    with pytest.raises(ValueError, match="pooling"):
+        pool_hidden(torch.zeros(1, 2, 3), torch.ones(1, 2), "max")
+    with pytest.raises(ValueError, match="pooling"):
+        ValueHeadConfig(pooling="max")
+
+
+def length_reward(prompts, responses):
+    return [len(r) / 10.0 for r in responses]
+
+
+def test_callable_and_python_spec():
+    rm = load_reward_model(length_reward)
+    assert isinstance(rm, CallableRM)
+    scores = score_texts(rm, PROMPTS, RESPONSES, cache=None, progress=False).scores
+    np.testing.assert_allclose(scores, [len(r) / 10 for r in RESPONSES])
+    by_name = load_reward_model("python:test_reward_models:length_reward")
+    assert by_name.fingerprint == rm.fingerprint or by_name.name.endswith("length_reward")
+    unbatched = CallableRM(lambda p, r: float(len(p)), batched=False)
+    assert score_texts(unbatched, ["ab"], ["x"], cache=None, progress=False).scores.tolist() == [2.0]
+    with pytest.raises(ValueError, match="returned 1 scores for 2"):
+        score_texts(CallableRM(lambda p, r: [1.0]), ["a", "b"], ["c", "d"], cache=None, progress=False)
+
+
+def test_precomputed_scores(tmp_path):
+    path = tmp_path / "scores.csv"
+    pd.DataFrame({"prompt": PROMPTS, "response": RESPONSES, "score": [1.0, 2.0, 3.0, 4.0]}).to_csv(path, index=False)
+    rm = load_reward_model(str(path))
+    assert isinstance(rm, PrecomputedScoresRM)
+    assert score_texts(rm, PROMPTS[::-1], RESPONSES[::-1], cache=None, progress=False).scores.tolist() == [4.0, 3.0, 2.0, 1.0]
+    with pytest.raises(KeyError, match="1 of 1"):
+        score_texts(rm, ["unknown"], ["text"], cache=None, progress=False)
+    bad = tmp_path / "bad.csv"
+    pd.DataFrame({"prompt": ["a", "b"], "response": ["x", "y"], "score": ["1.5", "oops"]}).to_csv(bad, index=False)
+    with pytest.raises(ValueError, match=r"bad.csv, row 3, field 'score'"):
+        load_reward_model(f"scores:{bad}")
+
+
+def test_formatter_validation():
+    with pytest.raises(ValueError, match="format style"):
+        Formatter(style="weird")
+    with pytest.raises(ValueError, match="unknown role"):
+        TextTemplate().render([{"role": "tool", "content": "x"}])
