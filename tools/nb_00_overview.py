@@ -1,0 +1,65 @@
+"""Source of notebooks/00_overview.ipynb (run: python tools/nb_00_overview.py)."""
+
+from notebook_builder import build
+
+CELLS = [
+    ("md", """
+# 00 · Overview: does the RM prefer the chosen response?
+
+Loads a reward model and a preference set, scores every pair with the workbench's
+batched, cached engine, and shows pairwise accuracy, the reward gap and the score
+distributions of chosen vs rejected responses.
+"""),
+    ("parameters", """
+model = "demo-biased"   # RM spec: demo-clean | demo-biased | HF folder or hub id | value-head folder | scores:FILE | python:mod:fn
+data = "golden"         # data spec: golden | demo-eval | path to .jsonl/.csv/.parquet | save_to_disk folder | hf:NAME
+sample_size = 0         # number of pairs to score (0 = all)
+seed = 0                # seed for sampling and bootstrap
+n_boot = 1000           # bootstrap resamples for confidence intervals
+on_error = "raise"      # bad data rows: "raise" or "skip" (skips are counted below)
+"""),
+    ("code", """
+import matplotlib.pyplot as plt
+from IPython.display import Markdown, display
+
+from workbench.overview import overview
+from workbench.render import escape_text, show_table
+from workbench.reward_models import load_reward_model
+from workbench.scoring import score_pairs
+from workbench.shipped_data import load_data
+"""),
+    ("code", """
+rm = load_reward_model(model)
+pairs = load_data(data, on_error=on_error).sample(sample_size or None, seed=seed)
+scores = score_pairs(rm, pairs)
+result = overview(scores, n_skipped=pairs.n_skipped, n_boot=n_boot, seed=seed)
+display(Markdown(f"**Model** `{escape_text(rm.name)}` (fingerprint `{rm.fingerprint[:16]}`), "
+                 f"**data** `{escape_text(pairs.source)}`: {len(pairs)} pairs"))
+show_table(result.to_frame())
+"""),
+    ("md", "## Score distributions"),
+    ("code", """
+fig = result.plot()
+plt.show()
+"""),
+    ("md", "## By category and subset"),
+    ("code", """
+for column in ("category", "subset"):
+    if column in result.pairs and result.pairs[column].notna().any():
+        show_table(result.by_group(column))
+"""),
+    ("md", "## Data and scoring bookkeeping"),
+    ("code", """
+show_table(pairs.skip_summary() if pairs.n_skipped else pairs.skip_summary().head(0))
+print(f"rows read: {pairs.n_read}, skipped: {pairs.n_skipped}, pairs with a truncated response: {result.n_truncated}")
+print("scoring:", scores.summary())
+"""),
+    ("md", "## Pairs the RM gets most wrong"),
+    ("code", """
+worst = result.pairs.sort_values("margin").head(5).merge(pairs.to_frame()[["id", "prompt", "chosen", "rejected"]], on="id")
+show_table(worst[["id", "margin", "prompt", "chosen", "rejected"]], max_chars=200)
+"""),
+]
+
+if __name__ == "__main__":
+    build("notebooks/00_overview.ipynb", CELLS)
