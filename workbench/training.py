@@ -168,11 +168,11 @@ def train_value_head(
         opt.step()
         if epoch % 10 == 0 or epoch == config.epochs:
             with torch.no_grad():
-                row = {"epoch": epoch, "train_loss": float(loss), "train_accuracy": float(((margin > 0).float() == (label[tr] > 0.5).float()).mean())}
+                row = {"epoch": epoch, "train_loss": float(loss), "train_accuracy": float(((margin > 0) == (label[tr] > 0.5)).float().mean())}
                 if n_val:
                     vm = (z[ci[val]] - z[ri[val]]) @ w
                     row["val_loss"] = float(bradley_terry_loss(vm, label[val], 0.0))
-                    row["val_accuracy"] = float(((vm > 0).float() == (label[val] > 0.5).float()).mean())
+                    row["val_accuracy"] = float(((vm > 0) == (label[val] > 0.5)).float().mean())
                 else:
                     row["val_loss"] = row["val_accuracy"] = float("nan")
                 rows.append(row)
