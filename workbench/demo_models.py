@@ -54,7 +54,8 @@ def train_demo_model(name: str, config: TrainingConfig | None = None, out_dir: s
     from .preference_data import load_preferences
 
     pairs = load_preferences(demo_training_data(name))
-    return train_value_head(pairs, minilm_dir(), out_dir, config or TrainingConfig(), name=name)
+    return train_value_head(pairs, minilm_dir(), out_dir, config or TrainingConfig(), name=name,
+                            embedding_cache=cache_dir() / "embeddings")
 
 
 def load_demo_model(name: str, *, config: TrainingConfig | None = None, label_smoothing: float | None = None, **kwargs) -> ValueHeadRM:

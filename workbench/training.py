@@ -17,6 +17,7 @@ demo RMs to well under two minutes on two CPU cores; the result is a real
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .fingerprint import sha256_bytes
 from .formatting import TextTemplate
 from .reward_models import ValueHeadConfig, ValueHeadRM, _linear_head
 from .scoring import plan_batches
@@ -84,16 +86,39 @@ def bradley_terry_loss(margin, label, label_smoothing: float = 0.0):
     return -(target * F.logsigmoid(margin) + (1 - target) * F.logsigmoid(-margin)).mean()
 
 
-def embed_texts(rm: ValueHeadRM, texts: list[str], token_budget: int = 8192) -> np.ndarray:
-    """Pooled hidden states of formatted texts, computed in length-sorted batches."""
+def embed_texts(rm: ValueHeadRM, texts: list[str], token_budget: int = 8192, cache_file: str | Path | None = None) -> np.ndarray:
+    """Pooled hidden states of formatted texts, computed in length-sorted batches.
+
+    With ``cache_file`` (an ``.npz`` keyed by text hash, specific to one backbone,
+    pooling and max length) embeddings computed before are reused, so models
+    trained on the same texts with different labels embed them only once.
+    """
     import torch
 
-    ids = [rm.encode(t)[0] for t in texts]
+    keys = [sha256_bytes(t) for t in texts]
+    cached: dict[str, np.ndarray] = {}
+    if cache_file is not None and Path(cache_file).exists():
+        with np.load(cache_file) as npz:
+            cached = dict(zip(npz["keys"].tolist(), npz["emb"]))
     out = np.zeros((len(texts), rm.model.config.hidden_size), dtype=np.float32)
+    todo = [i for i, k in enumerate(keys) if k not in cached]
+    for i, k in enumerate(keys):
+        if k in cached:
+            out[i] = cached[k]
+    ids = {i: rm.encode(texts[i])[0] for i in todo}
     with torch.inference_mode():
-        for batch in plan_batches([len(x) for x in ids], token_budget=token_budget, max_batch_size=256):
-            input_ids, mask = rm._pad([ids[i] for i in batch])
-            out[batch] = rm.pooled(input_ids, mask).cpu().numpy()
+        for batch in plan_batches([len(ids[i]) for i in todo], token_budget=token_budget, max_batch_size=256):
+            rows = [todo[j] for j in batch]
+            input_ids, mask = rm._pad([ids[i] for i in rows])
+            out[rows] = rm.pooled(input_ids, mask).cpu().numpy()
+    if cache_file is not None and todo:
+        for i in todo:
+            cached[keys[i]] = out[i]
+        cache_file = Path(cache_file)
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache_file.with_name(cache_file.stem + f".{os.getpid()}.tmp.npz")
+        np.savez(tmp, keys=np.array(list(cached)), emb=np.stack(list(cached.values())))
+        os.replace(tmp, cache_file)  # atomic: readers see the old or the new file
     return out
 
 
@@ -105,11 +130,13 @@ def train_value_head(
     *,
     name: str | None = None,
     template: TextTemplate | None = None,
+    embedding_cache: str | Path | None = None,
 ) -> TrainingResult:
     """Train a value head on a frozen ``AutoModel`` backbone from preference pairs.
 
     ``pairs`` is a :class:`~workbench.preference_data.PreferenceSet` or a DataFrame
     with prompt, chosen, rejected and optionally label and history.
+    ``embedding_cache`` is a folder where backbone embeddings are kept between runs.
     """
     import torch
     from transformers import AutoModel, AutoTokenizer
@@ -142,7 +169,11 @@ def train_value_head(
     unique = list(dict.fromkeys(chosen + rejected))
     index = {t: i for i, t in enumerate(unique)}
     t0 = time.perf_counter()
-    emb = embed_texts(rm, unique, config.token_budget)
+    cache_file = None
+    if embedding_cache is not None:
+        ident = sha256_bytes(str(Path(backbone).resolve()), config.pooling, str(config.max_length), json.dumps(rm.formatter.describe(), sort_keys=True))
+        cache_file = Path(embedding_cache) / f"{ident[:20]}.npz"
+    emb = embed_texts(rm, unique, config.token_budget, cache_file)
     embed_seconds = time.perf_counter() - t0
 
     # Standardise features for a well-conditioned fit; folded back into the head afterwards.
