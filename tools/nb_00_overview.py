@@ -13,28 +13,31 @@ distributions of chosen vs rejected responses.
     ("parameters", """
 model = "demo-biased"   # RM spec: demo-clean | demo-biased | HF folder or hub id | value-head folder | scores:FILE | python:mod:fn
 data = "golden"         # data spec: golden | demo-eval | path to .jsonl/.csv/.parquet | save_to_disk folder | hf:NAME
-sample_size = 0         # number of pairs to score (0 = all)
+sample_size = 0         # number of pairs to score (0 means all)
 seed = 0                # seed for sampling and bootstrap
 n_boot = 1000           # bootstrap resamples for confidence intervals
 on_error = "raise"      # bad data rows: "raise" or "skip" (skips are counted below)
 """),
     ("code", """
 import matplotlib.pyplot as plt
-from IPython.display import Markdown, display
+from IPython.display import HTML, display
 
+from workbench.notebook_setup import setup_notebook
 from workbench.overview import overview
 from workbench.render import escape_text, show_table
 from workbench.reward_models import load_reward_model
 from workbench.scoring import score_pairs
 from workbench.shipped_data import load_data
+
+setup_notebook()
 """),
     ("code", """
 rm = load_reward_model(model)
 pairs = load_data(data, on_error=on_error).sample(sample_size or None, seed=seed)
 scores = score_pairs(rm, pairs)
 result = overview(scores, n_skipped=pairs.n_skipped, n_boot=n_boot, seed=seed)
-display(Markdown(f"**Model** `{escape_text(rm.name)}` (fingerprint `{rm.fingerprint[:16]}`), "
-                 f"**data** `{escape_text(pairs.source)}`: {len(pairs)} pairs"))
+display(HTML(f"<p><b>Model</b> <code>{escape_text(rm.name)}</code> (fingerprint <code>{rm.fingerprint[:16]}</code>), "
+             f"<b>data</b> <code>{escape_text(pairs.source)}</code>: {len(pairs)} pairs</p>"))
 show_table(result.to_frame())
 """),
     ("md", "## Score distributions"),

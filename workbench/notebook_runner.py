@@ -47,12 +47,29 @@ class NotebookRun:
     parameters: dict = field(default_factory=dict)
 
 
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+
+
+def _is_progress_output(output) -> bool:
+    """Progress bars and live widgets mean nothing in a static report: stderr streams and widget views."""
+    if output.get("output_type") == "stream" and output.get("name") == "stderr":
+        return True
+    return WIDGET_MIME in output.get("data", {})
+
+
 def export_html(ipynb: str | Path, html: str | Path, *, show_code: bool = False) -> Path:
-    """Convert an executed notebook into self-contained HTML (images embedded, code optional)."""
+    """Convert an executed notebook into self-contained HTML (images embedded, code optional).
+
+    stderr streams (progress bars) and widget views (live only in JupyterLab) are left
+    out of the report; errors stay, as error outputs.
+    """
     import nbformat
     from nbconvert import HTMLExporter
 
     nb = nbformat.read(str(ipynb), as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = [o for o in cell.get("outputs", []) if not _is_progress_output(o)]
     exporter = HTMLExporter(template_name="lab", exclude_input=not show_code, exclude_input_prompt=True, exclude_output_prompt=True)
     exporter.embed_images = True
     body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"path": str(Path(ipynb).parent)}})
