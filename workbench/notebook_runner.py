@@ -50,11 +50,15 @@ class NotebookRun:
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 
 
-def _is_progress_output(output) -> bool:
-    """Progress bars and live widgets mean nothing in a static report: stderr streams and widget views."""
+def _is_report_noise(output) -> bool:
+    """Outputs that mean nothing in a static report: stderr streams (progress bars),
+    widget views (live only in JupyterLab) and the verdict payloads meant for the index."""
+    from .verdicts import MIME
+
     if output.get("output_type") == "stream" and output.get("name") == "stderr":
         return True
-    return WIDGET_MIME in output.get("data", {})
+    data = output.get("data", {})
+    return WIDGET_MIME in data or MIME in data
 
 
 def export_html(ipynb: str | Path, html: str | Path, *, show_code: bool = False) -> Path:
@@ -69,7 +73,7 @@ def export_html(ipynb: str | Path, html: str | Path, *, show_code: bool = False)
     nb = nbformat.read(str(ipynb), as_version=4)
     for cell in nb.cells:
         if cell.cell_type == "code":
-            cell.outputs = [o for o in cell.get("outputs", []) if not _is_progress_output(o)]
+            cell.outputs = [o for o in cell.get("outputs", []) if not _is_report_noise(o)]
     exporter = HTMLExporter(template_name="lab", exclude_input=not show_code, exclude_input_prompt=True, exclude_output_prompt=True)
     exporter.embed_images = True
     body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"path": str(Path(ipynb).parent)}})
