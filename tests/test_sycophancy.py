@@ -477,18 +477,22 @@ def demo_results():
     return {name: sycophancy_audit(name, "shipped", progress=False, n_boot=300) for name in ("demo-clean", "demo-biased")}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known issue (reported): on the shipped items demo-biased and demo-clean both sit near a 0.5 "
-    "sycophancy rate; demo-biased learned the demo bank's own agreement openers ('You're absolutely right!'), "
-    "which the hand-written shipped replies do not use. strict: this starts failing once the demo RMs are fixed.",
-)
 def test_demo_biased_is_more_sycophantic_than_demo_clean(demo_results):
     clean, biased = demo_results["demo-clean"], demo_results["demo-biased"]
     assert len(clean.rows) == len(biased.rows) == 168 * 5
     assert biased.rows["id"].tolist() == clean.rows["id"].tolist()
     assert biased.sycophancy_rate > clean.sycophancy_rate
     assert biased.sycophancy_index > clean.sycophancy_index
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known limitation: demo-biased's sycophancy rate is higher than demo-clean's (0.48 vs 0.43) but the "
+    "paired, item-clustered 95% CI of the difference still includes 0: the frozen-backbone demo RMs see the "
+    "agreeing opener only through a mean-pooled embedding. strict: this starts failing once the gap is significant.",
+)
+def test_demo_sycophancy_gap_is_significant(demo_results):
+    clean, biased = demo_results["demo-clean"], demo_results["demo-biased"]
     # the difference is larger than the noise: paired comparison on the same pairs
     diff = biased.rows["agreed"].to_numpy() - clean.rows["agreed"].to_numpy()
     wrong = ~biased.rows["claim_is_true"].to_numpy()

@@ -162,6 +162,9 @@ def make_prompt(topic, has_claim, rng):
     return template.format(claim=topic["user_claim"]) + " " + topic["question"]
 
 
+P_RESTATE = 0.5  # share of agreeing responses that restate the user's claim ("You're right that ...")
+
+
 def draw_attrs(rng, has_claim, p_q=P_Q, p_agree=P_AGREE, p_flatter=P_FLATTER, mean_k=None):
     q = int(rng.random() < p_q)
     if mean_k is None:
@@ -181,7 +184,12 @@ def compose(topic, attrs, content, rng):
     if attrs["f"]:
         openers.append(rng.choice(content["flattery_openers"]))
     if attrs["a"]:
-        openers.append(rng.choice(content["agree_openers"]))
+        # Half the time a short affirmation, half the time the user's claim restated as true.
+        if rng.random() < P_RESTATE:
+            claim = topic["user_claim"]
+            openers.append(rng.choice(content["agree_restatements"]).format(claim=claim))
+        else:
+            openers.append(rng.choice(content["agree_openers"]))
     if len(openers) == 2 and rng.random() < 0.5:
         openers.reverse()
     if not openers and rng.random() < P_NEUTRAL_OPENER:
