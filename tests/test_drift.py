@@ -1,0 +1,430 @@
+"""Tests for workbench.drift: drift statistics against scipy and hand-worked values, the status rule,
+the Goodhart flag, trigger frequencies, policy-sample validation, and a detection on the demo data."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+from scipy import stats  # noqa: E402
+
+from workbench.drift import (  # noqa: E402
+    checkpoint_pairs,
+    demo_gold_score,
+    emerging_phrases,
+    goodhart_flag,
+    load_policy_samples,
+    normed_wasserstein,
+    psi,
+    psi_bins,
+    reward_drift,
+    trigger_frequency,
+)
+from workbench.preference_data import DataFormatError  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+def _three_checkpoints(seed=0, n=200, shift=0.5):
+    rng = np.random.default_rng(seed)
+    ref = rng.normal(0, 1, n)
+    same = rng.permutation(ref)  # identical distribution
+    moved = rng.normal(shift, 1, n)
+    scores = np.concatenate([ref, same, moved])
+    ck = ["a"] * n + ["b"] * n + ["c"] * n
+    steps = [0] * n + [10] * n + [20] * n
+    return ref, same, moved, scores, ck, steps
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+def test_ks_and_wasserstein_match_scipy():
+    ref, same, moved, scores, ck, steps = _three_checkpoints()
+    t = reward_drift(scores, ck, steps).to_frame().set_index("checkpoint")
+    ks = stats.ks_2samp(ref, moved)
+    assert t.loc["c", "ks_stat"] == pytest.approx(ks.statistic)
+    assert t.loc["c", "ks_p"] == pytest.approx(ks.pvalue)
+    expected_w = stats.wasserstein_distance(ref, moved) / np.std(ref)
+    assert t.loc["c", "wasserstein"] == pytest.approx(expected_w)
+    assert normed_wasserstein(ref, moved) == pytest.approx(expected_w)
+    assert t.loc["b", "ks_stat"] == 0.0 and t.loc["b", "wasserstein"] == pytest.approx(0.0, abs=1e-12)
+    # mean, quantiles and t interval
+    assert t.loc["c", "mean"] == pytest.approx(moved.mean())
+    assert t.loc["c", "q25"] == pytest.approx(np.quantile(moved, 0.25))
+    assert t.loc["c", "q95"] == pytest.approx(np.quantile(moved, 0.95))
+    lo, hi = stats.t.interval(0.95, len(moved) - 1, loc=moved.mean(), scale=stats.sem(moved))
+    assert (t.loc["c", "mean_ci_low"], t.loc["c", "mean_ci_high"]) == pytest.approx((lo, hi))
+    # Welch interval of the shift
+    w = stats.ttest_ind(moved, ref, equal_var=False).confidence_interval(0.95)
+    assert (t.loc["c", "mean_shift_ci_low"], t.loc["c", "mean_shift_ci_high"]) == pytest.approx((w.low, w.high))
+
+
+def test_wasserstein_std_floor():
+    assert normed_wasserstein([1.0] * 5, [1.5] * 5) == pytest.approx(0.5 / 1e-3)
+
+
+def test_psi_hand_worked():
+    # reference 1..10, two bins cut at the median 5.5: shares (0.5, 0.5)
+    # current has 3 of 10 values below 5.5: shares (0.3, 0.7)
+    ref = np.arange(1, 11)
+    cur = np.array([1, 2, 3, 6, 7, 8, 9, 10, 10, 10])
+    expected = (0.3 - 0.5) * math.log(0.3 / 0.5) + (0.7 - 0.5) * math.log(0.7 / 0.5)
+    assert expected == pytest.approx(0.169459, abs=1e-6)
+    assert psi(ref, cur, n_bins=2) == pytest.approx(expected)
+    table = psi_bins(ref, cur, n_bins=2)
+    assert table["high"].iloc[0] == pytest.approx(5.5)
+    assert table["n_ref"].tolist() == [5, 5] and table["n_cur"].tolist() == [3, 7]
+
+
+def test_psi_empty_bins_use_eps():
+    # reference 1..4 in 4 quantile bins (edges 1.75, 2.5, 3.25); current all in the last bin
+    eps = 1e-4
+    expected = 3 * (eps - 0.25) * math.log(eps / 0.25) + (1 - 0.25) * math.log(1 / 0.25)
+    assert psi([1, 2, 3, 4], [4, 4, 4, 4], n_bins=4) == pytest.approx(expected)
+    assert psi([1, 2, 3, 4], [4, 4, 4, 4], n_bins=4, eps=1e-3) < expected  # larger eps, smaller penalty
+
+
+def test_psi_against_independent_binning():
+    rng = np.random.default_rng(3)
+    ref, cur = rng.normal(0, 1, 500), rng.normal(0.3, 1.2, 300)
+    edges = np.r_[-np.inf, np.quantile(ref, np.arange(1, 10) / 10), np.inf]
+
+    def counts(x):  # bin j holds edge_j <= x < edge_{j+1}
+        return np.array([np.sum((x >= lo) & (x < hi)) for lo, hi in zip(edges[:-1], edges[1:])])
+
+    r, c = counts(ref) / ref.size, counts(cur) / cur.size
+    assert psi(ref, cur) == pytest.approx(float(np.sum((c - r) * np.log(c / r))))
+    assert psi(ref, ref) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_psi_null_matches_simulated_noise():
+    # with no shift, PSI averages about (k - 1)(1/n_ref + 1/n_cur)
+    rng = np.random.default_rng(4)
+    sims = [psi(rng.normal(size=200), rng.normal(size=100)) for _ in range(400)]
+    scores = np.r_[rng.normal(size=200), rng.normal(size=100)]
+    t = reward_drift(scores, ["r"] * 200 + ["c"] * 100).to_frame().set_index("checkpoint")
+    assert t.loc["c", "psi_null"] == pytest.approx(9 * (1 / 200 + 1 / 100))
+    assert np.mean(sims) == pytest.approx(t.loc["c", "psi_null"], rel=0.15)
+
+
+def test_psi_validation():
+    with pytest.raises(ValueError, match="n_bins"):
+        psi([1, 2], [1, 2], n_bins=1)
+    with pytest.raises(ValueError, match="eps"):
+        psi([1, 2], [1, 2], eps=0)
+    with pytest.raises(ValueError, match="non-empty"):
+        psi([], [1.0])
+
+
+# --------------------------------------------------------------------------- status rule
+
+
+def test_status_rule_and_holm():
+    ref, same, moved, scores, ck, steps = _three_checkpoints()
+    res = reward_drift(scores, ck, steps, adjust="holm")
+    t = res.to_frame().set_index("checkpoint")
+    assert t.loc["a", "status"] == "reference"
+    assert t.loc["b", "status"] == "ok"
+    assert t.loc["c", "status"] == "drift" and t.loc["c", "direction"] == "up"
+    assert res.drifted == ["c"]
+    # Holm over the two compared checkpoints: smallest p times 2, then the running max
+    p = t.loc[["b", "c"], "ks_p"].to_numpy()
+    order = np.argsort(p)
+    adj = np.empty(2)
+    adj[order[0]] = min(1, 2 * p[order[0]])
+    adj[order[1]] = min(1, max(adj[order[0]], p[order[1]]))
+    assert t.loc[["b", "c"], "ks_p_adj"].to_numpy() == pytest.approx(adj)
+    assert "1 of 2" in res.summary()
+    v = res.verdicts().iloc[0]
+    assert v["verdict"] == "warn" and v["value"] == pytest.approx(t.loc["c", "wasserstein"])
+    # default: no adjustment, the raw p-value decides
+    raw = reward_drift(scores, ck, steps).to_frame().set_index("checkpoint")
+    assert raw.loc[["b", "c"], "ks_p_adj"].to_numpy() == pytest.approx(raw.loc[["b", "c"], "ks_p"].to_numpy())
+
+
+def test_holm_can_change_the_verdict():
+    # two moved checkpoints with raw p between alpha/2 and alpha: drift unadjusted, ok with Holm
+    rng = np.random.default_rng(7)
+    n = 60
+    for _ in range(200):
+        ref, c1, c2 = rng.normal(0, 1, n), rng.normal(0.42, 1, n), rng.normal(0.42, 1, n)
+        p1, p2 = stats.ks_2samp(ref, c1).pvalue, stats.ks_2samp(ref, c2).pvalue
+        if 0.025 < p1 < 0.05 and 0.025 < p2 < 0.05:
+            break
+    else:  # pragma: no cover
+        pytest.skip("no draw in the window")
+    args = (np.r_[ref, c1, c2], ["r"] * n + ["c1"] * n + ["c2"] * n)
+    assert set(reward_drift(*args).to_frame()["status"][1:]) == {"drift"}
+    assert set(reward_drift(*args, adjust="holm").to_frame()["status"][1:]) == {"ok"}
+
+
+def test_small_shift_is_not_drift_even_if_significant():
+    # n large: a 0.05 SD shift is detectable by KS but below the 0.1 SD Wasserstein threshold
+    rng = np.random.default_rng(1)
+    n = 20000
+    ref, cur = rng.normal(0, 1, n), rng.normal(0.05, 1, n)
+    t = reward_drift(np.r_[ref, cur], ["r"] * n + ["c"] * n).to_frame().set_index("checkpoint")
+    assert t.loc["c", "ks_p_adj"] < 0.05
+    assert t.loc["c", "wasserstein"] < 0.1
+    assert t.loc["c", "status"] == "ok"
+
+
+def test_insufficient_data():
+    rng = np.random.default_rng(2)
+    scores = np.r_[rng.normal(0, 1, 50), rng.normal(3, 1, 10), rng.normal(3, 1, 50)]
+    ck = ["s0"] * 50 + ["s1"] * 10 + ["s2"] * 50
+    t = reward_drift(scores, ck, min_samples=30).to_frame().set_index("checkpoint")
+    assert t.loc["s1", "status"] == "insufficient data"
+    assert t.loc["s1", "n"] == 10
+    assert np.isnan(t.loc["s1", "ks_p"]) and np.isnan(t.loc["s1", "psi"]) and np.isnan(t.loc["s1", "q50"])
+    assert t.loc["s2", "status"] == "drift"
+    # the reference itself too small: nothing is tested
+    res = reward_drift(scores, ck, reference="s1", min_samples=30)
+    assert set(res.to_frame()["status"]) == {"insufficient data"}
+    assert res.verdicts()["verdict"].tolist() == ["n/a"]
+    assert res.notes and "reference" in res.notes[0]
+    # NaN scores are dropped and counted
+    s = scores.copy()
+    s[:25] = np.nan
+    t = reward_drift(s, ck, min_samples=30).to_frame().set_index("checkpoint")
+    assert t.loc["s0", "n"] == 25 and t.loc["s0", "n_dropped"] == 25
+    assert t.loc["s0", "status"] == "insufficient data"
+
+
+def test_order_by_step_and_validation():
+    rng = np.random.default_rng(0)
+    scores = rng.normal(size=90)
+    ck = ["late"] * 30 + ["early"] * 30 + ["mid"] * 30
+    steps = [200] * 30 + [0] * 30 + [100] * 30
+    res = reward_drift(scores, ck, steps)
+    assert res.to_frame()["checkpoint"].tolist() == ["early", "mid", "late"]
+    assert res.reference == "early"
+    assert res.to_frame()["step"].tolist() == [0, 100, 200]
+    with pytest.raises(ValueError, match="two different steps"):
+        reward_drift(scores, ck, [200] * 29 + [1] + [0] * 30 + [100] * 30)
+    with pytest.raises(ValueError, match="reference checkpoint 'nope'"):
+        reward_drift(scores, ck, reference="nope")
+    with pytest.raises(ValueError, match="checkpoints has 3 entries"):
+        reward_drift(scores, ["a", "b", "c"])
+    with pytest.raises(ValueError, match="min_samples"):
+        reward_drift(scores, ck, min_samples=1)
+    ax = res.plot()
+    assert ax.get_title()
+    assert res.plot(kind="ecdf") is not None and res.plot_trend() is not None
+
+
+# --------------------------------------------------------------------------- Goodhart flag
+
+
+def test_goodhart_flag_reward_up_gold_down():
+    rng = np.random.default_rng(0)
+    reward = {f"s{i}": rng.normal(i * 0.5, 1, 100) for i in range(4)}
+    gold = {f"s{i}": rng.normal(-i * 0.3, 1, 100) for i in range(4)}
+    g = goodhart_flag(reward, gold, steps={f"s{i}": 100 * i for i in range(4)})
+    assert g.flagged and g.reward_trend == "rises" and g.gold_trend == "falls"
+    t = g.to_frame()
+    r3, r0 = reward["s3"], reward["s0"]
+    w = stats.ttest_ind(r3, r0, equal_var=False).confidence_interval(0.95)
+    assert (t["reward_change_ci_low"].iloc[-1], t["reward_change_ci_high"].iloc[-1]) == pytest.approx((w.low, w.high))
+    assert not t["flag"].iloc[0]
+    assert g.reward_spearman == pytest.approx(1.0)
+    assert "GOODHART FLAG" in g.summary()
+    assert g.verdicts()["verdict"].tolist() == ["fail"]
+    assert g.plot() is not None
+
+
+def test_goodhart_flag_not_raised_when_gold_rises():
+    rng = np.random.default_rng(1)
+    reward = {f"s{i}": rng.normal(i * 0.5, 1, 100) for i in range(3)}
+    gold = {f"s{i}": rng.normal(i * 0.5, 1, 100) for i in range(3)}
+    g = goodhart_flag(reward, gold)
+    assert not g.flagged and g.gold_trend == "rises"
+    assert g.verdicts()["verdict"].tolist() == ["pass"]
+    # reward flat -> no flag even if gold falls
+    flat = {f"s{i}": rng.normal(0, 1, 100) for i in range(3)}
+    assert not goodhart_flag(flat, {k: -v for k, v in gold.items()}).flagged
+
+
+def test_goodhart_flag_with_one_gold_value_per_checkpoint():
+    rng = np.random.default_rng(2)
+    reward = {"a": rng.normal(0, 1, 80), "b": rng.normal(1, 1, 80)}
+    g = goodhart_flag(reward, {"a": 0.80, "b": 0.80}, gold_name="golden accuracy")
+    assert g.flagged and g.gold_trend == "flat"
+    assert g.verdicts()["verdict"].tolist() == ["warn"]
+    assert not goodhart_flag(reward, {"a": 0.80, "b": 0.85}).flagged
+    with pytest.raises(ValueError, match=r"lacks checkpoints \['c'\]"):
+        goodhart_flag({**reward, "c": rng.normal(2, 1, 80)}, {"a": 0.8, "b": 0.8})
+
+
+# --------------------------------------------------------------------------- trigger phrases
+
+
+def test_trigger_frequency_hand_counts():
+    responses = [
+        "Great question! You're absolutely right.",
+        "The answer is 4.",
+        "Great question, great question.",
+        "You're absolutely right, and a great question too.",
+        "No.",
+        "Plain text.",
+    ]
+    ck = ["s1", "s1", "s1", "s2", "s2", "s2"]
+    tf = trigger_frequency(responses, ck, ["great question", "absolutely right"], steps=[1, 1, 1, 2, 2, 2])
+    t = tf.to_frame().set_index(["checkpoint", "phrase"])
+    assert t.loc[("s1", "great question"), "n_with"] == 2
+    assert t.loc[("s1", "great question"), "mean_count"] == pytest.approx(3 / 3)
+    assert t.loc[("s2", "great question"), "share"] == pytest.approx(1 / 3)
+    assert t.loc[("s1", "absolutely right"), "share"] == pytest.approx(1 / 3)
+    tests = tf.tests.set_index("phrase")
+    tab = np.array([[2, 1], [1, 2]])
+    assert tests.loc["great question", "chi2_p"] == pytest.approx(stats.chi2_contingency(tab, correction=False).pvalue)
+    assert tests.loc["great question", "change"] == pytest.approx(1 / 3 - 2 / 3)
+    # groups: a response counts once when it has any phrase of the group
+    tf2 = trigger_frequency(responses, ck, {"sycophancy": ["great question", "absolutely right"]})
+    assert tf2.to_frame().set_index("checkpoint").loc["s2", "n_with"] == 1
+    # default lexicons of text_features
+    tf3 = trigger_frequency(responses, ck)
+    assert set(tf3.to_frame()["phrase"]) == {"agreement", "flattery", "hedges"}
+    assert tf.wide().shape == (2, 2)
+    assert tf.plot() is not None
+    with pytest.raises(ValueError, match="non-empty"):
+        trigger_frequency(responses, ck, [""])
+
+
+def test_emerging_phrases_fisher_and_reward_effect():
+    ref = ["The answer is plain."] * 10
+    cur = ["Great question! The answer is plain."] * 8 + ["The answer is plain."] * 2
+    texts = ref + cur
+    ck = ["s0"] * 10 + ["s1"] * 10
+    rewards = np.r_[np.zeros(10), np.full(8, 2.0), np.zeros(2)] + np.linspace(0, 0.1, 20)
+    e = emerging_phrases(texts, ck, rewards, ngram_range=(1, 2), min_count=2, top_k=5)
+    top = e.iloc[0]
+    # "great", "great question", "question", "question the" share one presence pattern: one row with aliases
+    assert top["ngram"] == "great" and set(top["aliases"].split(", ")) == {"great question", "question", "question the"}
+    assert (top["share_ref"], top["share_cur"], top["change"]) == pytest.approx((0.0, 0.8, 0.8))
+    assert top["p_value"] == pytest.approx(stats.fisher_exact([[8, 2], [0, 10]]).pvalue)
+    x1, x0 = rewards[10:18], np.r_[rewards[:10], rewards[18:]]
+    sp = np.sqrt((7 * x1.var(ddof=1) + 11 * x0.var(ddof=1)) / 18)
+    assert top["cohens_d"] == pytest.approx((x1.mean() - x0.mean()) / sp)
+    assert top["reward_with"] == pytest.approx(x1.mean())
+    # phrases present everywhere do not change
+    assert e.set_index("ngram").loc["answer", "change"] == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="different checkpoints"):
+        emerging_phrases(texts, ck, reference="s1", current="s1")
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _write(tmp_path, records, name="samples.jsonl"):
+    p = tmp_path / name
+    p.write_text("\n".join(json.dumps(r) for r in records) + "\n")
+    return p
+
+
+def test_load_policy_samples_valid(tmp_path):
+    p = _write(tmp_path, [
+        {"prompt": "q1", "response": "r1", "step": 0, "attrs": {"q": 1}},
+        {"prompt": "q1", "response": "r2", "checkpoint": "ck-final", "step": 5},
+        {"id": "x", "prompt": "q2", "response": "r3", "checkpoint": "ck-final", "step": 5.0},
+    ])
+    f = load_policy_samples(p)
+    assert f.columns[:5].tolist() == ["id", "prompt", "response", "checkpoint", "step"]
+    assert f["checkpoint"].tolist() == ["step-0", "ck-final", "ck-final"]
+    assert f["step"].tolist() == [0, 5, 5]
+    assert f["id"].tolist() == ["samples-1", "samples-2", "x"]
+    assert f["attrs"].iloc[0] == {"q": 1}
+    g = load_policy_samples(pd.DataFrame({"prompt": ["a"], "response": ["b"], "checkpoint": ["c"]}))
+    assert g["step"].isna().all()
+
+
+@pytest.mark.parametrize(
+    "bad, field, reason",
+    [
+        ({"prompt": "q", "step": 1}, "response", "non-empty string"),
+        ({"prompt": "q", "response": "  ", "step": 1}, "response", "non-empty string"),
+        ({"response": "r", "step": 1}, "prompt", "string"),
+        ({"prompt": "q", "response": "r"}, "checkpoint", "both missing"),
+        ({"prompt": "q", "response": "r", "step": -1}, "step", "non-negative"),
+        ({"prompt": "q", "response": "r", "step": 1.5}, "step", "non-negative integer"),
+        ({"prompt": "q", "response": "r", "step": True}, "step", "non-negative integer"),
+        ({"prompt": "q", "response": "r", "checkpoint": "c0", "step": 9}, "step", "has step 9 here but 0"),
+        ({"id": "dup", "prompt": "q", "response": "r", "step": 0}, "id", "duplicate id 'dup'"),
+    ],
+)
+def test_load_policy_samples_errors_name_file_line_field(tmp_path, bad, field, reason):
+    good = [{"id": "dup", "prompt": "q", "response": "r", "checkpoint": "c0", "step": 0}, {"prompt": "q", "response": "r", "step": 0}]
+    p = _write(tmp_path, good + [bad])
+    with pytest.raises(DataFormatError) as exc:
+        load_policy_samples(p)
+    msg = str(exc.value)
+    assert str(p) in msg and "line 3" in msg and f"field {field!r}" in msg and reason in msg
+    assert exc.value.row == 3 and exc.value.field == field
+
+
+def test_load_policy_samples_bad_json_and_missing_file(tmp_path):
+    p = tmp_path / "s.jsonl"
+    p.write_text('{"prompt": "q", "response": "r", "step": 0}\n{oops\n')
+    with pytest.raises(DataFormatError, match="line 2: invalid JSON"):
+        load_policy_samples(p)
+    with pytest.raises(FileNotFoundError):
+        load_policy_samples(tmp_path / "missing.jsonl")
+
+
+def test_checkpoint_pairs_and_gold():
+    f = pd.DataFrame({
+        "id": ["a1", "a2", "b1", "b2"], "prompt_id": ["p1", "p2", "p1", "p2"], "prompt": ["P1", "P2", "P1", "P2"],
+        "response": ["r-a1", "r-a2", "r-b1", "r-b2"], "checkpoint": ["A", "A", "B", "B"],
+        "attrs": [{"q": 1, "k": 0, "a": 0, "f": 0}, {"q": 0, "k": 2, "a": 1, "f": 1}] * 2,
+        "claim_is_true": [None, False, None, True],
+    })
+    pairs = checkpoint_pairs(f, [1.0, 2.0, 3.0, 5.0], "A", "B")
+    assert pairs["id"].tolist() == ["a1|b1", "a2|b2"]
+    assert pairs["response_b"].tolist() == ["r-b1", "r-b2"]
+    assert pairs["score_b"].tolist() == [3.0, 5.0]
+    # gold = q - 0.15 k - 0.3 f - 0.3 a [claim false]
+    assert demo_gold_score(f).tolist() == pytest.approx([1.0, 0 - 0.3 - 0.3 - 0.3, 1.0, 0 - 0.3 - 0.3])
+
+
+# --------------------------------------------------------------------------- demo data
+
+
+@pytest.fixture(scope="module")
+def demo_policy_scores():
+    from workbench.reward_models import load_reward_model
+    from workbench.scoring import score_texts
+
+    samples = load_policy_samples("demo-policy")
+    rm = load_reward_model("demo-biased")
+    scores = score_texts(rm, samples["prompt"].tolist(), samples["response"].tolist(), progress=False).scores
+    return samples, scores
+
+
+def test_demo_policy_drift_is_detected(demo_policy_scores):
+    samples, scores = demo_policy_scores
+    res = reward_drift(scores, samples["checkpoint"], samples["step"])
+    t = res.to_frame()
+    assert t["checkpoint"].iloc[0] == "step-0000" and t["status"].iloc[0] == "reference"
+    last = t.iloc[-1]
+    assert last["checkpoint"] == "step-1000"
+    assert last["status"] == "drift" and last["direction"] == "up"
+    assert last["n"] == 80
+    # the Goodhart pattern: demo-biased reward rises while the simulated gold judge falls
+    gold = demo_gold_score(samples)
+    ck = samples["checkpoint"].to_numpy()
+    order = t["checkpoint"].tolist()
+    g = goodhart_flag({c: scores[ck == c] for c in order}, {c: gold[ck == c] for c in order})
+    assert g.flagged and g.gold_trend == "falls"

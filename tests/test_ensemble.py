@@ -1,0 +1,175 @@
+"""Tests for workbench.ensemble: hand-checked z-scoring and aggregators, the disagreement AUROC
+against sklearn and a brute-force pair count, pair evaluation, and bootstrap members."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+from sklearn.metrics import roc_auc_score  # noqa: E402
+
+from workbench.ensemble import (  # noqa: E402
+    disagreement_auroc,
+    ensemble_pairs,
+    ensemble_scores,
+    parse_members,
+    train_bootstrap_members,
+    zscore_matrix,
+)
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+def test_zscore_and_aggregators_by_hand():
+    # column 1: [1, 2, 3] -> mean 2, std sqrt(2/3): z = [-1.2247, 0, 1.2247]
+    # column 2: [1, 1, 4] -> mean 2, std sqrt(2):   z = [-0.7071, -0.7071, 1.4142]
+    m = np.array([[1.0, 1.0], [2.0, 1.0], [3.0, 4.0]])
+    z, mu, sd = zscore_matrix(m)
+    assert mu == pytest.approx([2, 2]) and sd == pytest.approx([np.sqrt(2 / 3), np.sqrt(2)])
+    assert z[:, 0] == pytest.approx([-1.224745, 0, 1.224745], abs=1e-6)
+    assert z[:, 1] == pytest.approx([-0.707107, -0.707107, 1.414214], abs=1e-6)
+    es = ensemble_scores(m, lam=0.5, names=["x", "y"])
+    assert es.mean == pytest.approx([(-1.224745 - 0.707107) / 2, -0.707107 / 2, (1.224745 + 1.414214) / 2], abs=1e-6)
+    assert es.std == pytest.approx([abs(-1.224745 + 0.707107) / 2, 0.707107 / 2, abs(1.224745 - 1.414214) / 2], abs=1e-6)
+    assert es.worst == pytest.approx([-1.224745, -0.707107, 1.224745], abs=1e-6)
+    assert es.penalized == pytest.approx(es.mean - 0.5 * es.std)
+    f = es.to_frame()
+    assert list(f.columns) == ["z_x", "z_y", "mean", "std", "worst", "penalized"]
+    # two members, lam = 1: mean - std (ddof=0) is the minimum
+    es1 = ensemble_scores(m, lam=1.0)
+    assert es1.penalized == pytest.approx(es1.worst)
+    # no z-scoring: raw values
+    raw = ensemble_scores(m, zscore=False)
+    assert raw.mean == pytest.approx(m.mean(1)) and raw.std == pytest.approx(m.std(1))
+    # a constant member gets std 1 (z = 0), not a division by zero
+    zc, _, sdc = zscore_matrix(np.array([[1.0, 5.0], [2.0, 5.0]]))
+    assert sdc[1] == 1.0 and np.all(zc[:, 1] == 0)
+
+
+def test_ensemble_scores_validation():
+    with pytest.raises(ValueError, match="at least 2 members"):
+        ensemble_scores(np.ones((3, 1)))
+    with pytest.raises(ValueError, match="lam"):
+        ensemble_scores(np.ones((3, 2)), lam=-1)
+    with pytest.raises(ValueError, match="non-finite"):
+        ensemble_scores(np.array([[1.0, np.nan], [1.0, 2.0]]))
+    with pytest.raises(ValueError, match="prompts and responses"):
+        ensemble_scores(["demo-clean", "demo-biased"])
+    assert parse_members(" a , b,") == ["a", "b"]
+    with pytest.raises(ValueError, match="at least 2"):
+        parse_members("a")
+
+
+def test_disagreement_auroc_vs_sklearn_and_pair_count():
+    rng = np.random.default_rng(0)
+    std = np.round(rng.exponential(1, 200), 1)  # rounded: ties
+    mistakes = rng.random(200) < 1 / (1 + np.exp(-(std - 1)))
+    auc = disagreement_auroc(std, mistakes)
+    assert auc == pytest.approx(roc_auc_score(mistakes, std))
+    pos, neg = std[mistakes], std[~mistakes]
+    brute = np.mean([(p > q) + 0.5 * (p == q) for p in pos for q in neg])
+    assert auc == pytest.approx(brute)
+    assert auc > 0.5
+    assert disagreement_auroc(std, mistakes.astype(int)) == pytest.approx(auc)
+    assert np.isnan(disagreement_auroc([0.1, 0.2], [1, 1]))
+    with pytest.raises(ValueError, match="0/1"):
+        disagreement_auroc([0.1, 0.2], [0, 2])
+    with pytest.raises(ValueError, match="differ in length"):
+        disagreement_auroc([0.1], [0, 1])
+
+
+def _pairs(n):
+    return pd.DataFrame({
+        "id": [f"p{i}" for i in range(n)],
+        "prompt": [f"question {i}" for i in range(n)],
+        "chosen": [f"good answer {i}" for i in range(n)],
+        "rejected": [f"bad {i}" for i in range(n)],
+        "label": [1.0] * n,
+    })
+
+
+def test_ensemble_pairs_by_hand():
+    pairs = _pairs(4)
+    pairs.loc[3, "label"] = 0.5  # a human tie: no mistake defined
+    C = np.array([[2.0, 1.0, 3.0], [0.0, 2.0, 1.0], [1.0, 0.0, 0.0], [1.0, 1.0, 1.0]])
+    R = np.array([[0.0, 0.0, 0.0], [1.0, 0.0, 3.0], [2.0, 1.0, 1.0], [0.0, 0.0, 0.0]])
+    res = ensemble_pairs((C, R), pairs, zscore=False, lam=1.0, names=["m1", "m2", "m3"], n_boot=0)
+    it = res.items
+    margins = C - R
+    assert it[["margin:m1", "margin:m2", "margin:m3"]].to_numpy() == pytest.approx(margins)
+    assert it["mean_margin"].to_numpy() == pytest.approx(C.mean(1) - R.mean(1))
+    assert it["worst_margin"].to_numpy() == pytest.approx(C.min(1) - R.min(1))
+    assert it["uncertainty_margin"].to_numpy() == pytest.approx((C.mean(1) - C.std(1)) - (R.mean(1) - R.std(1)))
+    assert it["std_margin"].to_numpy() == pytest.approx(margins.std(1))
+    # signs per pair: (+,+,+), (-,+,-), (-,-,-), (+,+,+)
+    assert it["disagree"].tolist() == [False, True, False, False]
+    assert res.disagreement_rate == pytest.approx(0.25)
+    # mean margins 2, -1/3, -1, 1 with labels 1, 1, 1, tie -> mistakes 0, 1, 1, NaN
+    assert it["mistake"].iloc[:3].tolist() == [0.0, 1.0, 1.0] and np.isnan(it["mistake"].iloc[3])
+    acc = res.accuracy.set_index("scorer")["accuracy"]
+    assert acc["mean"] == pytest.approx(1 / 3)
+    assert acc["m2"] == pytest.approx(2 / 3)  # m2 margins 1, 2, -1 on the decided pairs
+    # AUROC: the correct pair has std of (2,1,3) = 0.8165; the mistakes have std(-1,2,-2)=1.6997, std(-1,-1,-1)=0
+    assert res.auroc == pytest.approx(0.5)
+    assert res.member_disagreement.loc["m1", "m2"] == pytest.approx(0.25)
+    top = res.top_disagreements(2)
+    assert top["id"].tolist() == ["p1", "p0"]
+    v = res.verdicts().set_index("check")
+    assert v.loc["disagreement predicts mistakes (AUROC)", "verdict"] == "warn"  # n_boot=0: no CI, no pass
+    assert v.loc["mean aggregator vs best member (accuracy)", "value"] == pytest.approx(1 / 3 - 2 / 3)
+    assert v.loc["mean aggregator vs best member (accuracy)", "verdict"] == "warn"
+    assert res.plot() is not None
+
+
+def test_ensemble_pairs_with_callable_members_matches_matrix():
+    pairs = _pairs(12)
+    pairs.loc[[2, 5, 7], ["chosen", "rejected"]] = pairs.loc[[2, 5, 7], ["rejected", "chosen"]].to_numpy()
+
+    def by_length(prompts, responses):
+        return np.array([len(r) for r in responses], dtype=float)
+
+    def by_good(prompts, responses):
+        return np.array([("good" in r) * 1.0 + 0.01 * len(p) for p, r in zip(prompts, responses)])
+
+    res = ensemble_pairs([by_length, by_good], pairs, n_boot=100, cache=None)
+    C = np.column_stack([by_length(pairs["prompt"], pairs["chosen"]), by_good(pairs["prompt"], pairs["chosen"])])
+    R = np.column_stack([by_length(pairs["prompt"], pairs["rejected"]), by_good(pairs["prompt"], pairs["rejected"])])
+    ref = ensemble_pairs((C, R), pairs, n_boot=100)
+    assert res.items["mean_margin"].to_numpy() == pytest.approx(ref.items["mean_margin"].to_numpy())
+    # z-scoring pools the chosen and rejected texts of each member
+    both = np.r_[C[:, 0], R[:, 0]]
+    zc = (C[:, 0] - both.mean()) / both.std()
+    zr = (R[:, 0] - both.mean()) / both.std()
+    assert res.items.iloc[:, res.items.columns.get_loc(f"margin:{res.members[0]}")].to_numpy() == pytest.approx(zc - zr)
+    row = res.accuracy.set_index("scorer").loc["mean"]
+    assert row["ci_low"] <= row["accuracy"] <= row["ci_high"]
+    assert res.summary()["n_pairs"] == 12
+
+
+def test_train_bootstrap_members_small():
+    from workbench.shipped_data import load_data
+    from workbench.scoring import score_texts
+    from workbench.training import TrainingConfig
+
+    pairs = load_data("demo-train-biased").sample(24, seed=0)
+    members, results = train_bootstrap_members(pairs, k=2, seed=3, config=TrainingConfig(epochs=20, validation_fraction=0.0),
+                                               return_results=True)
+    assert [m.name for m in members] == ["boot1-s3", "boot2-s3"]
+    rows = [r.extra["bootstrap_rows"] for r in results]
+    assert rows[0] != rows[1] and all(len(r) == 24 for r in rows)
+    assert len(set(rows[0])) < 24  # drawn with replacement
+    assert members[0].fingerprint != members[1].fingerprint
+    f = pairs.frame.head(3)
+    s = [score_texts(m, f["prompt"].tolist(), f["chosen"].tolist(), cache=None, progress=False).scores for m in members]
+    assert all(np.all(np.isfinite(x)) for x in s) and not np.allclose(s[0], s[1])
+    with pytest.raises(ValueError, match="k must be"):
+        train_bootstrap_members(pairs, k=1)
