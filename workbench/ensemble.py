@@ -439,7 +439,7 @@ def train_bootstrap_members(
     from dataclasses import asdict
     from pathlib import Path
 
-    from .paths import minilm_dir
+    from .paths import cache_dir, minilm_dir
     from .training import TrainingConfig, train_value_head
 
     frame = _pairs_frame(pairs)
@@ -455,7 +455,8 @@ def train_bootstrap_members(
         cfg = TrainingConfig(**{**asdict(base), "seed": int(base.seed) + int(seed) + j})
         name = f"boot{j}-s{seed}"
         target = Path(out_dir) / f"boot{j}" if out_dir is not None else None
-        res = train_value_head(sample, backbone, target, cfg, name=name)
+        # Members resample the same texts: the embedding cache embeds each text once for all of them.
+        res = train_value_head(sample, backbone, target, cfg, name=name, embedding_cache=cache_dir() / "embeddings")
         res.extra["bootstrap_rows"] = idx.tolist()
         members.append(res.model)
         results.append(res)
