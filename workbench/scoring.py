@@ -37,6 +37,7 @@ class ScoreResult:
     model: dict = field(default_factory=dict)
     n_batches: int = 0
     padded_tokens: int = 0
+    real_tokens: int = 0
 
     @property
     def n_truncated(self) -> int:
@@ -53,8 +54,7 @@ class ScoreResult:
     @property
     def padding_fraction(self) -> float:
         """Share of the tokens fed to the model that were padding (computed texts only)."""
-        real = int(self.n_tokens[~self.from_cache].clip(min=0).sum())
-        return float(1 - real / self.padded_tokens) if self.padded_tokens else 0.0
+        return float(1 - self.real_tokens / self.padded_tokens) if self.padded_tokens else 0.0
 
     def to_frame(self) -> pd.DataFrame:
         return pd.DataFrame(
@@ -187,7 +187,7 @@ def score_texts(
     else:
         batches = [first[s : s + max_batch_size] for s in range(0, len(first), max_batch_size)]
 
-    padded = 0
+    padded = real = 0
     bar = _progress(len(first), desc or f"scoring with {rm.name}", progress)
     try:
         for batch in batches:
@@ -197,6 +197,7 @@ def score_texts(
                 with torch.inference_mode():
                     values = rm.forward_ids([token_ids[i] for i in batch], padding_side=padding_side)
                 padded += len(batch) * max(len(token_ids[i]) for i in batch)
+                real += sum(len(token_ids[i]) for i in batch)
             else:
                 values = rm.score_items([(prompts[i], responses[i], histories[i]) for i in batch])
             values = np.asarray(values, dtype=np.float64)
@@ -223,6 +224,7 @@ def score_texts(
         model=rm.describe(),
         n_batches=len(batches),
         padded_tokens=padded,
+        real_tokens=real,
     )
 
 
@@ -293,6 +295,6 @@ def score_pairs(rm, data, **kwargs) -> PairScores:
             out[col] = frame[col].to_numpy()
 
     def part(s, t, c, k):
-        return ScoreResult(s, t, k, c, result.seconds, result.model, result.n_batches, result.padded_tokens)
+        return ScoreResult(s, t, k, c, result.seconds, result.model, result.n_batches, result.padded_tokens, result.real_tokens)
 
     return PairScores(out, result.model, part(sc, tc, cc, kc), part(sr, tr, cr, kr))
