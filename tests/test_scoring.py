@@ -38,7 +38,7 @@ def test_length_sorting_reduces_padding(tiny_models):
     assert 0 < sorted_run.padding_fraction < fixed_run.padding_fraction < 1
     single = score_texts(rm, prompts + prompts[:1], responses + responses[:1], cache=None, progress=False, strategy="fixed", batch_size=1)
     assert single.padding_fraction == 0.0  # one text per batch, duplicates computed once
-    assert single.n_batches == 64
+    assert single.n_batches == len(set(responses))
     np.testing.assert_allclose(sorted_run.scores, fixed_run.scores, atol=1e-4)
 
 
