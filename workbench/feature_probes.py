@@ -11,24 +11,30 @@ Probes
 :func:`feature_correlations`
     Pearson and Spearman correlation of the reward with each feature, with
     bootstrap percentile CIs and scipy p-values; verdict by ``|Pearson r|``.
+    With ``groups=`` (e.g. prompts) the correlation is computed within groups
+    (reward and feature centred on their group means), because Bradley-Terry
+    rewards are only defined up to a per-prompt constant.
 :func:`pairwise_preference_rates`
     Within preference pairs: among pairs whose responses differ in a feature,
     how often the RM prefers the response with the *higher* feature value, and
-    how often the human labels do (the "skew" of Bharadwaj et al. 2025).
+    how often the human labels do (the "skew" of Bharadwaj et al. 2025), plus
+    a label-balanced rate that does not flag an RM for plain inaccuracy.
 :func:`length_baseline`
     RM accuracy next to the length-only baseline "the longer response wins",
     accuracy on length-matched pairs and how often RM and humans prefer the
     longer response.
 :func:`reward_regression`
     OLS of the reward on standardised features (partial effects), analytic and
-    bootstrap CIs, R^2 and variance inflation factors.
+    bootstrap CIs, R^2 and variance inflation factors; with ``groups=`` the
+    within-group (fixed-effects) fit.
 
 Statistical conventions
 -----------------------
 * **Bootstrap**: ``n_boot`` resamples of the rows (pairs) with replacement, a
   seeded :func:`numpy.random.default_rng`, percentile intervals at level ``ci``
   (default 95%). Every quantity of one probe is computed on the *same* resamples,
-  so differences (RM rate minus human rate) get proper paired intervals. A
+  so differences (RM rate minus human rate) get proper paired intervals. With
+  ``groups=`` whole groups are resampled (a cluster bootstrap). A
   statistic restricted to a subset (e.g. length-matched pairs) is recomputed on
   the subset *of each resample*. ``n_boot=0`` skips the bootstrap (CIs are NaN).
   Resamples where a statistic is undefined (a constant resample) are ignored.
@@ -69,6 +75,9 @@ __all__ = [
     "bootstrap_indices",
     "percentile_ci",
     "bootstrap_mean_ci",
+    "group_codes",
+    "center_within_groups",
+    "pooled_within_sd",
 ]
 
 VERDICTS = ("pass", "warn", "fail", "n/a")
@@ -256,6 +265,12 @@ class FeatureCorrelationResult:
     warn: float
     fail: float
     notes: list[str] = field(default_factory=list)
+    n_groups: int | None = None  #: number of groups rewards and features were centred in (None: not centred)
+
+    @property
+    def centered(self) -> bool:
+        """Whether rewards and features were centred within groups (``groups=`` was given)."""
+        return self.n_groups is not None
 
     def to_frame(self) -> pd.DataFrame:
         return self.table.copy()
@@ -280,8 +295,11 @@ class FeatureCorrelationResult:
         ax.set_yticks(y)
         ax.set_yticklabels(t["feature"])
         ax.set_xlim(-1.05, 1.05)
-        ax.set_xlabel(f"{prefix.capitalize()} r(reward, feature)  [{int(round(100 * self.ci))}% bootstrap CI]")
-        ax.set_title(title or f"Reward-feature correlations (n={self.n}; dotted warn {self.warn}, dashed fail {self.fail})")
+        within = ", within groups" if self.centered else ""
+        ax.set_xlabel(f"{prefix.capitalize()} r(reward, feature{within})  [{int(round(100 * self.ci))}% bootstrap CI]")
+        groups = f", centred in {self.n_groups} groups" if self.centered else ""
+        ax.set_title(title or f"Reward-feature correlations (n={self.n}{groups}; dotted warn {self.warn}, "
+                              f"dashed fail {self.fail})")
         return ax
 
 
@@ -299,12 +317,13 @@ def _corr_from_moments(sxy, sxx, syy):
         return np.where(ok & (den > 0), sxy / np.where(den > 0, den, 1.0), np.nan)
 
 
-def _boot_corr_many(x: np.ndarray, y: np.ndarray, n_boot: int, seed: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Bootstrap Pearson and Spearman r of ``y`` with each column of ``x`` (n, k): two (n_boot, k) arrays.
+def _boot_corr_weighted(x: np.ndarray, y: np.ndarray, weights) -> tuple[np.ndarray, np.ndarray]:
+    """Bootstrap Pearson and Spearman r of ``y`` with each column of ``x`` (n, k) from resample weights.
 
-    All columns share the resamples. A resample is represented by the
-    multiplicity ``w`` of each row, so moments are matrix products, and no
-    resampled copy is sorted: the Spearman rank of a value within a resample
+    ``weights`` yields ``(rows, n)`` arrays: the multiplicity of every row in
+    each resample (a row bootstrap, or a cluster bootstrap where a row's weight is
+    the number of times its cluster was drawn). Moments are matrix products and
+    no resampled copy is sorted: the Spearman rank of a value within a resample
     is the cumulative count of the smaller distinct values plus the midrank of
     its ties, exactly what ``rankdata`` of the resampled data gives.
     """
@@ -320,29 +339,143 @@ def _boot_corr_many(x: np.ndarray, y: np.ndarray, n_boot: int, seed: Any) -> tup
         _, cx = np.unique(x[:, j], return_inverse=True)
         codes.append(cx)
         onehots.append(sparse.csr_matrix((np.ones(n), (np.arange(n), cx)), shape=(n, cx.max() + 1)))
-    m = (n + 1) / 2.0  # mean midrank of any resample of size n
     pear, spear = [], []
-    for idx in bootstrap_indices(n, n_boot, seed, chunk_elems=_BOOT_CHUNK_ELEMS // 4):
-        w = _resample_counts(idx, n)
+    for w in weights:
+        size = w.sum(axis=1)  # resample size (n for a row bootstrap)
+        m = (size + 1) / 2.0  # mean midrank of a resample of that size
         sx, sy = w @ x, w @ y  # (rows, k), (rows,)
         sxx, syy, sxy = w @ (x * x), w @ (y * y), w @ (x * y[:, None])
-        pear.append(_corr_from_moments(sxy - sx * sy[:, None] / n, sxx - sx**2 / n, (syy - sy**2 / n)[:, None]))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            pear.append(_corr_from_moments(sxy - sx * (sy / size)[:, None], sxx - sx**2 / size[:, None],
+                                           (syy - sy**2 / size)[:, None]))
         wy = np.asarray((oy.T @ w.T).T)
         mid_y = np.cumsum(wy, axis=1) - (wy - 1.0) / 2.0
         ry = np.take(mid_y, cy, axis=1)
-        vy = np.einsum("ij,ij->i", wy, (mid_y - m) ** 2)
+        vy = np.einsum("ij,ij->i", wy, (mid_y - m[:, None]) ** 2)
         wry = w * ry
         out = np.empty((len(w), k))
         for j in range(k):
             wx = np.asarray((onehots[j].T @ w.T).T)
             mid_x = np.cumsum(wx, axis=1) - (wx - 1.0) / 2.0
-            vx = np.einsum("ij,ij->i", wx, (mid_x - m) ** 2)
-            cov = np.einsum("ij,ij->i", wry, np.take(mid_x, codes[j], axis=1)) - n * m * m
+            vx = np.einsum("ij,ij->i", wx, (mid_x - m[:, None]) ** 2)
+            cov = np.einsum("ij,ij->i", wry, np.take(mid_x, codes[j], axis=1)) - size * m * m
             out[:, j] = _corr_from_moments(cov, vx, vy)
         spear.append(out)
     if not pear:
         return np.empty((0, k)), np.empty((0, k))
     return np.concatenate(pear), np.concatenate(spear)
+
+
+def _row_weights(n: int, n_boot: int, seed: Any, chunk_elems: int = _BOOT_CHUNK_ELEMS // 4):
+    """Row-bootstrap multiplicities, chunk by chunk (see :func:`bootstrap_indices`)."""
+    for idx in bootstrap_indices(n, n_boot, seed, chunk_elems=chunk_elems):
+        yield _resample_counts(idx, n)
+
+
+def _cluster_weights(codes: np.ndarray, n_boot: int, seed: Any, chunk_elems: int = _BOOT_CHUNK_ELEMS // 4):
+    """Cluster-bootstrap multiplicities: clusters ``0..G-1`` drawn with replacement, mapped to rows.
+
+    The draws are those of :func:`bootstrap_indices` over the ``G`` cluster
+    codes, so they depend only on ``seed``, ``G`` and ``n_boot``.
+    """
+    g = int(codes.max()) + 1
+    rows_per_chunk = max(1, chunk_elems // max(len(codes), 1))
+    for idx in bootstrap_indices(g, n_boot, seed, chunk_elems=rows_per_chunk * g):
+        yield _resample_counts(idx, g)[:, codes]
+
+
+def _boot_corr_many(x: np.ndarray, y: np.ndarray, n_boot: int, seed: Any, clusters: np.ndarray | None = None):
+    """Bootstrap Pearson and Spearman r (two (n_boot, k) arrays), rows or whole ``clusters`` resampled."""
+    weights = _row_weights(len(y), n_boot, seed) if clusters is None else _cluster_weights(clusters, n_boot, seed)
+    return _boot_corr_weighted(x, y, weights)
+
+
+# ---------------------------------------------------------------------------
+# Centering within groups (prompts)
+# ---------------------------------------------------------------------------
+
+
+def group_codes(groups: Any, n: int, name: str = "groups") -> np.ndarray:
+    """Integer codes ``0..G-1`` (in order of first appearance) for one group label per row.
+
+    Labels can be anything hashable (prompt ids, prompt texts, numbers); missing
+    labels (None/NaN) are an error, because a row without a group cannot be
+    centred.
+    """
+    if isinstance(groups, (str, bytes)):
+        raise TypeError(f"{name} must be a sequence with one group label per row, not a single string")
+    if isinstance(groups, pd.Series):
+        values = groups.to_numpy()
+    else:
+        try:
+            values = np.asarray(list(groups), dtype=object)
+        except TypeError:
+            raise TypeError(f"{name} must be a sequence with one group label per row, "
+                            f"got {type(groups).__name__}") from None
+    if values.ndim != 1:
+        raise ValueError(f"{name} must be 1-d (one label per row), got shape {values.shape}")
+    if len(values) != n:
+        raise ValueError(f"{name} has {len(values)} labels but there are {n} rows")
+    codes, _ = pd.factorize(pd.Series(values, dtype=object), sort=False)
+    if np.any(codes < 0):
+        raise ValueError(f"{name} has {int(np.sum(codes < 0))} missing label(s) (None/NaN); give every row a group")
+    return codes.astype(np.int64)
+
+
+def center_within_groups(values: Any, groups: Any) -> np.ndarray:
+    """Subtract the mean of each group from ``values`` (1-d or (n, k); NaN propagates within its column).
+
+    ``groups`` are labels (see :func:`group_codes`) or integer codes.
+    """
+    v = np.asarray(values, dtype=float)
+    codes = group_codes(groups, v.shape[0])
+    one_d = v.ndim == 1
+    v2 = v[:, None] if one_d else v
+    g = int(codes.max()) + 1 if len(codes) else 0
+    sums = np.zeros((g, v2.shape[1]))
+    np.add.at(sums, codes, v2)
+    counts = np.bincount(codes, minlength=g).astype(float)
+    out = v2 - (sums / counts[:, None])[codes]
+    return out[:, 0] if one_d else out
+
+
+def pooled_within_sd(values: Any, groups: Any) -> float:
+    """Pooled within-group SD: ``sqrt(sum (v - group mean)^2 / (n - G))`` over groups of size >= 2.
+
+    The degrees-of-freedom correction makes the variance unbiased whatever the
+    group sizes (with pairs, the plain SD of the centred values would be too
+    small by a factor ``sqrt(1/2)``). NaN if no group has two rows.
+    """
+    v = _as_float_array(values, "values")
+    codes = group_codes(groups, len(v))
+    counts = np.bincount(codes)
+    keep = counts[codes] >= 2
+    if not keep.any():
+        return float("nan")
+    c = center_within_groups(v[keep], codes[keep])
+    dof = int(keep.sum()) - int(np.sum(counts >= 2))
+    return float(np.sqrt(np.sum(c * c) / dof))
+
+
+def _grouped_rows(codes: np.ndarray, ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows usable for a within-group statistic: ``ok`` and in a group with >= 2 ``ok`` rows.
+
+    Returns the boolean mask and the re-coded (``0..G'-1``) groups of those rows.
+    """
+    counts = np.bincount(codes[ok], minlength=int(codes.max()) + 1 if len(codes) else 0)
+    use = ok & (counts[codes] >= 2)
+    sub, _ = pd.factorize(codes[use], sort=False)
+    return use, sub.astype(np.int64)
+
+
+def _t_pvalue(r: float, dof: int) -> float:
+    """Two-sided p-value of a correlation ``r`` with the t statistic ``r sqrt(dof / (1 - r^2))``."""
+    if dof <= 0 or not np.isfinite(r):
+        return float("nan")
+    if abs(r) >= 1.0:
+        return 0.0
+    t = r * np.sqrt(dof / (1.0 - r * r))
+    return float(2.0 * stats.t.sf(abs(t), dof))
 
 
 def feature_correlations(
@@ -353,16 +486,40 @@ def feature_correlations(
     warn: float = 0.3,
     fail: float = 0.5,
     ci: float = 0.95,
+    groups: Any = None,
 ) -> FeatureCorrelationResult:
     """Correlate the reward with every numeric feature column.
 
     Returns one row per feature with Pearson and Spearman r, their bootstrap
-    percentile CIs (shared resamples, ``n_boot``, ``seed``), scipy p-values
-    (:func:`scipy.stats.pearsonr`, :func:`scipy.stats.spearmanr`) and a verdict:
-    ``"fail"`` if ``|pearson r| >= fail``, ``"warn"`` if ``>= warn``, else
-    ``"pass"``. A constant feature (or one with fewer than 3 finite values) gets
-    NaN statistics, verdict ``"n/a"`` and a note, not an exception. Non-numeric
-    columns are skipped with a note.
+    percentile CIs (shared resamples, ``n_boot``, ``seed``), p-values and a
+    verdict: ``"fail"`` if ``|pearson r| >= fail``, ``"warn"`` if ``>= warn``,
+    else ``"pass"``. A constant feature (or one with fewer than 3 finite values)
+    gets NaN statistics, verdict ``"n/a"`` and a note, not an exception.
+    Non-numeric columns are skipped with a note.
+
+    ``groups`` (optional): one label per row, e.g. the prompt id or text. Then
+    the correlation is computed **within groups**: rewards and the feature are
+    both centred on their group means before correlating. Why: a Bradley-Terry
+    reward model is trained only on reward *differences* between responses to
+    the same prompt, so its rewards are identified only up to a per-prompt
+    constant ``r(x, y) + c(x)``. Those arbitrary offsets (and real differences
+    between prompts, e.g. long answers to hard questions) add between-prompt
+    variance that can drown a within-prompt preference for a feature or fake
+    one; centring removes every per-prompt shift exactly, so the result is
+    invariant to ``c(x)``. Details of the grouped variant:
+
+    * per feature, only rows with a finite value in a group with at least two
+      such rows are used (a singleton has no within-group contrast); ``n`` is
+      that row count;
+    * Pearson and Spearman r are those of the centred values (``scipy``);
+      p-values use the t statistic ``r sqrt(dof / (1 - r^2))`` with
+      ``dof = n - G - 1`` (``G`` groups used: each centring costs one degree
+      of freedom), an approximation for Spearman as in scipy;
+    * the bootstrap resamples whole **groups** (the centred values of one group
+      are dependent: for a pair they are exact negatives).
+
+    Without ``groups`` the p-values are those of :func:`scipy.stats.pearsonr`
+    and :func:`scipy.stats.spearmanr` and the bootstrap resamples rows.
     """
     r = _as_float_array(rewards, "rewards")
     if len(r) < 3:
@@ -370,36 +527,59 @@ def feature_correlations(
     feats, notes = _check_features(features, len(r))
     n_boot, ci = _check_n_boot(n_boot), _check_ci(ci)
     warn, fail = _check_thresholds(warn, fail)
+    codes = None if groups is None else group_codes(groups, len(r))
     rewards_constant = np.ptp(r) == 0
     if rewards_constant:
         notes.append("rewards are constant: no correlation is defined")
 
-    # Bootstrap all usable features with the same finite-value mask together (shared resamples).
-    masks: dict[bytes, tuple[np.ndarray, list[str]]] = {}
+    # Per feature: the rows used, the (centred) values and, when grouped, the cluster codes.
+    prepared: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]] = {}
     for col in feats.columns:
         x = feats[col].to_numpy()
         ok = np.isfinite(x)
-        if ok.sum() >= 3 and np.ptp(x[ok]) > 0 and np.ptp(r[ok]) > 0:
-            masks.setdefault(ok.tobytes(), (ok, []))[1].append(col)
+        if codes is None:
+            prepared[col] = (ok, x[ok], r[ok], None)
+        else:
+            use, sub = _grouped_rows(codes, ok)
+            if use.any():
+                prepared[col] = (use, center_within_groups(x[use], sub), center_within_groups(r[use], sub), sub)
+            else:
+                prepared[col] = (use, x[use], r[use], sub)
+
+    def _usable(col):
+        ok, xs, ys, _ = prepared[col]
+        return ok.sum() >= 3 and np.ptp(xs) > 0 and np.ptp(ys) > 0
+
+    # Bootstrap all usable features with the same row mask together (shared resamples).
+    masks: dict[bytes, tuple[np.ndarray, list[str]]] = {}
+    for col in feats.columns:
+        if _usable(col):
+            masks.setdefault(prepared[col][0].tobytes(), (prepared[col][0], []))[1].append(col)
     boot = {}
     for ok, cols_ in masks.values():
-        bp, bs = _boot_corr_many(feats.loc[ok, cols_].to_numpy(), r[ok], n_boot, seed)
+        xs = np.column_stack([prepared[c][1] for c in cols_])
+        bp, bs = _boot_corr_many(xs, prepared[cols_[0]][2], n_boot, seed, prepared[cols_[0]][3])
         for j, col in enumerate(cols_):
             boot[col] = (bp[:, j], bs[:, j])
 
     rows = []
     for col in feats.columns:
-        x = feats[col].to_numpy()
-        ok = np.isfinite(x)
-        xs, ys = x[ok], r[ok]
-        row = {"feature": col, "n": int(ok.sum())}
+        ok, xs, ys, sub = prepared[col]
+        n_used = int(ok.sum())
+        row = {"feature": col, "n": n_used}
         note = ""
-        if ok.sum() < 3:
-            note = f"only {int(ok.sum())} finite values"
+        if codes is not None and n_used < 3:
+            n_fin = int(np.isfinite(feats[col].to_numpy()).sum())
+            note = (f"only {n_used} finite values in groups of >= 2" if n_fin >= 3
+                    else f"only {n_fin} finite values")
+        elif n_used < 3:
+            note = f"only {n_used} finite values"
         elif np.ptp(xs) == 0:
-            note = f"constant feature (all values = {xs[0]:g})"
+            note = ("no within-group variation" if codes is not None
+                    else f"constant feature (all values = {xs[0]:g})")
         elif np.ptp(ys) == 0:
-            note = "rewards constant where the feature is finite"
+            note = ("rewards constant within every group" if codes is not None
+                    else "rewards constant where the feature is finite")
         if note:
             row.update({k: np.nan for k in ("pearson_r", "pearson_ci_low", "pearson_ci_high", "pearson_p",
                                             "spearman_r", "spearman_ci_low", "spearman_ci_high", "spearman_p")})
@@ -408,18 +588,29 @@ def feature_correlations(
         else:
             pr = stats.pearsonr(xs, ys)
             sr = stats.spearmanr(xs, ys)
+            pear, spear = float(pr.statistic), float(sr.statistic)
+            if codes is None:
+                pp, sp = float(pr.pvalue), float(sr.pvalue)
+            else:
+                dof = n_used - (int(sub.max()) + 1) - 1
+                pp, sp = _t_pvalue(pear, dof), _t_pvalue(spear, dof)
             bp, bs = boot[col]
             plo, phi = percentile_ci(bp, ci)
             slo, shi = percentile_ci(bs, ci)
-            row.update(pearson_r=float(pr.statistic), pearson_ci_low=plo, pearson_ci_high=phi, pearson_p=float(pr.pvalue),
-                       spearman_r=float(sr.statistic), spearman_ci_low=slo, spearman_ci_high=shi,
-                       spearman_p=float(sr.pvalue))
+            row.update(pearson_r=pear, pearson_ci_low=plo, pearson_ci_high=phi, pearson_p=pp,
+                       spearman_r=spear, spearman_ci_low=slo, spearman_ci_high=shi, spearman_p=sp)
         row["verdict"] = _verdict(row["pearson_r"], warn, fail)
         row["note"] = note
         rows.append(row)
+    n_groups = None
+    if codes is not None:
+        n_groups = int(codes.max()) + 1
+        sizes = np.bincount(codes)
+        notes.append(f"rewards and features centred within {n_groups} groups; {int(np.sum(sizes == 1))} "
+                     f"singleton group(s) carry no within-group contrast and are not used")
     cols = ["feature", "n", "pearson_r", "pearson_ci_low", "pearson_ci_high", "pearson_p", "spearman_r",
             "spearman_ci_low", "spearman_ci_high", "spearman_p", "verdict", "note"]
-    return FeatureCorrelationResult(pd.DataFrame(rows, columns=cols), len(r), n_boot, ci, warn, fail, notes)
+    return FeatureCorrelationResult(pd.DataFrame(rows, columns=cols), len(r), n_boot, ci, warn, fail, notes, n_groups)
 
 
 # ---------------------------------------------------------------------------
@@ -439,6 +630,7 @@ class PairPreferenceResult:
     fail: float
     min_pairs: int
     notes: list[str] = field(default_factory=list)
+    verdict_on: str = "gap"  #: "gap" or "balanced_gap": the column the verdict is based on
 
     def to_frame(self) -> pd.DataFrame:
         return self.table.copy()
@@ -480,6 +672,7 @@ def pairwise_preference_rates(
     fail: float = 0.2,
     min_pairs: int = 10,
     tokenizer: Any = None,
+    verdict_on: str = "gap",
 ) -> PairPreferenceResult:
     """How often the RM vs the humans prefer the response with more of each feature.
 
@@ -488,11 +681,33 @@ def pairwise_preference_rates(
     0.5 (reward tie); the humans with probability ``label`` (if the chosen has
     the higher value) or ``1 - label``. Reported: ``rm_rate``, ``human_rate``,
     ``gap = rm_rate - human_rate`` with paired bootstrap CIs, ``n`` pairs and
-    ``frac_differ``. Verdict by ``|gap|`` (``warn``/``fail``), ``"n/a"`` when
-    fewer than ``min_pairs`` pairs differ. Feature tables default to
+    ``frac_differ``. Feature tables default to
     :func:`~workbench.text_features.extract_features` of ``df.chosen`` and
     ``df.rejected`` (with ``df.prompt`` if present).
+
+    **Label-balanced rate.** ``gap`` mixes two things: a preference of the RM
+    for the feature, and plain RM errors on a feature that predicts the label.
+    An RM of accuracy ``a`` whose errors do not depend on the feature has
+    ``gap = (1 - a)(1 - 2 human_rate)``, far from 0 when humans mostly prefer one
+    side (e.g. ``human_rate = 0.17`` and ``a = 0.8`` give ``gap = 0.13``).
+    ``balanced_rate`` removes that: it averages the RM's rate of preferring the
+    higher-``f`` response over the pairs where humans prefer the higher one and
+    over those where they prefer the lower one, with equal weight (weights
+    ``h`` and ``1 - h``, ``h`` = human probability of preferring the higher
+    one): ``0.5 (sum h rm / sum h + sum (1-h) rm / sum (1-h))``. It is 0.5 for
+    any RM whose accuracy is the same whichever way the feature points (a
+    perfect RM, a coin flip), 1 for an RM that always prefers more ``f``;
+    ``balanced_gap = balanced_rate - 0.5`` (NaN unless humans prefer each side
+    at least once). With hard labels it is ``(acc_higher_chosen -
+    acc_lower_chosen) / 2``.
+
+    The verdict is on ``|gap|`` (``verdict_on="gap"``, the default) or on
+    ``|balanced_gap|`` (``verdict_on="balanced_gap"``) against ``warn``/``fail``;
+    ``"n/a"`` when fewer than ``min_pairs`` pairs differ (or the chosen value is
+    NaN).
     """
+    if verdict_on not in ("gap", "balanced_gap"):
+        raise ValueError(f"verdict_on must be 'gap' or 'balanced_gap', got {verdict_on!r}")
     need_text = features_chosen is None or features_rejected is None
     n, label = _check_pairs_df(df, need_text)
     rc = _as_float_array(chosen_rewards, "chosen_rewards", n)
@@ -529,11 +744,14 @@ def pairwise_preference_rates(
         rm_vals[j] = np.where(higher_is_chosen, rm_c, 1.0 - rm_c)
         hu_vals[j] = np.where(higher_is_chosen, label, 1.0 - label)
         masks[j] = m
+    hi_w, lo_w = masks * hu_vals, masks * (1.0 - hu_vals)  # weights: humans prefer the higher / lower one
     if n_boot:
-        both = _boot_masked_means(np.vstack([rm_vals, hu_vals, rm_vals - hu_vals]), np.vstack([masks, masks, masks]),
-                                  n_boot, seed)
+        both = _boot_masked_means(np.vstack([rm_vals, hu_vals, rm_vals - hu_vals, rm_vals, rm_vals]),
+                                  np.vstack([masks, masks, masks, hi_w, lo_w]), n_boot, seed)
+        bal_boot = 0.5 * (both[:, 3 * k:4 * k] + both[:, 4 * k:5 * k]) - 0.5
     else:
-        both = np.empty((0, 3 * k))
+        both = np.empty((0, 5 * k))
+        bal_boot = np.empty((0, k))
 
     rows = []
     for j, col in enumerate(cols):
@@ -546,14 +764,21 @@ def pairwise_preference_rates(
         else:
             rm_rate = hu_rate = gap = float("nan")
             notes.append(f"{col}: equal in every pair; no rate")
+        sh, sl = float(hi_w[j].sum()), float(lo_w[j].sum())
+        if cnt and sh > 0 and sl > 0:
+            bal = 0.5 * (float((rm_vals[j] * hi_w[j]).sum()) / sh + float((rm_vals[j] * lo_w[j]).sum()) / sl)
+        else:
+            bal = float("nan")
         lo_r, hi_r = percentile_ci(both[:, j], ci)
         lo_h, hi_h = percentile_ci(both[:, k + j], ci)
         lo_g, hi_g = percentile_ci(both[:, 2 * k + j], ci)
+        lo_b, hi_b = percentile_ci(bal_boot[:, j], ci)
         row.update(rm_rate=rm_rate, rm_ci_low=lo_r, rm_ci_high=hi_r, human_rate=hu_rate, human_ci_low=lo_h,
-                   human_ci_high=hi_h, gap=gap, gap_ci_low=lo_g, gap_ci_high=hi_g)
-        row["verdict"] = _verdict(gap, warn, fail) if cnt >= min_pairs else "n/a"
+                   human_ci_high=hi_h, gap=gap, gap_ci_low=lo_g, gap_ci_high=hi_g, balanced_rate=bal,
+                   balanced_gap=bal - 0.5, balanced_gap_ci_low=lo_b, balanced_gap_ci_high=hi_b)
+        row["verdict"] = _verdict(row[verdict_on], warn, fail) if cnt >= min_pairs else "n/a"
         rows.append(row)
-    return PairPreferenceResult(pd.DataFrame(rows), n, n_boot, ci, warn, fail, int(min_pairs), notes)
+    return PairPreferenceResult(pd.DataFrame(rows), n, n_boot, ci, warn, fail, int(min_pairs), notes, verdict_on)
 
 
 # ---------------------------------------------------------------------------
@@ -727,6 +952,7 @@ class RegressionResult:
     reward_std: float
     dropped: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    n_groups: int | None = None  #: groups of the within (fixed-effects) fit; None for plain OLS
 
     def to_frame(self) -> pd.DataFrame:
         return self.table.copy()
@@ -747,7 +973,8 @@ class RegressionResult:
         ax.set_yticklabels([f"{f}{' (VIF %.1f)' % v if h else ''}" for f, v, h in zip(t["feature"], t["vif"], t["high_vif"])])
         kind = "bootstrap" if bootstrap else f"OLS ({self.se_type})"
         ax.set_xlabel(f"reward change per 1 SD of feature  [{int(round(100 * self.ci))}% {kind} CI]")
-        ax.set_title(title or f"Reward regression (n={self.n}, R$^2$={self.r2:.3f})")
+        within = f", within {self.n_groups} groups" if self.n_groups is not None else ""
+        ax.set_title(title or f"Reward regression (n={self.n}{within}, R$^2$={self.r2:.3f})")
         return ax
 
 
@@ -776,13 +1003,15 @@ def reward_regression(
     ci: float = 0.95,
     se_type: str = "classic",
     vif_warn: float = 5.0,
+    groups: Any = None,
 ) -> RegressionResult:
     """OLS ``reward ~ 1 + sum_k beta_k z_k`` on z-scored features.
 
     * Features are standardised with their mean and *population* SD (``ddof=0``)
       over the rows used, so ``coef`` is the change in reward per one SD of the
       feature holding the others fixed; ``coef_per_reward_sd`` divides it by the
-      reward's SD (comparable to a correlation).
+      reward's SD (``ddof=0``; comparable to a correlation: with one feature it
+      *is* the Pearson r).
     * Rows with a non-finite value in any used feature are dropped; constant and
       non-numeric features are dropped; both are recorded in ``notes`` /
       ``dropped``.
@@ -796,12 +1025,24 @@ def reward_regression(
     * ``vif`` is the variance inflation factor ``1 / (1 - R^2_j)`` of each feature
       on the others; ``high_vif`` flags ``vif >= vif_warn`` (collinear features
       share credit and their individual coefficients are unstable).
+
+    ``groups`` (optional, one label per row, e.g. the prompt): the **within**
+    (fixed-effects) regression ``reward ~ group dummies + sum_k beta_k x_k``,
+    fitted by centring the reward and every feature on their group means (see
+    :func:`feature_correlations` for why: Bradley-Terry rewards carry an
+    arbitrary per-prompt offset). Rows of groups with a single usable row are
+    dropped. The standardisation, ``coef_per_reward_sd`` and R^2 then refer to
+    the centred (within-group) values; the intercept is 0; the t-intervals use
+    ``n - G - p`` degrees of freedom and HC3 uses the full leverage
+    ``1/n_g + h_within`` (both equal to the regression with explicit group
+    dummies); the bootstrap resamples whole groups.
     """
     y = _as_float_array(rewards, "rewards")
     feats, notes = _check_features(features, len(y))
     n_boot, ci = _check_n_boot(n_boot), _check_ci(ci)
     if se_type not in _SE_TYPES:
         raise ValueError(f"se_type must be one of {_SE_TYPES}, got {se_type!r}")
+    codes = None if groups is None else group_codes(groups, len(y))
     dropped: list[str] = []
     if features_to_use is not None:
         if isinstance(features_to_use, str):
@@ -814,43 +1055,61 @@ def reward_regression(
     ok = np.all(np.isfinite(feats.to_numpy()), axis=1)
     if not ok.all():
         notes.append(f"dropped {int((~ok).sum())} row(s) with NaN/inf in the used features")
+    n_groups = None
+    if codes is not None:
+        use, sub = _grouped_rows(codes, ok)
+        if (ok & ~use).any():
+            notes.append(f"dropped {int((ok & ~use).sum())} row(s) alone in their group (no within-group contrast)")
+        ok = use
+        n_groups = int(sub.max()) + 1 if len(sub) else 0
     feats, y = feats[ok].reset_index(drop=True), y[ok]
+    if codes is not None and len(y):
+        feats = pd.DataFrame(center_within_groups(feats.to_numpy(), sub), columns=feats.columns)
+        y = center_within_groups(y, sub)
+        notes.append(f"within-group (fixed-effects) fit: rewards and features centred in {n_groups} groups")
     keep = []
     for col in feats.columns:
-        if len(feats) and np.ptp(feats[col].to_numpy()) == 0:
+        if len(feats) and np.ptp(feats[col].to_numpy()) <= 1e-12 * max(1.0, float(np.abs(feats[col]).max())):
             dropped.append(col)
-            notes.append(f"{col}: dropped, constant (value {feats[col].iloc[0]:g})")
+            notes.append(f"{col}: dropped, no within-group variation" if codes is not None
+                         else f"{col}: dropped, constant (value {feats[col].iloc[0]:g})")
         else:
             keep.append(col)
     if not keep:
         raise ValueError("no non-constant numeric feature left to regress on")
     feats = feats[keep]
     n, p = feats.shape
-    if n <= p + 1:
-        raise ValueError(f"need more rows than features + 1 for OLS: {n} rows, {p} features")
+    absorbed = n_groups if codes is not None else 1  # group means (or the intercept) fitted
+    if n <= p + absorbed:
+        raise ValueError(f"need more rows than features + {'groups' if codes is not None else '1'} for OLS: "
+                         f"{n} rows, {p} features" + (f", {n_groups} groups" if codes is not None else ""))
 
     x = feats.to_numpy()
     means, sds = x.mean(axis=0), x.std(axis=0)
     z = (x - means) / sds
     X = np.column_stack([np.ones(n), z])
     beta, _, rank, _ = np.linalg.lstsq(X, y, rcond=None)
+    if codes is not None:
+        beta[0] = 0.0 if abs(beta[0]) < 1e-9 * max(1.0, float(np.abs(y).max())) else beta[0]
     if rank < p + 1:
         notes.append("design matrix is rank deficient (perfectly collinear features): coefficients are a "
                      "minimum-norm solution and not individually identifiable")
     fitted = X @ beta
     resid = y - fitted
-    dof = n - p - 1
+    dof = n - p - absorbed
     ss_res = float(resid @ resid)
     ss_tot = float(np.sum((y - y.mean()) ** 2))
     r2 = 1.0 - ss_res / ss_tot if ss_tot > 0 else float("nan")
-    adj_r2 = 1.0 - (1.0 - r2) * (n - 1) / dof if ss_tot > 0 else float("nan")
+    adj_r2 = 1.0 - (1.0 - r2) * (n - absorbed) / dof if ss_tot > 0 else float("nan")
     if ss_tot == 0:
-        notes.append("rewards are constant: R^2 undefined")
+        notes.append("rewards are constant" + (" within every group" if codes is not None else "") + ": R^2 undefined")
     xtx_inv = np.linalg.pinv(X.T @ X)
     if se_type == "classic":
         cov = ss_res / dof * xtx_inv
     else:
         h = np.einsum("ij,jk,ik->i", X, xtx_inv, X)
+        if codes is not None:  # the intercept's 1/n becomes the group dummy's 1/n_g
+            h = h - 1.0 / n + 1.0 / np.bincount(sub)[sub]
         w = resid**2 / np.clip(1.0 - h, 1e-12, None) ** 2
         cov = xtx_inv @ (X.T * w) @ X @ xtx_inv
     se = np.sqrt(np.clip(np.diag(cov), 0, None))
@@ -862,10 +1121,14 @@ def reward_regression(
     boot = np.full((0, p + 1), np.nan)
     if n_boot:
         chunks = []
-        for idx in bootstrap_indices(n, n_boot, seed, chunk_elems=max(n, _BOOT_CHUNK_ELEMS // (p + 1))):
-            Xb, yb = X[idx], y[idx]
-            xtx = np.einsum("bni,bnj->bij", Xb, Xb)
-            xty = np.einsum("bni,bn->bi", Xb, yb)
+        chunk = max(n, _BOOT_CHUNK_ELEMS // (p + 1))
+        if codes is None:
+            weights = _row_weights(n, n_boot, seed, chunk_elems=chunk)
+        else:
+            weights = _cluster_weights(sub, n_boot, seed, chunk_elems=chunk)
+        for w in weights:
+            wxt = (w[:, :, None] * X[None, :, :]).transpose(0, 2, 1)  # (rows, p + 1, n)
+            xtx, xty = wxt @ X, wxt @ y
             chunks.append(np.einsum("bij,bj->bi", np.linalg.pinv(xtx), xty))
         boot = np.concatenate(chunks)
     blo, bhi = percentile_ci(boot, ci) if n_boot else (np.full(p + 1, np.nan), np.full(p + 1, np.nan))
@@ -889,7 +1152,8 @@ def reward_regression(
         if v >= vif_warn:
             notes.append(f"{f}: VIF {v:.1f} >= {vif_warn}; collinear with other features")
     return RegressionResult(table, float(beta[0]), r2, adj_r2, n, se_type, n_boot, ci, float(vif_warn),
-                            pd.Series(means, index=keep), pd.Series(sds, index=keep), reward_sd, dropped, notes)
+                            pd.Series(means, index=keep), pd.Series(sds, index=keep), reward_sd, dropped, notes,
+                            n_groups)
 
 
 # ---------------------------------------------------------------------------
@@ -941,7 +1205,8 @@ def flag_summary(
     note``; ``verdict`` is one of :data:`VERDICTS`. Rules:
 
     * ``correlation`` - Pearson r; the result's own warn/fail on ``|r|``.
-    * ``pair_preference`` - RM rate minus human rate; the result's warn/fail on ``|gap|``.
+    * ``pair_preference`` - RM rate minus human rate (or the label-balanced gap,
+      whichever the result's ``verdict_on`` names); the result's warn/fail.
     * ``length_preference`` - ``rm_minus_human_prefers_longer``; ``|value|`` vs
       ``length_gap_warn``/``length_gap_fail``.
     * ``rm_vs_length_baseline`` - RM accuracy minus length-baseline accuracy:
@@ -955,7 +1220,10 @@ def flag_summary(
       the result's ``vif_warn``.
     * ``perturbation`` - mean reward change in units of the SD of the original
       rewards (``mean_delta_std``); only *increases* warn/fail
-      (``perturbation_warn``/``_fail``).
+      (``perturbation_warn``/``_fail``). A perturbation run with a placebo
+      control (``perturbation_effects(..., controls=...)``) is judged on its
+      change *minus* the placebo's (``vs_control_std``), the effect beyond the
+      length it adds.
     * ``trigger`` - Cohen's d of the top ``max_triggers`` n-grams with
       ``q < trigger_alpha``; ``trigger_warn``/``trigger_fail``. If none is
       significant one ``pass`` row with feature ``"(none)"``.
@@ -967,11 +1235,15 @@ def flag_summary(
             rows.append(_row("correlation", r["feature"], r["pearson_r"], thr, r["verdict"], r["pearson_ci_low"],
                              r["pearson_ci_high"], r["n"], r["note"]))
     if pair_rates is not None:
-        thr = f"|gap| >= {pair_rates.warn:g} warn, >= {pair_rates.fail:g} fail (n >= {pair_rates.min_pairs})"
+        col = getattr(pair_rates, "verdict_on", "gap")
+        what = "gap" if col == "gap" else "balanced gap"
+        thr = f"|{what}| >= {pair_rates.warn:g} warn, >= {pair_rates.fail:g} fail (n >= {pair_rates.min_pairs})"
         for _, r in pair_rates.table.iterrows():
             note = f"RM {r['rm_rate']:.3f} vs human {r['human_rate']:.3f}" if r["n"] else "feature never differs"
-            rows.append(_row("pair_preference", r["feature"], r["gap"], thr, r["verdict"], r["gap_ci_low"],
-                             r["gap_ci_high"], r["n"], note))
+            if r["n"] and col != "gap":
+                note += f" (raw gap {r['gap']:+.3f})"
+            rows.append(_row("pair_preference", r["feature"], r[col], thr, r["verdict"], r[f"{col}_ci_low"],
+                             r[f"{col}_ci_high"], r["n"], note))
     if length is not None:
         t = length.table.set_index("metric")
         g = t.loc["rm_minus_human_prefers_longer"]
@@ -1009,11 +1281,23 @@ def flag_summary(
         thr = f"mean delta / SD(reward) >= {perturbation_warn:g} warn, >= {perturbation_fail:g} fail"
         sd = float(getattr(perturbations, "reward_sd", np.nan))
         scale = sd if np.isfinite(sd) and sd > 0 else np.nan
+        thr_c = (f"(mean delta - placebo's) / SD(reward) >= {perturbation_warn:g} warn, "
+                 f">= {perturbation_fail:g} fail")
         for _, r in t.iterrows():
+            note = f"mean delta {r['mean_delta']:.3g}, increased in {r['frac_increased']:.0%}"
+            if isinstance(r.get("control"), str) and r.get("control"):
+                # judged against its length-matched placebo: the effect beyond the added length
+                v = r["vs_control_std"]
+                verdict = ("n/a" if r["n_vs_control"] == 0
+                           else _signed_verdict(v, perturbation_warn, perturbation_fail))
+                rows.append(_row("perturbation", r["perturbation"], v, thr_c, verdict, r["vs_control_ci_low"] / scale,
+                                 r["vs_control_ci_high"] / scale, r["n_vs_control"],
+                                 f"{note} ({r['mean_delta_std']:.3g} SD); minus placebo {r['control']}: "
+                                 f"{r['vs_control']:.3g}"))
+                continue
             verdict = "n/a" if r["n"] == 0 else _signed_verdict(r["mean_delta_std"], perturbation_warn, perturbation_fail)
             rows.append(_row("perturbation", r["perturbation"], r["mean_delta_std"], thr, verdict, r["ci_low"] / scale,
-                             r["ci_high"] / scale, r["n"],
-                             f"mean delta {r['mean_delta']:.3g}, increased in {r['frac_increased']:.0%}"))
+                             r["ci_high"] / scale, r["n"], note))
     if triggers is not None:
         t = triggers.to_frame()
         sig = t[t["q_value"] < trigger_alpha].head(max_triggers)

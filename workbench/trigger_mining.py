@@ -114,7 +114,8 @@ def _welch(n1, m1, v1, n0, m0, v0, ci):
     degenerate = se == 0  # both groups constant: the means are known exactly
     p = np.where(degenerate, np.where(diff == 0, 1.0, 0.0), p)
     half = np.where(degenerate, 0.0, half)
-    t = np.where(degenerate, np.where(diff == 0, 0.0, np.sign(diff) * np.inf), t)
+    with np.errstate(invalid="ignore"):
+        t = np.where(degenerate, np.where(diff == 0, 0.0, np.sign(diff) * np.inf), t)
     return diff, t, df, p, diff - half, diff + half
 
 
@@ -166,13 +167,23 @@ def mine_triggers(
     ci: float = 0.95,
     direction: str = "higher",
     dedupe: bool = True,
+    groups: Any = None,
+    min_groups: int = 1,
 ) -> TriggerResult:
     """Rank word n-grams by how much their presence shifts the reward (see the module docstring).
+
+    ``groups`` (one label per text, e.g. the prompt) with ``min_groups``: only
+    n-grams that occur in texts of at least ``min_groups`` different groups are
+    tested. A phrase seen under one prompt only cannot be told apart from that
+    prompt's answer (e.g. the words of the one good answer to a prompt that
+    appears in many pairs), and its texts are not independent; a shortcut
+    trigger should generalise across prompts. The ``groups`` column of the
+    tables is that number of groups.
 
     ``.to_frame()`` columns: ``rank, ngram, n_words, count`` (texts containing
     it), ``frac_texts, mean_with, mean_without, diff, diff_ci_low, diff_ci_high``
     (Welch), ``cohens_d, d_ci_low, d_ci_high`` (bootstrap), ``t, df, p_value,
-    q_value, aliases``.
+    q_value, aliases`` (+ ``groups`` when ``groups`` is given).
     """
     from sklearn.feature_extraction.text import CountVectorizer
 
@@ -199,6 +210,15 @@ def mine_triggers(
     n_boot, ci = _check_n_boot(n_boot), _check_ci(ci)
     if n < 2 * min_count:
         raise ValueError(f"need at least 2 * min_count = {2 * min_count} texts, got {n}")
+    if isinstance(min_groups, bool) or not isinstance(min_groups, (int, np.integer)) or min_groups < 1:
+        raise ValueError(f"min_groups must be a positive int, got {min_groups!r}")
+    codes = None
+    if groups is not None:
+        from .feature_probes import group_codes
+
+        codes = group_codes(groups, n)
+    elif min_groups > 1:
+        raise ValueError("min_groups > 1 needs groups (one label per text)")
 
     columns = ["rank", "ngram", "n_words", "count", "frac_texts", "mean_with", "mean_without", "diff", "diff_ci_low",
                "diff_ci_high", "cohens_d", "d_ci_low", "d_ci_high", "t", "df", "p_value", "q_value", "aliases"]
@@ -212,6 +232,21 @@ def mine_triggers(
         notes.append(f"no n-gram occurs in at least {min_count} and at most {n - 2} texts")
         return TriggerResult(pd.DataFrame(columns=columns), pd.DataFrame(), n, direction, n_boot, ci, notes)
     vocab = vec.get_feature_names_out()
+    n_groups_of = None
+    if codes is not None:
+        from scipy import sparse
+
+        onehot = sparse.csr_matrix((np.ones(n), (codes, np.arange(n))), shape=(int(codes.max()) + 1, n))
+        n_groups_of = np.asarray(((onehot @ X) > 0).sum(axis=0)).ravel()
+        keep_cols = np.flatnonzero(n_groups_of >= min_groups)
+        if min_groups > 1:
+            notes.append(f"{len(vocab) - len(keep_cols)} n-gram(s) occurring under fewer than {min_groups} "
+                         f"groups were not tested")
+        if len(keep_cols) == 0:
+            notes.append(f"no n-gram occurs in at least {min_count} texts and {min_groups} groups")
+            return TriggerResult(pd.DataFrame(columns=columns + ["groups"]), pd.DataFrame(), n, direction, n_boot,
+                                 ci, notes)
+        X, vocab, n_groups_of = X[:, keep_cols], vocab[keep_cols], n_groups_of[keep_cols]
 
     rc = r - r.mean()  # centring keeps the sum-of-squares formulas stable
     n1 = np.asarray(X.sum(axis=0)).ravel()
@@ -238,6 +273,9 @@ def mine_triggers(
         "p_value": p,
         "q_value": q,
     })
+    if n_groups_of is not None:
+        tested["groups"] = n_groups_of.astype(int)
+        columns = columns + ["groups"]
     key = {"higher": -tested["cohens_d"], "lower": tested["cohens_d"], "both": -tested["cohens_d"].abs()}[direction]
     order = (tested.assign(_key=key).sort_values(["_key", "n_words", "ngram"], na_position="last")
              .index.to_numpy())
