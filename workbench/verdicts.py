@@ -47,6 +47,13 @@ def grade(value: float, warn: float, fail: float, *, higher_is_worse: bool = Tru
     return "fail" if v > f else "warn" if v > w else "pass"
 
 
+def severity(verdict: str) -> int:
+    """Rank of a verdict: ``n/a`` 0, ``pass`` 1, ``warn`` 2, ``fail`` 3."""
+    if verdict not in _SEVERITY:
+        raise ValueError(f"verdict must be one of {VERDICT_LEVELS}, got {verdict!r}")
+    return _SEVERITY[verdict]
+
+
 def worst(verdicts: Iterable[str]) -> str:
     """The most severe of several verdicts (``n/a`` if there are none)."""
     return max(verdicts, key=_SEVERITY.__getitem__, default="n/a")
@@ -110,7 +117,10 @@ def publish(section: str, verdicts=None, metrics: Mapping | None = None) -> dict
 
 def collect(ipynb: str | Path) -> list[dict]:
     """All payloads :func:`publish` left in an executed notebook, in order."""
-    nb = json.loads(Path(ipynb).read_text(encoding="utf-8"))
+    path = Path(ipynb)
+    if not path.exists():
+        return []
+    nb = json.loads(path.read_text(encoding="utf-8"))
     found = []
     for cell in nb.get("cells", []):
         for output in cell.get("outputs", []):

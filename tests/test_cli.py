@@ -1,0 +1,183 @@
+"""The ``python -m workbench`` command line: argument parsing, parameter validation, compare."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from workbench.cli import _absolutize, _parse_param, build_parser, main
+from workbench.notebook_runner import ParameterError, plan_parameters, select_notebooks
+from workbench.report_summary import SCHEMA
+
+
+def make_notebook(path: Path, parameters: str, *cells: str) -> Path:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    p = nbformat.v4.new_code_cell(parameters.strip())
+    p.metadata["tags"] = ["parameters"]
+    nb.cells = [p] + [nbformat.v4.new_code_cell(c.strip()) for c in cells]
+    nbformat.write(nb, str(path))
+    return path
+
+
+@pytest.fixture
+def nbdir(tmp_path):
+    """Two notebooks sharing model/data/seed; only A declares alpha, only B declares beta."""
+    folder = tmp_path / "nbs"
+    folder.mkdir()
+    common = 'model = "m"  # RM\ndata = "golden"  # data\nseed = 0  # seed\n'
+    make_notebook(folder / "01_alpha.ipynb", common + "alpha = 1  # only here", "print('alpha is', alpha)")
+    make_notebook(folder / "02_beta.ipynb", common + 'beta = "b"  # only here', "print('beta is', beta)")
+    return folder
+
+
+def test_parse_param_literals_and_strings():
+    assert _parse_param("n_boot=50") == ("n_boot", 50)
+    assert _parse_param("band=0.25") == ("band", 0.25)
+    assert _parse_param("flag=False") == ("flag", False)
+    assert _parse_param("methods=ig,occlusion") == ("methods", "ig,occlusion")
+    assert _parse_param("name='0012'") == ("name", "0012")
+    assert _parse_param("expr=a=b") == ("expr", "a=b")
+    with pytest.raises(Exception, match="name=value"):
+        _parse_param("novalue")
+    with pytest.raises(Exception, match="identifier"):
+        _parse_param("bad name=1")
+
+
+def test_parser_has_the_documented_options():
+    args = build_parser().parse_args(["audit", "--model", "m", "--out", "o", "--notebooks", "00", "01",
+                                      "--param", "a=1", "--param", "b=x", "--show-code"])
+    assert args.data is None  # each notebook's own default
+    assert args.notebooks == ["00", "01"] and args.param == [("a", 1), ("b", "x")] and args.show_code
+    assert args.kernel == "python3" and args.timeout == 1800
+    cmp = build_parser().parse_args(["compare", "A", "B", "--fail-on-regression"])
+    assert (cmp.a, cmp.b, cmp.fail_on_regression) == ("A", "B", True)
+
+
+def test_select_notebooks_by_stem_prefix_and_file_name(nbdir):
+    assert [p.name for p in select_notebooks(None, nbdir)] == ["01_alpha.ipynb", "02_beta.ipynb"]
+    assert [p.name for p in select_notebooks(["02", "01_alpha.ipynb"], nbdir)] == ["02_beta.ipynb", "01_alpha.ipynb"]
+    with pytest.raises(ParameterError, match=r"unknown notebook 'nope'; available: 01_alpha, 02_beta"):
+        select_notebooks(["nope"], nbdir)
+    with pytest.raises(ParameterError, match="ambiguous"):
+        select_notebooks(["0"], nbdir)
+
+
+def test_plan_passes_params_only_to_notebooks_that_declare_them(nbdir):
+    nbs = select_notebooks(None, nbdir)
+    plan = plan_parameters(nbs, {"model": "x", "seed": 4}, {"alpha": 7, "beta": "y"})
+    by_name = {p.stem: params for p, params in plan.items()}
+    assert by_name == {"01_alpha": {"model": "x", "seed": 4, "alpha": 7}, "02_beta": {"model": "x", "seed": 4, "beta": "y"}}
+    with pytest.raises(ParameterError, match=r"unknown parameter 'gamma': no selected notebook declares it"):
+        plan_parameters(nbs, {"model": "x"}, {"gamma": 1})
+    # beta exists, but not in the selected notebook
+    with pytest.raises(ParameterError, match="'beta'"):
+        plan_parameters(nbs[:1], {"model": "x"}, {"beta": 1})
+    # model/data/seed must be declared by every selected notebook
+    make_notebook(nbdir / "03_nomodel.ipynb", "data = 'golden'  # data", "print(data)")
+    with pytest.raises(ParameterError, match=r"03_nomodel.ipynb: does not declare parameter\(s\) \['model'\]"):
+        plan_parameters(select_notebooks(None, nbdir), {"model": "x"})
+    make_notebook(nbdir / "04_noparams.ipynb", "", "print(1)")
+    with pytest.raises(ParameterError, match="no cell tagged 'parameters'"):
+        plan_parameters([nbdir / "04_noparams.ipynb"], {"model": "x"})
+
+
+def test_parameters_papermill_cannot_parse_still_count_as_declared(tmp_path):
+    from workbench.notebook_runner import notebook_parameters, parameter_defaults
+
+    nb = make_notebook(tmp_path / "n.ipynb", 'model = "m"  # RM\nsample_size = 0   # pairs (0 = all)\nmode: str = "a"  # typed', "print(1)")
+    assert set(notebook_parameters(nb)) == {"model", "sample_size", "mode"}
+    assert parameter_defaults(nb) == {"model": "m", "sample_size": 0, "mode": "a"}
+    plan = plan_parameters([nb], {"model": "x"}, {"sample_size": 5})
+    assert plan[nb] == {"model": "x", "sample_size": 5}
+
+
+def test_audit_rejects_bad_input_before_running_anything(nbdir, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["audit", "--model", "m", "--out", str(out), "--notebook-dir", str(nbdir), "--param", "gamma=1"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown parameter 'gamma'" in err and "01_alpha: alpha, data, model, seed" in err
+    assert not out.exists()
+    assert main(["audit", "--model", "m", "--out", str(out), "--notebook-dir", str(nbdir), "--notebooks", "zz"]) == 2
+    assert "available: 01_alpha, 02_beta" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_demo_validates_before_training(capsys):
+    # a typo must be reported at once, not after training the demo RMs
+    assert main(["demo", "--param", "definitely_not_a_parameter=1", "--out", "/nonexistent/never-written"]) == 2
+    assert "definitely_not_a_parameter" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_audit_runs_each_notebook_with_its_own_params(nbdir, tmp_path):
+    out = tmp_path / "out"
+    code = main(["audit", "--model", "python:nothing:here", "--out", str(out), "--notebook-dir", str(nbdir),
+                 "--param", "alpha=42", "--param", "beta=hello"])
+    assert code == 0
+    a = nbformat.read(str(out / "01_alpha.ipynb"), as_version=4)
+    b = nbformat.read(str(out / "02_beta.ipynb"), as_version=4)
+    assert a.metadata.papermill.parameters == {"model": "python:nothing:here", "alpha": 42}
+    assert b.metadata.papermill.parameters == {"model": "python:nothing:here", "beta": "hello"}
+    assert "alpha is 42" in (out / "01_alpha.html").read_text()
+    assert "beta is hello" in (out / "02_beta.html").read_text()
+    summary = json.loads((out / "summary.json").read_text())
+    # the model could not be loaded here: the fingerprint is missing, with the reason, and the run goes on
+    assert summary["inputs"]["model_fingerprint"] is None
+    assert "ModuleNotFoundError" in summary["run"]["model_fingerprint_error"]
+    assert summary["inputs"]["notebooks"]["01_alpha"]["data"] == "golden"  # the notebook's own default
+    assert summary["inputs"]["data_hashes"][0]["spec"] == "golden"
+
+
+def test_absolutize_relative_paths(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pairs.jsonl").write_text("{}\n")
+    assert _absolutize("pairs.jsonl") == str(tmp_path / "pairs.jsonl")
+    assert _absolutize("scores:pairs.jsonl") == "scores:" + str(tmp_path / "pairs.jsonl")
+    assert _absolutize("golden") == "golden"  # not a file here: a shipped-data name
+    assert _absolutize(5) == 5
+
+
+def _summary(verdict: str, metric: float) -> dict:
+    return {
+        "schema": SCHEMA,
+        "inputs": {"model": "m", "model_fingerprint": "abc", "data": None, "data_hashes": [], "seed": None, "notebooks": {}},
+        "results": {
+            "overall": verdict, "counts": {}, "notebooks": {"01_calibration": {"status": "ok"}},
+            "verdicts": [{"notebook": "01_calibration", "section": "calibration", "check": "ECE", "value": metric,
+                          "threshold": "warn > 0.05, fail > 0.1", "verdict": verdict, "detail": ""}],
+            "metrics": {"01_calibration/calibration/ece": metric, "01_calibration/calibration/n": 100},
+        },
+        "run": {"started": "t0", "finished": "t1", "seconds": 1.0, "notebooks": {}},
+    }
+
+
+def test_compare_cli_table_and_exit_codes(tmp_path, capsys):
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    (a / "summary.json").write_text(json.dumps(_summary("pass", 0.04)))
+    (b / "summary.json").write_text(json.dumps(_summary("fail", 0.125)))
+    assert main(["compare", str(a), str(b)]) == 0
+    text = capsys.readouterr().out
+    assert "overall verdict: pass -> fail" in text
+    assert "01_calibration/calibration/ece" in text and "0.085" in text  # delta = 0.125 - 0.04
+    assert "01_calibration/calibration/n" not in text  # unchanged metric not listed
+    assert "worse" in text and "1 verdict(s) got worse." in text
+    assert main(["compare", str(a), str(b / "summary.json"), "--fail-on-regression"]) == 1
+    capsys.readouterr()
+    assert main(["compare", str(b), str(a), "--fail-on-regression"]) == 0  # an improvement is not a regression
+    assert "better" in capsys.readouterr().out
+    assert main(["compare", str(a), str(tmp_path / "missing")]) == 2
+    assert "no summary.json" in capsys.readouterr().err
+
+
+def test_module_entry_point_help():
+    out = subprocess.run([sys.executable, "-m", "workbench", "--help"], capture_output=True, text=True, check=True).stdout
+    for command in ("audit", "demo", "compare", "train-demo"):
+        assert command in out

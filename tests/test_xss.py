@@ -1,0 +1,263 @@
+"""Untrusted text never executes in the reports.
+
+Prompts and responses (and verdict texts and error messages) carrying script and
+HTML payloads go through a real ``workbench audit`` run; every generated HTML file
+(index.html and each notebook's report) is then loaded in headless Chromium
+(Debian packages ``chromium`` and ``chromium-driver``). From the DOM after the
+page ran we check that no payload executed (each payload would set a
+``data-xss`` attribute), that no payload element exists, and that the payload
+text is shown as text.
+
+Chromium missing: the test fails in CI (``CI`` or ``WORKBENCH_REQUIRE_CHROMIUM``
+set, as ``.ci/run`` does) and is skipped elsewhere.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from workbench.cli import main
+from workbench.notebook_runner import NOTEBOOK_DIR, available_notebooks, notebook_parameters, parameter_defaults
+from workbench.report_index import render_run_index, write_top_index
+from workbench.report_summary import SCHEMA
+
+pytestmark = pytest.mark.slow
+
+SET = "document.body.setAttribute('data-xss','{}')"
+PAYLOADS = {
+    "script": f"<script>{SET.format(1)}</script>",
+    "img": f"<img src=x onerror=\"{SET.format(2)}\">",
+    "svg": f"<svg onload=\"{SET.format(3)}\"></svg>",
+    "iframe": f"\"><iframe srcdoc=\"<script>parent.{SET.format(4)}</script>\"></iframe>",
+    "js_link": f"[click me](javascript:{SET.format(5)})",
+    "close_script": f"</script><script>{SET.format(6)}</script>",
+    "template": "{{7*7}}",
+    "math": f"$\\href{{javascript:{SET.format(7)}}}{{x}}$",
+    "html_link": f"<a href=\"javascript:{SET.format(8)}\">link</a>",
+}
+# what must be visible, as text, where the payloads are shown
+VISIBLE = ["<script>document.body.setAttribute('data-xss','1')</script>", "<img src=x onerror=", "{{7*7}}", "<svg onload="]
+
+RM_SOURCE = '''
+def score(prompts, responses):
+    return [len(r) / 10.0 for r in responses]
+
+
+def score_b(prompts, responses):
+    return [len(r) / 10.0 + (1.0 if "img" in r else 0.0) for r in responses]
+'''
+
+PAIR_DATA = {"golden", "demo-eval", "demo-train-clean", "demo-train-biased"}
+
+
+def _chromium() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    path = _chromium()
+    if path is None:
+        message = ("headless Chromium is needed for the XSS test: apt-get install -y --no-install-recommends "
+                   "chromium chromium-driver (Debian)")
+        if os.environ.get("CI") or os.environ.get("WORKBENCH_REQUIRE_CHROMIUM"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+def dump_dom(chromium: str, html: Path, profile: Path) -> str:
+    """The DOM of ``html`` after its scripts ran (3 s of virtual time), serialised by Chromium."""
+    cmd = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+           "--disable-component-update", "--no-first-run", "--disable-sync", f"--user-data-dir={profile}",
+           "--virtual-time-budget=3000", "--dump-dom", html.resolve().as_uri()]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and "<body" in result.stdout, f"chromium failed on {html}: {result.stderr[-2000:]}"
+    return result.stdout
+
+
+class DomCheck(HTMLParser):
+    """Collects what would show that a payload turned into markup or ran."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.problems: list[str] = []
+        self.text: list[str] = []
+        self._skip = 0
+        self._script: list[str] | None = None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if "data-xss" in attrs:
+            self.problems.append(f"<{tag}> got data-xss={attrs['data-xss']!r}: a payload ran")
+        for name, value in attrs.items():
+            value = value or ""
+            if name.startswith("on") and "data-xss" in value:
+                self.problems.append(f"<{tag} {name}=...> from a payload")
+            if name in ("href", "src", "action", "formaction") and value.strip().lower().startswith("javascript:"):
+                self.problems.append(f"<{tag} {name}={value[:60]!r}>: javascript: URL")
+            if name == "srcdoc":
+                self.problems.append(f"<{tag} srcdoc=...>: payload iframe")
+        if tag == "iframe" or (tag == "svg" and "onload" in attrs):
+            self.problems.append(f"<{tag}> element from a payload")
+        if tag == "script":
+            self._script = []
+        if tag in ("script", "style", "template"):
+            self._skip += 1
+
+    def handle_endtag(self, tag):
+        if tag in ("script", "style", "template") and self._skip:
+            self._skip -= 1
+        if tag == "script" and self._script is not None:
+            if "data-xss" in "".join(self._script):
+                self.problems.append("a <script> element holds payload code")
+            self._script = None
+
+    def handle_data(self, data):
+        if self._script is not None:
+            self._script.append(data)
+        if not self._skip:
+            self.text.append(data)
+
+
+def check_dom(dom: str) -> tuple[list[str], str]:
+    parser = DomCheck()
+    parser.feed(dom)
+    parser.close()
+    return parser.problems, "".join(parser.text)
+
+
+def make_notebook(path: Path, parameters: str, *cells: str) -> Path:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    p = nbformat.v4.new_code_cell(parameters.strip())
+    p.metadata["tags"] = ["parameters"]
+    nb.cells = [p] + [nbformat.v4.new_code_cell(c.strip()) for c in cells]
+    nbformat.write(nb, str(path))
+    return path
+
+
+def payload_rows(n: int = 8) -> list[dict]:
+    p = PAYLOADS
+    rows = []
+    for i in range(n):
+        rows.append({
+            "id": f"xss-{i}",
+            "prompt": f"{p['script']} {p['js_link']} q{i}",
+            "chosen": f"{p['img']} {p['template']} {p['math']} {'long ' * (i % 3)}c{i}",
+            "rejected": f"{p['svg']} {p['iframe']} {p['close_script']} {p['html_link']} {'more ' * (i % 4)}r{i}",
+        })
+    return rows
+
+
+def test_checker_detects_live_payloads(chromium, tmp_path):
+    """The check can fail: the same payloads written raw into a page are caught."""
+    for name, payload in PAYLOADS.items():
+        if name in ("template", "math", "js_link", "html_link"):
+            continue  # these only run on a click or with a template engine
+        page = tmp_path / f"raw_{name}.html"
+        page.write_text(f"<!DOCTYPE html><html><body><p>x</p>{payload}</body></html>")
+        problems, _ = check_dom(dump_dom(chromium, page, tmp_path / "profile"))
+        assert any("data-xss" in p for p in problems), f"{name}: payload did not run in a raw page ({problems})"
+    page = tmp_path / "raw_link.html"
+    page.write_text(f"<!DOCTYPE html><html><body>{PAYLOADS['html_link']}</body></html>")
+    assert any("javascript: URL" in p for p in check_dom(dump_dom(chromium, page, tmp_path / "profile"))[0])
+
+
+@pytest.fixture(scope="module")
+def audited(tmp_path_factory):
+    """One ``workbench audit`` over payload data with every pair-data notebook plus two payload notebooks."""
+    tmp = tmp_path_factory.mktemp("xss")
+    mods = tmp / "mods"
+    mods.mkdir()
+    (mods / "wb_xss_rm.py").write_text(RM_SOURCE)
+    data = tmp / "payload_pairs.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in payload_rows()))
+    nbdir = tmp / "nbs"
+    nbdir.mkdir()
+    copied = []
+    for nb in available_notebooks(NOTEBOOK_DIR):
+        declared = notebook_parameters(nb)
+        if {"model", "data"} <= set(declared) and parameter_defaults(nb).get("data") in PAIR_DATA:
+            shutil.copy(nb, nbdir / nb.name)
+            copied.append(nb.stem)
+    assert "00_overview" in copied
+    payload = " ".join(PAYLOADS.values())
+    params = 'model = "m"  # RM\ndata = "golden"  # data\nseed = 0  # seed\n'
+    make_notebook(nbdir / "90_payload_verdicts.ipynb", params,
+                  "from workbench.verdicts import publish\n"
+                  f"P = {payload!r}\n"
+                  "_ = publish(P, [{'check': P, 'value': 0.5, 'threshold': P, 'verdict': 'warn', 'detail': P}], {P: 1.0})")
+    make_notebook(nbdir / "91_payload_error.ipynb", params, f"raise ValueError({payload!r})")
+    wishes = {"n_boot": 20, "compare_smoothing": False, "bootstrap_k": 0, "methods": "occlusion", "n_random": 2,
+              "models": "python:wb_xss_rm:score,python:wb_xss_rm:score_b"}
+    declared_any = set().union(*(notebook_parameters(nb) for nb in nbdir.glob("*.ipynb")))
+    extra = [f"--param={k}={v}" for k, v in wishes.items() if k in declared_any]
+    out = tmp / "report"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.syspath_prepend(str(mods))
+        mp.setenv("PYTHONPATH", str(mods))
+        code = main(["audit", "--model", "python:wb_xss_rm:score", "--data", str(data), "--out", str(out),
+                     "--notebook-dir", str(nbdir), "--timeout", "300", *extra])
+    return {"out": out, "code": code, "copied": copied, "tmp": tmp}
+
+
+def test_reports_render_payloads_as_text(chromium, audited):
+    out = audited["out"]
+    assert audited["code"] == 1  # 91_payload_error fails on purpose
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["results"]["notebooks"]["00_overview"]["status"] == "ok"
+    assert summary["results"]["notebooks"]["91_payload_error"]["status"] == "failed"
+    pages = sorted(out.glob("*.html"))
+    assert {p.stem for p in pages} >= {"index", "00_overview", "90_payload_verdicts", "91_payload_error"}
+    assert len(pages) == len(audited["copied"]) + 3
+    texts = {}
+    for page in pages:
+        problems, text = check_dom(dump_dom(chromium, page, audited["tmp"] / "profile"))
+        assert not problems, f"{page.name}: {problems}"
+        texts[page.stem] = text
+    # the payloads are there, shown as text
+    for stem in ("00_overview", "index"):
+        for snippet in VISIBLE:
+            assert snippet in texts[stem], f"{stem}.html does not show {snippet!r} as text"
+    assert "ValueError" in texts["91_payload_error"] and "<svg onload=" in texts["91_payload_error"]
+
+
+def test_index_pages_escape_every_field(chromium, tmp_path):
+    """Payloads in every string field of a summary: model, data, checks, details, errors, parameters, metrics."""
+    p = " ".join(PAYLOADS.values())
+    summary = {
+        "schema": SCHEMA,
+        "inputs": {"model": p, "model_fingerprint": p, "data": p, "seed": p,
+                   "data_hashes": [{"spec": p, "kind": p, "sha256": p, "note": p}],
+                   "notebooks": {p: {"parameters": {"model": p, "x": p}, "data": p, "seed": p}}},
+        "results": {"overall": "fail", "counts": {"pass": 0, "warn": 0, "fail": 1, "n/a": 0},
+                    "notebooks": {p: {"status": "failed"}},
+                    "verdicts": [{"notebook": p, "section": p, "check": p, "value": p, "threshold": p, "verdict": "fail", "detail": p}],
+                    "metrics": {p: p}},
+        "run": {"started": p, "finished": p, "seconds": 1.0, "git_commit": p, "command": p, "kernel": p,
+                "model_fingerprint_error": p, "versions": {p: p}, "platform": {p: p},
+                "notebooks": {p: {"seconds": 1.0, "error": p, "html": p + ".html", "ipynb": p}}},
+    }
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "index.html").write_text(render_run_index(summary))
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+    top = write_top_index(tmp_path, [run_dir])
+    for page in (run_dir / "index.html", top):
+        problems, text = check_dom(dump_dom(chromium, page, tmp_path / "profile"))
+        assert not problems, f"{page}: {problems}"
+        for snippet in VISIBLE:
+            assert snippet in text, f"{page.name} does not show {snippet!r}"
