@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import time
@@ -95,6 +96,7 @@ def main(argv=None):
     labels["occlusion"] = ("occlusion (leave one word out)", "", "")
     explainers["shap"] = ShapExplainer(rm, max_evals=args.shap_max_evals)
     labels["shap"] = (f"SHAP partition (max_evals={args.shap_max_evals})", "", "")
+    load_start = os.getloadavg()[0]
     timings = time_methods(explainers, prompts, responses, args.repeats)
     rows = [{"method": labels[k][0], "n_steps": labels[k][1], "internal_batch_size": labels[k][2], **timings[k]}
             for k in explainers]
@@ -103,6 +105,8 @@ def main(argv=None):
         "date": time.strftime("%Y-%m-%d"),
         "machine": platform.processor() or platform.machine(),
         "cpu_threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "load_avg_1min_start_end": [round(load_start, 2), round(os.getloadavg()[0], 2)],
         "device": str(rm.device),
         "model": rm.name,
         "data": args.data,
