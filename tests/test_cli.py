@@ -13,16 +13,7 @@ import pytest
 from workbench.cli import _absolutize, _parse_param, build_parser, main
 from workbench.notebook_runner import ParameterError, plan_parameters, select_notebooks
 from workbench.report_summary import SCHEMA
-
-
-def make_notebook(path: Path, parameters: str, *cells: str) -> Path:
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    p = nbformat.v4.new_code_cell(parameters.strip())
-    p.metadata["tags"] = ["parameters"]
-    nb.cells = [p] + [nbformat.v4.new_code_cell(c.strip()) for c in cells]
-    nbformat.write(nb, str(path))
-    return path
+from notebook_helpers import make_notebook
 
 
 @pytest.fixture

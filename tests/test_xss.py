@@ -21,13 +21,13 @@ import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 
-import nbformat
 import pytest
 
 from workbench.cli import main
 from workbench.notebook_runner import NOTEBOOK_DIR, available_notebooks, notebook_parameters, parameter_defaults
 from workbench.report_index import render_run_index, write_top_index
 from workbench.report_summary import SCHEMA
+from notebook_helpers import make_notebook
 
 pytestmark = pytest.mark.slow
 
@@ -137,16 +137,6 @@ def check_dom(dom: str) -> tuple[list[str], str]:
     parser.feed(dom)
     parser.close()
     return parser.problems, "".join(parser.text)
-
-
-def make_notebook(path: Path, parameters: str, *cells: str) -> Path:
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    p = nbformat.v4.new_code_cell(parameters.strip())
-    p.metadata["tags"] = ["parameters"]
-    nb.cells = [p] + [nbformat.v4.new_code_cell(c.strip()) for c in cells]
-    nbformat.write(nb, str(path))
-    return path
 
 
 def payload_rows(n: int = 8) -> list[dict]:

@@ -1,0 +1,18 @@
+"""Small notebooks written on the fly for runner, CLI and XSS tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+
+
+def make_notebook(path: Path, parameters: str, *cells: str) -> Path:
+    """A notebook with a tagged ``parameters`` cell followed by ``cells``."""
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    p = nbformat.v4.new_code_cell(parameters.strip())
+    p.metadata["tags"] = ["parameters"]
+    nb.cells = [p] + [nbformat.v4.new_code_cell(c.strip()) for c in cells]
+    nbformat.write(nb, str(path))
+    return path
