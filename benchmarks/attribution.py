@@ -53,8 +53,14 @@ def time_methods(explainers: dict, prompts, responses, repeats: int = 1):
                 seconds[name].append(time.perf_counter() - start)
                 evals[name].append(e.info.get("n_evals", (e.info.get("n_steps") or 0) + 2))
                 print(f"{name}: {seconds[name][-1]:.3f}s", file=sys.stderr, flush=True)
-    return {name: {"median_s": float(np.median(seconds[name])), "mean_s": float(np.mean(seconds[name])),
-                   "evals": float(np.mean(evals[name]))} for name in explainers}
+    return {
+        name: {
+            "median_s": float(np.median(seconds[name])),
+            "mean_s": float(np.mean(seconds[name])),
+            "evals": float(np.mean(evals[name])),
+        }
+        for name in explainers
+    }
 
 
 def main(argv=None):
@@ -74,9 +80,9 @@ def main(argv=None):
 
     import torch
 
-    from workbench.attribution import IntegratedGradientsExplainer, OcclusionExplainer, ShapExplainer
-    from workbench.reward_models import load_reward_model
-    from workbench.shipped_data import load_data
+    from workbench.audits.attribution.core import IntegratedGradientsExplainer, OcclusionExplainer, ShapExplainer
+    from workbench.data.shipped import load_data
+    from workbench.models.adapters import load_reward_model
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -98,8 +104,10 @@ def main(argv=None):
     labels["shap"] = (f"SHAP partition (max_evals={args.shap_max_evals})", "", "")
     load_start = os.getloadavg()[0]
     timings = time_methods(explainers, prompts, responses, args.repeats)
-    rows = [{"method": labels[k][0], "n_steps": labels[k][1], "internal_batch_size": labels[k][2], **timings[k]}
-            for k in explainers]
+    rows = [
+        {"method": labels[k][0], "n_steps": labels[k][1], "internal_batch_size": labels[k][2], **timings[k]}
+        for k in explainers
+    ]
 
     meta = {
         "date": time.strftime("%Y-%m-%d"),
@@ -119,7 +127,9 @@ def main(argv=None):
     print("\n| method | n_steps | internal_batch_size | s / explanation (median) | mean | model evals / explanation |")
     print("|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['method']} | {r['n_steps']} | {r['internal_batch_size']} | {r['median_s']:.3f} | {r['mean_s']:.3f} | {r['evals']:.0f} |")
+        print(
+            f"| {r['method']} | {r['n_steps']} | {r['internal_batch_size']} | {r['median_s']:.3f} | {r['mean_s']:.3f} | {r['evals']:.0f} |"
+        )
     if args.json:
         Path(args.json).write_text(json.dumps({"meta": meta, "results": rows}, indent=2))
 

@@ -29,11 +29,25 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 ARCHS = {
     # Llama-3.1-8B shapes (e.g. Skywork-Reward-Llama-3.1-8B)
-    "llama-8b": dict(hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32,
-                     num_key_value_heads=8, vocab_size=128256, max_position_embeddings=8192),
+    "llama-8b": dict(
+        hidden_size=4096,
+        intermediate_size=14336,
+        num_hidden_layers=32,
+        num_attention_heads=32,
+        num_key_value_heads=8,
+        vocab_size=128256,
+        max_position_embeddings=8192,
+    ),
     # Llama-3.2-1B shapes, for a quick check
-    "llama-1b": dict(hidden_size=2048, intermediate_size=8192, num_hidden_layers=16, num_attention_heads=32,
-                     num_key_value_heads=8, vocab_size=128256, max_position_embeddings=8192),
+    "llama-1b": dict(
+        hidden_size=2048,
+        intermediate_size=8192,
+        num_hidden_layers=16,
+        num_attention_heads=32,
+        num_key_value_heads=8,
+        vocab_size=128256,
+        max_position_embeddings=8192,
+    ),
 }
 
 
@@ -41,8 +55,8 @@ def build_arch_rm(arch: str, device: str, layers: int | None):
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForSequenceClassification
 
+    from workbench.models.adapters import SequenceClassifierRM
     from workbench.paths import minilm_dir
-    from workbench.reward_models import SequenceClassifierRM
 
     cfg = dict(ARCHS[arch])
     if layers:
@@ -56,7 +70,7 @@ def build_arch_rm(arch: str, device: str, layers: int | None):
 
 
 def load_texts(data: str, n_pairs: int, seed: int):
-    from workbench.shipped_data import load_data
+    from workbench.data.shipped import load_data
 
     pairs = load_data(data).sample(n_pairs, seed=seed).frame
     prompts = list(pairs["prompt"]) * 2
@@ -74,7 +88,7 @@ def synthetic_texts(n_pairs: int, seed: int):
 
 
 def timed(rm, prompts, responses, n_pairs, repeats=1, **kwargs):
-    from workbench.scoring import score_texts
+    from workbench.models.scoring import score_texts
 
     best = None
     for _ in range(repeats):
@@ -83,8 +97,12 @@ def timed(rm, prompts, responses, n_pairs, repeats=1, **kwargs):
         sync(rm)
         elapsed = time.perf_counter() - start
         best = elapsed if best is None else min(best, elapsed)
-    return {"seconds": round(best, 3), "pairs_per_s": round(n_pairs / best, 2), "padding": round(result.padding_fraction, 3),
-            "batches": result.n_batches}, result
+    return {
+        "seconds": round(best, 3),
+        "pairs_per_s": round(n_pairs / best, 2),
+        "padding": round(result.padding_fraction, 3),
+        "batches": result.n_batches,
+    }, result
 
 
 def sync(rm):
@@ -111,8 +129,8 @@ def main(argv=None):
 
     import torch
 
-    from workbench.reward_models import load_reward_model
-    from workbench.score_cache import ScoreCache
+    from workbench.models.adapters import load_reward_model
+    from workbench.models.cache import ScoreCache
 
     if args.arch:
         device = args.device or "cuda"
@@ -125,21 +143,32 @@ def main(argv=None):
         prompts, responses, n_pairs = load_texts(args.data, args.pairs, args.seed)
 
     # Warm-up (kernels, allocator) on a few texts.
-    from workbench.scoring import score_texts
+    from workbench.models.scoring import score_texts
 
     score_texts(rm, prompts[:8], responses[:8], cache=None, progress=False)
     rows = {}
-    rows["engine (length-sorted, token budget)"], ref = timed(rm, prompts, responses, n_pairs, cache=None, token_budget=args.token_budget)
+    rows["engine (length-sorted, token budget)"], ref = timed(
+        rm, prompts, responses, n_pairs, cache=None, token_budget=args.token_budget
+    )
     rows[f"fixed batches of {args.fixed_batch}, data order"], fixed = timed(
-        rm, prompts, responses, n_pairs, cache=None, strategy="fixed", batch_size=args.fixed_batch)
+        rm, prompts, responses, n_pairs, cache=None, strategy="fixed", batch_size=args.fixed_batch
+    )
     if not args.skip_per_example:
-        rows["per-example loop"], single = timed(rm, prompts, responses, n_pairs, cache=None, strategy="fixed", batch_size=1)
+        rows["per-example loop"], single = timed(
+            rm, prompts, responses, n_pairs, cache=None, strategy="fixed", batch_size=1
+        )
         rows["per-example loop"]["max_abs_diff_vs_engine"] = float(np.abs(single.scores - ref.scores).max())
-    rows[f"fixed batches of {args.fixed_batch}, data order"]["max_abs_diff_vs_engine"] = float(np.abs(fixed.scores - ref.scores).max())
+    rows[f"fixed batches of {args.fixed_batch}, data order"]["max_abs_diff_vs_engine"] = float(
+        np.abs(fixed.scores - ref.scores).max()
+    )
     with tempfile.TemporaryDirectory() as tmp:
         cache = ScoreCache(Path(tmp) / "bench.sqlite")
-        rows["engine, cold cache (writes)"], _ = timed(rm, prompts, responses, n_pairs, cache=cache, token_budget=args.token_budget)
-        rows["engine, warm cache"], _ = timed(rm, prompts, responses, n_pairs, cache=cache, token_budget=args.token_budget)
+        rows["engine, cold cache (writes)"], _ = timed(
+            rm, prompts, responses, n_pairs, cache=cache, token_budget=args.token_budget
+        )
+        rows["engine, warm cache"], _ = timed(
+            rm, prompts, responses, n_pairs, cache=cache, token_budget=args.token_budget
+        )
 
     meta = {
         "date": time.strftime("%Y-%m-%d"),

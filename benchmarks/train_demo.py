@@ -26,7 +26,7 @@ def main():
         os.environ["WORKBENCH_CACHE_DIR"] = tmp
         import torch
 
-        from workbench.demo_models import load_demo_model
+        from workbench.models.demo import load_demo_model
 
         rows = {}
         for name in ("demo-clean", "demo-biased"):
@@ -34,10 +34,22 @@ def main():
             rm = load_demo_model(name)
             rows[name] = round(time.perf_counter() - start, 1)
             summary = json.loads((Path(rm.path) / "training_summary.json").read_text())
-            print(f"{name}: {rows[name]} s total, embedding {summary['embed_seconds']:.1f} s, {summary['n_pairs']} pairs")
+            print(
+                f"{name}: {rows[name]} s total, embedding {summary['embed_seconds']:.1f} s, {summary['n_pairs']} pairs"
+            )
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(json.dumps({"date": time.strftime("%Y-%m-%d"), "machine": platform.machine(), "cpu_threads": torch.get_num_threads(),
-                          "seconds": rows, "peak_rss_mb": round(peak_mb)}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "date": time.strftime("%Y-%m-%d"),
+                    "machine": platform.machine(),
+                    "cpu_threads": torch.get_num_threads(),
+                    "seconds": rows,
+                    "peak_rss_mb": round(peak_mb),
+                },
+                indent=2,
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -83,24 +83,52 @@ def build_tiny_models(root: Path) -> dict[str, Path]:
     out = {}
     small = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, num_labels=1)
 
-    bert = BertForSequenceClassification(BertConfig(vocab_size=wordpiece.vocab_size, max_position_embeddings=128, **small))
+    bert = BertForSequenceClassification(
+        BertConfig(vocab_size=wordpiece.vocab_size, max_position_embeddings=128, **small)
+    )
     deberta = DebertaV2ForSequenceClassification(
-        DebertaV2Config(vocab_size=wordpiece.vocab_size, max_position_embeddings=128, relative_attention=True,
-                        position_buckets=32, pos_att_type=["p2c", "c2p"], **small)
+        DebertaV2Config(
+            vocab_size=wordpiece.vocab_size,
+            max_position_embeddings=128,
+            relative_attention=True,
+            position_buckets=32,
+            pos_att_type=["p2c", "c2p"],
+            **small,
+        )
     )
     bpe = _bpe_tokenizer()
     gpt2 = GPT2ForSequenceClassification(
-        GPT2Config(vocab_size=len(bpe), n_positions=128, n_embd=32, n_layer=2, n_head=4, num_labels=1,
-                   pad_token_id=bpe.eos_token_id, eos_token_id=bpe.eos_token_id, bos_token_id=bpe.bos_token_id)
+        GPT2Config(
+            vocab_size=len(bpe),
+            n_positions=128,
+            n_embd=32,
+            n_layer=2,
+            n_head=4,
+            num_labels=1,
+            pad_token_id=bpe.eos_token_id,
+            eos_token_id=bpe.eos_token_id,
+            bos_token_id=bpe.bos_token_id,
+        )
     )
     bpe_chat = _bpe_tokenizer(LLAMA_CHAT_TEMPLATE)
     bpe_chat.pad_token = bpe_chat.eos_token
     llama = LlamaForSequenceClassification(
-        LlamaConfig(vocab_size=len(bpe_chat), max_position_embeddings=128, num_key_value_heads=2,
-                    pad_token_id=bpe_chat.eos_token_id, eos_token_id=bpe_chat.eos_token_id,
-                    bos_token_id=bpe_chat.bos_token_id, **small)
+        LlamaConfig(
+            vocab_size=len(bpe_chat),
+            max_position_embeddings=128,
+            num_key_value_heads=2,
+            pad_token_id=bpe_chat.eos_token_id,
+            eos_token_id=bpe_chat.eos_token_id,
+            bos_token_id=bpe_chat.bos_token_id,
+            **small,
+        )
     )
-    for name, model, tok in [("bert", bert, wordpiece), ("deberta", deberta, wordpiece), ("gpt2", gpt2, bpe), ("llama", llama, bpe_chat)]:
+    for name, model, tok in [
+        ("bert", bert, wordpiece),
+        ("deberta", deberta, wordpiece),
+        ("gpt2", gpt2, bpe),
+        ("llama", llama, bpe_chat),
+    ]:
         # A random head gives scores near 0; spread them so differences are visible.
         with torch.no_grad():
             head = model.score if hasattr(model, "score") else model.classifier
@@ -115,3 +143,12 @@ def build_tiny_models(root: Path) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory) -> dict[str, Path]:
     return build_tiny_models(tmp_path_factory.mktemp("tiny-models"))
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    """Every test starts and ends without open matplotlib figures."""
+    yield
+    import matplotlib.pyplot as plt
+
+    plt.close("all")

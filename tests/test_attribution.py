@@ -1,4 +1,4 @@
-"""Tests of workbench.attribution (IG, occlusion, SHAP, faithfulness, aggregation, rendering).
+"""Tests of workbench.audits.attribution.core (IG, occlusion, SHAP, faithfulness, aggregation, rendering).
 
 Tiny random transformers (the ``tiny_models`` fixture) check the mechanics; the
 demo RMs appear only in the known-answer test (module-scoped fixture).
@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workbench.attribution import (
+from workbench.audits.attribution.core import (
     AGREEMENT_WORDS,
     TOKEN_PATTERN,
     DeletionCurve,
@@ -37,9 +37,9 @@ from workbench.attribution import (
     summary_frame,
     top_word_hit_rate,
 )
+from workbench.models.adapters import CallableRM, ValueHeadConfig, ValueHeadRM, load_reward_model
+from workbench.models.scoring import score_texts
 from workbench.paths import data_dir
-from workbench.reward_models import CallableRM, ValueHeadConfig, ValueHeadRM, load_reward_model
-from workbench.scoring import score_texts
 
 PROMPT = "What is the capital of France?"
 RESPONSE = "The capital of France is Paris. You're absolutely right!"
@@ -70,7 +70,9 @@ def value_head_rms(tiny_models):
         with torch.no_grad():
             head.weight.mul_(30.0)
         tok = AutoTokenizer.from_pretrained(tiny_models["bert"])
-        out[pooling] = ValueHeadRM(backbone, tok, head, ValueHeadConfig(pooling=pooling, max_length=128), name=f"vh-{pooling}")
+        out[pooling] = ValueHeadRM(
+            backbone, tok, head, ValueHeadConfig(pooling=pooling, max_length=128), name=f"vh-{pooling}"
+        )
     return out
 
 
@@ -95,7 +97,7 @@ def test_response_words_and_delete_words():
 
 
 def test_normalize_words_matches_trigger_mining():
-    from workbench import trigger_mining
+    from workbench.audits.features import triggers as trigger_mining
 
     assert TOKEN_PATTERN == trigger_mining.TOKEN_PATTERN
     assert normalize_words("You\u2019re") == ["you're"]
@@ -172,7 +174,8 @@ def test_ig_matches_captum_directly(rms):
     base = torch.tensor([ig.baseline_ids(ids[0].tolist())])
     extra = (torch.ones_like(ids), torch.zeros(1, dtype=torch.long))
     attr, delta = LayerIntegratedGradients(ig._forward, ig.layer).attribute(
-        ids, baselines=base, additional_forward_args=extra, n_steps=8, return_convergence_delta=True)
+        ids, baselines=base, additional_forward_args=extra, n_steps=8, return_convergence_delta=True
+    )
     np.testing.assert_allclose(e.token_attributions, attr[0].sum(-1).detach().numpy(), atol=1e-6)
     assert e.convergence_delta == pytest.approx(float(delta[0]), abs=1e-5)
 
@@ -338,8 +341,18 @@ def test_compare_methods_summary():
     noisy = []
     rng = np.random.default_rng(0)
     for e in occ:
-        noisy.append(Explanation("noisy", e.words, e.word_attributions + rng.normal(0, 0.01, e.n_words), e.score,
-                                 e.word_spans, e.words, e.word_attributions, np.arange(e.n_words)))
+        noisy.append(
+            Explanation(
+                "noisy",
+                e.words,
+                e.word_attributions + rng.normal(0, 0.01, e.n_words),
+                e.score,
+                e.word_spans,
+                e.words,
+                e.word_attributions,
+                np.arange(e.n_words),
+            )
+        )
     result = compare_methods(occ, noisy, k=2)
     assert len(result.to_frame()) == 3
     summary = result.summary()
@@ -396,7 +409,7 @@ def test_deletion_curve_random_draws_are_seeded():
 # Rendering and widgets
 # ---------------------------------------------------------------------------
 
-EVIL = "Sure <script>alert(1)</script> & \"quotes\" <img src=x onerror=alert(2)>"
+EVIL = 'Sure <script>alert(1)</script> & "quotes" <img src=x onerror=alert(2)>'
 
 
 def test_heatmap_escapes_untrusted_text(rms):
@@ -404,8 +417,13 @@ def test_heatmap_escapes_untrusted_text(rms):
     occ = OcclusionExplainer(rm).attribute("<b>prompt</b>", EVIL)
     ig = IntegratedGradientsExplainer(rms["bert"], n_steps=4).attribute("<b>prompt</b>", EVIL)
     margin = OcclusionExplainer(rm).attribute_pair("<i>p</i>", EVIL, "<script>x</script>")
-    for html in (occ.to_html(), ig.to_html(), ig.to_html(level="token"), margin.to_html(),
-                 browser_html({"occlusion": [occ]}, 0, "occlusion")):
+    for html in (
+        occ.to_html(),
+        ig.to_html(),
+        ig.to_html(level="token"),
+        margin.to_html(),
+        browser_html({"occlusion": [occ]}, 0, "occlusion"),
+    ):
         assert "<script" not in html.lower()
         assert "<img" not in html and "<b>prompt" not in html and "<i>" not in html
         assert "&lt;" in html
@@ -496,7 +514,7 @@ def test_top_word_hit_rate():
 
 
 def test_compare_with_triggers_from_mined_triggers():
-    from workbench.trigger_mining import mine_triggers
+    from workbench.audits.features.triggers import mine_triggers
 
     rng = np.random.default_rng(0)
     fillers = ["the sky is blue", "water is wet", "cats like naps", "maps show roads", "rain falls down"]
@@ -560,9 +578,14 @@ def demo_explanations(agree_opener_responses):
 def test_known_answer_agreement_words_rank_higher_on_biased_rm(demo_explanations):
     biased = top_word_hit_rate(demo_explanations["demo-biased"], AGREEMENT_WORDS, k=5)
     clean = top_word_hit_rate(demo_explanations["demo-clean"], AGREEMENT_WORDS, k=5)
-    rel = [abs(e.convergence_delta) / max(1.0, abs(e.score - e.baseline_score))
-           for exps in demo_explanations.values() for e in exps]
-    print(f"known answer: agreement word in top 5: demo-biased {biased:.3f}, demo-clean {clean:.3f}; "
-          f"relative |delta| median {np.median(rel):.3f}, max {np.max(rel):.3f}")
+    rel = [
+        abs(e.convergence_delta) / max(1.0, abs(e.score - e.baseline_score))
+        for exps in demo_explanations.values()
+        for e in exps
+    ]
+    print(
+        f"known answer: agreement word in top 5: demo-biased {biased:.3f}, demo-clean {clean:.3f}; "
+        f"relative |delta| median {np.median(rel):.3f}, max {np.max(rel):.3f}"
+    )
     assert biased > clean
     assert np.median(rel) < 0.1  # IG with 16 steps is close to complete on the real MiniLM backbone

@@ -1,4 +1,4 @@
-"""Tests for workbench.calibration, calibration_methods and calibration_display.
+"""Tests for workbench.audits.calibration.metrics, calibration_methods and calibration_display.
 
 Values are checked against independent computations: scikit-learn's
 calibration_curve / brier_score_loss / log_loss, netcal's ECE and MCE, scipy's
@@ -23,7 +23,18 @@ from sklearn.calibration import calibration_curve  # noqa: E402
 from sklearn.exceptions import NotFittedError  # noqa: E402
 from sklearn.metrics import brier_score_loss, log_loss  # noqa: E402
 
-from workbench.calibration import (  # noqa: E402
+from workbench.audits.calibration.display import (  # noqa: E402
+    ReliabilityDisplay,
+    plot_reliability_comparison,
+    temperature_slider,
+)
+from workbench.audits.calibration.methods import (  # noqa: E402
+    IsotonicCalibration,
+    PlattScaling,
+    TemperatureScaling,
+    fit_calibrators,
+)
+from workbench.audits.calibration.metrics import (  # noqa: E402
     REPORT_METRICS,
     binned_reliability,
     bootstrap_ci,
@@ -44,23 +55,6 @@ from workbench.calibration import (  # noqa: E402
     top_label_ece,
     validate_inputs,
 )
-from workbench.calibration_display import (  # noqa: E402
-    ReliabilityDisplay,
-    plot_reliability_comparison,
-    temperature_slider,
-)
-from workbench.calibration_methods import (  # noqa: E402
-    IsotonicCalibration,
-    PlattScaling,
-    TemperatureScaling,
-    fit_calibrators,
-)
-
-
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
 
 
 def _bt_data(n, *, model_scale=2.5, sd=1.5, seed=0, bias=0.0):
@@ -331,13 +325,15 @@ def test_soft_labels_equal_annotator_expanded_binary_data():
     y_exp = np.concatenate([np.r_[np.ones(v), np.zeros(k - v)] for v in votes])
     for strategy in ("uniform",):  # equal-width edges do not depend on the repetition
         assert expected_calibration_error(p, q, 15, strategy) == pytest.approx(
-            expected_calibration_error(p_exp, y_exp, 15, strategy), abs=1e-12)
+            expected_calibration_error(p_exp, y_exp, 15, strategy), abs=1e-12
+        )
     # Brier of the expanded data (sklearn) = Brier vs q + mean q(1-q)
     assert brier_score_loss(y_exp, p_exp) == pytest.approx(brier_score(p, q) + np.mean(q * (1 - q)), rel=1e-10)
     # cross-entropy vs q = sklearn log loss with weights q / 1-q on duplicated pairs
     yy = np.r_[np.ones(p.size), np.zeros(p.size)]
     assert negative_log_likelihood(p, q) == pytest.approx(
-        log_loss(yy, np.r_[p, p], sample_weight=np.r_[q, 1 - q]), rel=1e-10)
+        log_loss(yy, np.r_[p, p], sample_weight=np.r_[q, 1 - q]), rel=1e-10
+    )
 
 
 @pytest.mark.parametrize("equal_intervals, strategy", [(True, "uniform"), (False, "quantile")])
@@ -391,7 +387,9 @@ def test_top_label_ece_equals_symmetrised_ece_with_twice_the_bins_soft_labels():
     q = np.clip(y * 0.7 + 0.15, 0, 1)
     ms, qs = symmetrize(m, q)
     for b in (3, 5, 8):
-        assert top_label_ece(expit(m), q, b) == pytest.approx(expected_calibration_error(expit(ms), qs, 2 * b), abs=1e-12)
+        assert top_label_ece(expit(m), q, b) == pytest.approx(
+            expected_calibration_error(expit(ms), qs, 2 * b), abs=1e-12
+        )
 
 
 # ---------------------------------------------------------------------------
@@ -436,7 +434,8 @@ def test_bootstrap_ci_contains_estimate_and_narrows_with_n():
     assert widths[5000] < widths[200] / 3
     m, y = _bt_data(200, seed=14)
     assert bootstrap_ci(brier_score, expit(m), y, n_boot=400, seed=0) == bootstrap_ci(
-        brier_score, expit(m), y, n_boot=400, seed=0)
+        brier_score, expit(m), y, n_boot=400, seed=0
+    )
 
 
 def test_cluster_bootstrap_accounts_for_duplicated_pairs():
@@ -617,8 +616,10 @@ def test_platt_recovers_position_bias_and_beats_temperature():
     assert platt.a_ == pytest.approx(0.5, rel=0.1)
     assert platt.b_ == pytest.approx(0.8, abs=0.12)
     ts = TemperatureScaling().fit(m[:8000], y[:8000])
-    ece = {name: expected_calibration_error(c.predict_proba(m[8000:]), y[8000:], 10)
-           for name, c in (("platt", platt), ("temperature", ts))}
+    ece = {
+        name: expected_calibration_error(c.predict_proba(m[8000:]), y[8000:], 10)
+        for name, c in (("platt", platt), ("temperature", ts))
+    }
     assert ece["platt"] < expected_calibration_error(expit(m[8000:]), y[8000:], 10) / 3
     assert ece["platt"] < ece["temperature"]
 
@@ -655,8 +656,9 @@ def test_calibrators_not_fitted():
 
 def test_fit_calibrators_comparison():
     m, y = _bt_data(8000, seed=26)
-    comp = fit_calibrators(m, y, test_size=0.25, seed=3,
-                           methods=("temperature", "platt", "isotonic", TemperatureScaling(bounds=(0.1, 10))))
+    comp = fit_calibrators(
+        m, y, test_size=0.25, seed=3, methods=("temperature", "platt", "isotonic", TemperatureScaling(bounds=(0.1, 10)))
+    )
     assert comp.n_fit == 6000 and comp.n_test == 2000
     assert set(comp.calibrators) == {"temperature", "platt", "isotonic", "TemperatureScaling"}
     df = comp.to_frame()

@@ -1,4 +1,4 @@
-"""Calibration audit on scored models (workbench.calibration_audit) and the label-smoothing effect.
+"""Calibration audit on scored models (workbench.audits.calibration.audit) and the label-smoothing effect.
 
 * ``calibration_audit`` on pairs scored by a ``CallableRM`` reproduces the lower-level
   functions exactly and matches independent computations (numpy binning, sklearn's
@@ -10,12 +10,10 @@
 
 from __future__ import annotations
 
-
 import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
@@ -23,31 +21,24 @@ from scipy.optimize import minimize_scalar  # noqa: E402
 from scipy.special import expit, log_expit  # noqa: E402
 from sklearn.metrics import brier_score_loss, log_loss  # noqa: E402
 
-from workbench.calibration import (  # noqa: E402
-    calibration_report,
-    decision_boundary_report,
-    orient_pairs,
-    per_group_report,
-)
-from workbench.calibration_audit import (  # noqa: E402
+from workbench.audits.calibration.audit import (  # noqa: E402
     VERDICT_COLUMNS,
     calibration_audit,
     compare_audits,
     interactive_frontend,
     plot_audits,
 )
-from workbench.calibration_methods import fit_calibrators  # noqa: E402
-from workbench.preference_data import from_records  # noqa: E402
-from workbench.reward_models import CallableRM  # noqa: E402
-from workbench.scoring import score_pairs  # noqa: E402
-from workbench.shipped_data import load_data  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
-
+from workbench.audits.calibration.methods import fit_calibrators  # noqa: E402
+from workbench.audits.calibration.metrics import (  # noqa: E402
+    calibration_report,
+    decision_boundary_report,
+    orient_pairs,
+    per_group_report,
+)
+from workbench.data.preferences import from_records  # noqa: E402
+from workbench.data.shipped import load_data  # noqa: E402
+from workbench.models.adapters import CallableRM  # noqa: E402
+from workbench.models.scoring import score_pairs  # noqa: E402
 
 # ---------------------------------------------------------------------------
 # a CallableRM-scored set
@@ -71,8 +62,16 @@ def toy_scores():
         # chosen responses lean towards words the toy RM likes, so the margins carry signal
         chosen = " ".join(rng.choice(words, rng.integers(2, 12), p=LIKED))
         rejected = " ".join(rng.choice(words, rng.integers(2, 12)))
-        records.append({"id": f"p{i}", "prompt": f"question {i}", "chosen": chosen, "rejected": rejected,
-                        "category": CATEGORIES[i % 3], "subset": "hard" if i % 4 == 0 else "standard"})
+        records.append(
+            {
+                "id": f"p{i}",
+                "prompt": f"question {i}",
+                "chosen": chosen,
+                "rejected": rejected,
+                "category": CATEGORIES[i % 3],
+                "subset": "hard" if i % 4 == 0 else "standard",
+            }
+        )
     pairs = from_records(records, source="toy")
     rm = CallableRM(_length_and_vowels, name="toy-rm")
     return score_pairs(rm, pairs, cache=None, progress=False)
@@ -99,8 +98,9 @@ def test_audit_reproduces_underlying_functions(toy_scores, toy_audit):
     assert a.boundary.n == bnd.n and a.boundary.metrics == pytest.approx(bnd.metrics, nan_ok=True)
 
     for col in ("category", "subset"):
-        want = per_group_report(m, y, toy_scores.frame[col].to_numpy(), n_bins=8, strategy="uniform",
-                                orientation="random", seed=3)
+        want = per_group_report(
+            m, y, toy_scores.frame[col].to_numpy(), n_bins=8, strategy="uniform", orientation="random", seed=3
+        )
         pd.testing.assert_frame_equal(a.by_group(col), want.rename(columns={"group": col}))
 
     cmp_ = fit_calibrators(m, y, test_size=0.4, seed=3, n_bins=8, strategy="uniform", orientation="random")
@@ -132,7 +132,8 @@ def test_audit_matches_independent_computations(toy_scores, toy_audit):
     assert tm.size == round(0.4 * 240) == a.comparison.n_test
     assert s["heldout_nll_before"] == pytest.approx(log_loss(tl, expit(tm), labels=[0, 1]), rel=1e-9)
     assert s["heldout_nll_after_temperature"] == pytest.approx(
-        log_loss(tl, expit(tm / s["temperature"]), labels=[0, 1]), rel=1e-9)
+        log_loss(tl, expit(tm / s["temperature"]), labels=[0, 1]), rel=1e-9
+    )
 
     # per-category accuracy and decision-boundary count from pandas / numpy
     f = toy_scores.frame
@@ -231,14 +232,21 @@ def test_verdict_thresholds_are_parameters_and_strict(synthetic_audits):
     # T < 1 is graded on 1 / T
     u = synthetic_audits[0.3]
     inv = 1.0 / u.temperature
-    assert u.verdicts(temperature_warn=inv - 0.01, temperature_fail=inv + 0.01).set_index("check").loc[
-        "temperature", "verdict"] == "warn"
+    assert (
+        u.verdicts(temperature_warn=inv - 0.01, temperature_fail=inv + 0.01)
+        .set_index("check")
+        .loc["temperature", "verdict"]
+        == "warn"
+    )
     thr = a.verdicts(ece_warn=0.02, ece_fail=0.2).set_index("check").loc["ece", "threshold"]
     assert thr == "> 0.02 warn, > 0.2 fail"
 
-    for kw, msg in [(dict(ece_warn=0.2, ece_fail=0.1), "ece_warn"), (dict(ece_warn=-1), "ece_warn"),
-                    (dict(temperature_warn=0.5), "temperature_warn"),
-                    (dict(temperature_warn=3, temperature_fail=2), "temperature_warn")]:
+    for kw, msg in [
+        (dict(ece_warn=0.2, ece_fail=0.1), "ece_warn"),
+        (dict(ece_warn=-1), "ece_warn"),
+        (dict(temperature_warn=0.5), "temperature_warn"),
+        (dict(temperature_warn=3, temperature_fail=2), "temperature_warn"),
+    ]:
         with pytest.raises(ValueError, match=msg):
             a.verdicts(**kw)
 
@@ -295,8 +303,18 @@ def test_notebook_source_has_parameters():
     assert len(params) == 1
     names = {t.id: ast.literal_eval(node.value) for node in ast.parse(params[0]).body for t in node.targets}
     assert names["model"] == "demo-biased" and names["data"] == "golden"
-    for key, want in dict(sample_size=0, seed=0, n_bins=10, strategy="uniform", orientation="random", band=0.1,
-                          test_size=0.5, n_boot=1000, label_smoothing=0.1, compare_smoothing=True).items():
+    for key, want in dict(
+        sample_size=0,
+        seed=0,
+        n_bins=10,
+        strategy="uniform",
+        orientation="random",
+        band=0.1,
+        test_size=0.5,
+        n_boot=1000,
+        label_smoothing=0.1,
+        compare_smoothing=True,
+    ).items():
         assert names[key] == want
 
 
@@ -308,7 +326,7 @@ def test_notebook_source_has_parameters():
 @pytest.fixture(scope="module")
 def smoothing_audits():
     """demo-clean with and without label smoothing (eps = 0.1) on 200 demo-eval pairs; trained once."""
-    from workbench.demo_models import load_demo_model
+    from workbench.models.demo import load_demo_model
 
     pairs = load_data("demo-eval").sample(200, seed=0)
     out = {}
@@ -328,6 +346,7 @@ def test_label_smoothing_shrinks_margins_and_temperature(smoothing_audits):
     assert smooth["mean_abs_margin"] < 0.8 * raw["mean_abs_margin"]
     # calibration changes measurably: the fitted temperature drops (margins less over-confident) ...
     assert smooth["temperature"] < 0.8 * raw["temperature"]
+
     # ... also when T is fitted independently on all pairs with scipy
     def t_opt(a):
         m, y = a.pairs["margin"].to_numpy(), a.pairs["label"].to_numpy()

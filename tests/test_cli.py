@@ -5,15 +5,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import nbformat
 import pytest
+from notebook_helpers import make_notebook
 
 from workbench.cli import _absolutize, _parse_param, build_parser, main
-from workbench.notebook_runner import ParameterError, plan_parameters, select_notebooks
-from workbench.report_summary import SCHEMA
-from notebook_helpers import make_notebook
+from workbench.reports.runner import ParameterError, plan_parameters, select_notebooks
+from workbench.reports.summary import SCHEMA
 
 
 @pytest.fixture
@@ -41,8 +40,23 @@ def test_parse_param_literals_and_strings():
 
 
 def test_parser_has_the_documented_options():
-    args = build_parser().parse_args(["audit", "--model", "m", "--out", "o", "--notebooks", "00", "01",
-                                      "--param", "a=1", "--param", "b=x", "--show-code"])
+    args = build_parser().parse_args(
+        [
+            "audit",
+            "--model",
+            "m",
+            "--out",
+            "o",
+            "--notebooks",
+            "00",
+            "01",
+            "--param",
+            "a=1",
+            "--param",
+            "b=x",
+            "--show-code",
+        ]
+    )
     assert args.data is None  # each notebook's own default
     assert args.notebooks == ["00", "01"] and args.param == [("a", 1), ("b", "x")] and args.show_code
     assert args.kernel == "python3" and args.timeout == 1800
@@ -63,7 +77,10 @@ def test_plan_passes_params_only_to_notebooks_that_declare_them(nbdir):
     nbs = select_notebooks(None, nbdir)
     plan = plan_parameters(nbs, {"model": "x", "seed": 4}, {"alpha": 7, "beta": "y"})
     by_name = {p.stem: params for p, params in plan.items()}
-    assert by_name == {"01_alpha": {"model": "x", "seed": 4, "alpha": 7}, "02_beta": {"model": "x", "seed": 4, "beta": "y"}}
+    assert by_name == {
+        "01_alpha": {"model": "x", "seed": 4, "alpha": 7},
+        "02_beta": {"model": "x", "seed": 4, "beta": "y"},
+    }
     with pytest.raises(ParameterError, match=r"unknown parameter 'gamma': no selected notebook declares it"):
         plan_parameters(nbs, {"model": "x"}, {"gamma": 1})
     # beta exists, but not in the selected notebook
@@ -79,9 +96,13 @@ def test_plan_passes_params_only_to_notebooks_that_declare_them(nbdir):
 
 
 def test_parameters_papermill_cannot_parse_still_count_as_declared(tmp_path):
-    from workbench.notebook_runner import notebook_parameters, parameter_defaults
+    from workbench.reports.runner import notebook_parameters, parameter_defaults
 
-    nb = make_notebook(tmp_path / "n.ipynb", 'model = "m"  # RM\nsample_size = 0   # pairs (0 = all)\nmode: str = "a"  # typed', "print(1)")
+    nb = make_notebook(
+        tmp_path / "n.ipynb",
+        'model = "m"  # RM\nsample_size = 0   # pairs (0 = all)\nmode: str = "a"  # typed',
+        "print(1)",
+    )
     assert set(notebook_parameters(nb)) == {"model", "sample_size", "mode"}
     assert parameter_defaults(nb) == {"model": "m", "sample_size": 0, "mode": "a"}
     plan = plan_parameters([nb], {"model": "x"}, {"sample_size": 5})
@@ -108,8 +129,21 @@ def test_demo_validates_before_training(capsys):
 @pytest.mark.slow
 def test_audit_runs_each_notebook_with_its_own_params(nbdir, tmp_path):
     out = tmp_path / "out"
-    code = main(["audit", "--model", "python:nothing:here", "--out", str(out), "--notebook-dir", str(nbdir),
-                 "--param", "alpha=42", "--param", "beta=hello"])
+    code = main(
+        [
+            "audit",
+            "--model",
+            "python:nothing:here",
+            "--out",
+            str(out),
+            "--notebook-dir",
+            str(nbdir),
+            "--param",
+            "alpha=42",
+            "--param",
+            "beta=hello",
+        ]
+    )
     assert code == 0
     a = nbformat.read(str(out / "01_alpha.ipynb"), as_version=4)
     b = nbformat.read(str(out / "02_beta.ipynb"), as_version=4)
@@ -137,11 +171,29 @@ def test_absolutize_relative_paths(tmp_path, monkeypatch):
 def _summary(verdict: str, metric: float) -> dict:
     return {
         "schema": SCHEMA,
-        "inputs": {"model": "m", "model_fingerprint": "abc", "data": None, "data_hashes": [], "seed": None, "notebooks": {}},
+        "inputs": {
+            "model": "m",
+            "model_fingerprint": "abc",
+            "data": None,
+            "data_hashes": [],
+            "seed": None,
+            "notebooks": {},
+        },
         "results": {
-            "overall": verdict, "counts": {}, "notebooks": {"01_calibration": {"status": "ok"}},
-            "verdicts": [{"notebook": "01_calibration", "section": "calibration", "check": "ECE", "value": metric,
-                          "threshold": "warn > 0.05, fail > 0.1", "verdict": verdict, "detail": ""}],
+            "overall": verdict,
+            "counts": {},
+            "notebooks": {"01_calibration": {"status": "ok"}},
+            "verdicts": [
+                {
+                    "notebook": "01_calibration",
+                    "section": "calibration",
+                    "check": "ECE",
+                    "value": metric,
+                    "threshold": "warn > 0.05, fail > 0.1",
+                    "verdict": verdict,
+                    "detail": "",
+                }
+            ],
             "metrics": {"01_calibration/calibration/ece": metric, "01_calibration/calibration/n": 100},
         },
         "run": {"started": "t0", "finished": "t1", "seconds": 1.0, "notebooks": {}},
@@ -169,6 +221,8 @@ def test_compare_cli_table_and_exit_codes(tmp_path, capsys):
 
 
 def test_module_entry_point_help():
-    out = subprocess.run([sys.executable, "-m", "workbench", "--help"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "workbench", "--help"], capture_output=True, text=True, check=True
+    ).stdout
     for command in ("audit", "demo", "compare", "train-demo"):
         assert command in out

@@ -1,4 +1,4 @@
-"""Tests for workbench.drift: drift statistics against scipy and hand-worked values, the status rule,
+"""Tests for workbench.audits.drift.checkpoints: drift statistics against scipy and hand-worked values, the status rule,
 the Goodhart flag, trigger frequencies, policy-sample validation, and a detection on the demo data."""
 
 from __future__ import annotations
@@ -10,13 +10,12 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from workbench.drift import (  # noqa: E402
+from workbench.audits.drift.checkpoints import (  # noqa: E402
     checkpoint_pairs,
     demo_gold_score,
     emerging_phrases,
@@ -28,13 +27,7 @@ from workbench.drift import (  # noqa: E402
     reward_drift,
     trigger_frequency,
 )
-from workbench.preference_data import DataFormatError  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
+from workbench.data.preferences import DataFormatError  # noqa: E402
 
 
 def _three_checkpoints(seed=0, n=200, shift=0.5):
@@ -336,11 +329,14 @@ def _write(tmp_path, records, name="samples.jsonl"):
 
 
 def test_load_policy_samples_valid(tmp_path):
-    p = _write(tmp_path, [
-        {"prompt": "q1", "response": "r1", "step": 0, "attrs": {"q": 1}},
-        {"prompt": "q1", "response": "r2", "checkpoint": "ck-final", "step": 5},
-        {"id": "x", "prompt": "q2", "response": "r3", "checkpoint": "ck-final", "step": 5.0},
-    ])
+    p = _write(
+        tmp_path,
+        [
+            {"prompt": "q1", "response": "r1", "step": 0, "attrs": {"q": 1}},
+            {"prompt": "q1", "response": "r2", "checkpoint": "ck-final", "step": 5},
+            {"id": "x", "prompt": "q2", "response": "r3", "checkpoint": "ck-final", "step": 5.0},
+        ],
+    )
     f = load_policy_samples(p)
     assert f.columns[:5].tolist() == ["id", "prompt", "response", "checkpoint", "step"]
     assert f["checkpoint"].tolist() == ["step-0", "ck-final", "ck-final"]
@@ -366,7 +362,10 @@ def test_load_policy_samples_valid(tmp_path):
     ],
 )
 def test_load_policy_samples_errors_name_file_line_field(tmp_path, bad, field, reason):
-    good = [{"id": "dup", "prompt": "q", "response": "r", "checkpoint": "c0", "step": 0}, {"prompt": "q", "response": "r", "step": 0}]
+    good = [
+        {"id": "dup", "prompt": "q", "response": "r", "checkpoint": "c0", "step": 0},
+        {"prompt": "q", "response": "r", "step": 0},
+    ]
     p = _write(tmp_path, good + [bad])
     with pytest.raises(DataFormatError) as exc:
         load_policy_samples(p)
@@ -385,12 +384,17 @@ def test_load_policy_samples_bad_json_and_missing_file(tmp_path):
 
 
 def test_checkpoint_pairs_and_gold():
-    f = pd.DataFrame({
-        "id": ["a1", "a2", "b1", "b2"], "prompt_id": ["p1", "p2", "p1", "p2"], "prompt": ["P1", "P2", "P1", "P2"],
-        "response": ["r-a1", "r-a2", "r-b1", "r-b2"], "checkpoint": ["A", "A", "B", "B"],
-        "attrs": [{"q": 1, "k": 0, "a": 0, "f": 0}, {"q": 0, "k": 2, "a": 1, "f": 1}] * 2,
-        "claim_is_true": [None, False, None, True],
-    })
+    f = pd.DataFrame(
+        {
+            "id": ["a1", "a2", "b1", "b2"],
+            "prompt_id": ["p1", "p2", "p1", "p2"],
+            "prompt": ["P1", "P2", "P1", "P2"],
+            "response": ["r-a1", "r-a2", "r-b1", "r-b2"],
+            "checkpoint": ["A", "A", "B", "B"],
+            "attrs": [{"q": 1, "k": 0, "a": 0, "f": 0}, {"q": 0, "k": 2, "a": 1, "f": 1}] * 2,
+            "claim_is_true": [None, False, None, True],
+        }
+    )
     pairs = checkpoint_pairs(f, [1.0, 2.0, 3.0, 5.0], "A", "B")
     assert pairs["id"].tolist() == ["a1|b1", "a2|b2"]
     assert pairs["response_b"].tolist() == ["r-b1", "r-b2"]
@@ -404,8 +408,8 @@ def test_checkpoint_pairs_and_gold():
 
 @pytest.fixture(scope="module")
 def demo_policy_scores():
-    from workbench.reward_models import load_reward_model
-    from workbench.scoring import score_texts
+    from workbench.models.adapters import load_reward_model
+    from workbench.models.scoring import score_texts
 
     samples = load_policy_samples("demo-policy")
     rm = load_reward_model("demo-biased")

@@ -1,4 +1,4 @@
-"""Tests for workbench.ensemble: hand-checked z-scoring and aggregators, the disagreement AUROC
+"""Tests for workbench.audits.ensemble.ensemble: hand-checked z-scoring and aggregators, the disagreement AUROC
 against sklearn and a brute-force pair count, pair evaluation, and bootstrap members."""
 
 from __future__ import annotations
@@ -7,13 +7,12 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from sklearn.metrics import roc_auc_score  # noqa: E402
 
-from workbench.ensemble import (  # noqa: E402
+from workbench.audits.ensemble.ensemble import (  # noqa: E402
     disagreement_auroc,
     ensemble_pairs,
     ensemble_scores,
@@ -21,12 +20,6 @@ from workbench.ensemble import (  # noqa: E402
     train_bootstrap_members,
     zscore_matrix,
 )
-
-
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
 
 
 def test_zscore_and_aggregators_by_hand():
@@ -39,7 +32,9 @@ def test_zscore_and_aggregators_by_hand():
     assert z[:, 1] == pytest.approx([-0.707107, -0.707107, 1.414214], abs=1e-6)
     es = ensemble_scores(m, lam=0.5, names=["x", "y"])
     assert es.mean == pytest.approx([(-1.224745 - 0.707107) / 2, -0.707107 / 2, (1.224745 + 1.414214) / 2], abs=1e-6)
-    assert es.std == pytest.approx([abs(-1.224745 + 0.707107) / 2, 0.707107 / 2, abs(1.224745 - 1.414214) / 2], abs=1e-6)
+    assert es.std == pytest.approx(
+        [abs(-1.224745 + 0.707107) / 2, 0.707107 / 2, abs(1.224745 - 1.414214) / 2], abs=1e-6
+    )
     assert es.worst == pytest.approx([-1.224745, -0.707107, 1.224745], abs=1e-6)
     assert es.penalized == pytest.approx(es.mean - 0.5 * es.std)
     f = es.to_frame()
@@ -88,13 +83,15 @@ def test_disagreement_auroc_vs_sklearn_and_pair_count():
 
 
 def _pairs(n):
-    return pd.DataFrame({
-        "id": [f"p{i}" for i in range(n)],
-        "prompt": [f"question {i}" for i in range(n)],
-        "chosen": [f"good answer {i}" for i in range(n)],
-        "rejected": [f"bad {i}" for i in range(n)],
-        "label": [1.0] * n,
-    })
+    return pd.DataFrame(
+        {
+            "id": [f"p{i}" for i in range(n)],
+            "prompt": [f"question {i}" for i in range(n)],
+            "chosen": [f"good answer {i}" for i in range(n)],
+            "rejected": [f"bad {i}" for i in range(n)],
+            "label": [1.0] * n,
+        }
+    )
 
 
 def test_ensemble_pairs_by_hand():
@@ -156,13 +153,14 @@ def test_ensemble_pairs_with_callable_members_matches_matrix():
 
 
 def test_train_bootstrap_members_small():
-    from workbench.shipped_data import load_data
-    from workbench.scoring import score_texts
-    from workbench.training import TrainingConfig
+    from workbench.data.shipped import load_data
+    from workbench.models.scoring import score_texts
+    from workbench.models.training import TrainingConfig
 
     pairs = load_data("demo-train-biased").sample(24, seed=0)
-    members, results = train_bootstrap_members(pairs, k=2, seed=3, config=TrainingConfig(epochs=20, validation_fraction=0.0),
-                                               return_results=True)
+    members, results = train_bootstrap_members(
+        pairs, k=2, seed=3, config=TrainingConfig(epochs=20, validation_fraction=0.0), return_results=True
+    )
     assert [m.name for m in members] == ["boot1-s3", "boot2-s3"]
     rows = [r.extra["bootstrap_rows"] for r in results]
     assert rows[0] != rows[1] and all(len(r) == 24 for r in rows)

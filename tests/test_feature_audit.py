@@ -12,8 +12,9 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from workbench.feature_audit import FLAG_CHECKS, feature_audit, feature_browser, feature_family  # noqa: E402
-from workbench.feature_probes import (  # noqa: E402
+from workbench.audits.features.audit import FLAG_CHECKS, feature_audit, feature_browser, feature_family  # noqa: E402
+from workbench.audits.features.perturbations import perturbation_effects  # noqa: E402
+from workbench.audits.features.probes import (  # noqa: E402
     bootstrap_indices,
     center_within_groups,
     feature_correlations,
@@ -23,15 +24,6 @@ from workbench.feature_probes import (  # noqa: E402
     pooled_within_sd,
     reward_regression,
 )
-from workbench.perturbations import perturbation_effects  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    import matplotlib.pyplot as plt
-
-    plt.close("all")
 
 
 def _hand_center(values, groups):
@@ -98,7 +90,11 @@ def test_centred_bootstrap_resamples_whole_groups():
     x = rng.integers(0, 4, n).astype(float)  # ties
     y = 0.7 * x + rng.normal(size=n) + rng.normal(0, 5, 25)[groups]
     n_boot, seed, ci = 150, 3, 0.9
-    row = feature_correlations(y, pd.DataFrame({"x": x}), n_boot=n_boot, seed=seed, ci=ci, groups=groups).to_frame().iloc[0]
+    row = (
+        feature_correlations(y, pd.DataFrame({"x": x}), n_boot=n_boot, seed=seed, ci=ci, groups=groups)
+        .to_frame()
+        .iloc[0]
+    )
     members = [np.flatnonzero(groups == g) for g in range(25)]
     pear, spear = [], []
     for draw in np.concatenate(list(bootstrap_indices(25, n_boot, seed))):
@@ -210,7 +206,11 @@ def test_balanced_gap_hand_example():
     # RM right in pairs 0, 1, 2 (wrong in 3) and right in 4 (wrong in 5)
     rc = np.array([1.0, 1.0, 1.0, 0.0, 1.0, 0.0])
     rr = np.array([0.0, 0.0, 0.0, 1.0, 0.0, 1.0])
-    t = pairwise_preference_rates(df, rc, rr, fc, fr, n_boot=50, min_pairs=1, verdict_on="balanced_gap").to_frame().iloc[0]
+    t = (
+        pairwise_preference_rates(df, rc, rr, fc, fr, n_boot=50, min_pairs=1, verdict_on="balanced_gap")
+        .to_frame()
+        .iloc[0]
+    )
     # prefers the higher x: 3/4 where humans do, 1/2 where they do not -> balanced 0.5 * (0.75 + 0.5) = 0.625
     assert t["rm_rate"] == pytest.approx(4 / 6)
     assert t["human_rate"] == pytest.approx(4 / 6)
@@ -227,15 +227,20 @@ def test_balanced_gap_hand_example():
     df = pd.DataFrame({"prompt": ["p"] * n, "chosen": ["c"] * n, "rejected": ["r"] * n})
     fc = pd.DataFrame({"x": np.where(chosen_more, 2.0, 1.0)})
     fr = pd.DataFrame({"x": np.where(chosen_more, 1.0, 2.0)})
-    res = pairwise_preference_rates(df, right.astype(float), (~right).astype(float), fc, fr, n_boot=0).to_frame().iloc[0]
+    res = (
+        pairwise_preference_rates(df, right.astype(float), (~right).astype(float), fc, fr, n_boot=0).to_frame().iloc[0]
+    )
     p = chosen_more.mean()
     a_hi, a_lo = right[chosen_more].mean(), right[~chosen_more].mean()
     assert res["gap"] == pytest.approx(p * (a_hi - 1) + (1 - p) * (1 - a_lo), abs=1e-12)
     assert res["gap"] > 0.1 and res["verdict"] == "warn"
     assert res["balanced_gap"] == pytest.approx((a_hi - a_lo) / 2, abs=1e-12)
     assert abs(res["balanced_gap"]) < 0.03
-    s = flag_summary(pair_rates=pairwise_preference_rates(df, right.astype(float), (~right).astype(float), fc, fr,
-                                                          n_boot=0, verdict_on="balanced_gap"))
+    s = flag_summary(
+        pair_rates=pairwise_preference_rates(
+            df, right.astype(float), (~right).astype(float), fc, fr, n_boot=0, verdict_on="balanced_gap"
+        )
+    )
     assert s["value"].iloc[0] == pytest.approx(res["balanced_gap"]) and s["verdict"].iloc[0] == "pass"
     with pytest.raises(ValueError, match="verdict_on"):
         pairwise_preference_rates(df, right, ~right, fc, fr, verdict_on="rate")
@@ -243,8 +248,14 @@ def test_balanced_gap_hand_example():
 
 def test_perturbation_reward_scale():
     prompts, texts = ["q"] * 4, ["A b.", "C d e.", "F.", "G h i j."]
-    res = perturbation_effects(prompts, texts, lambda p, r: np.array([len(t) for t in r], float),
-                               perturbations=["append_hedge"], n_boot=0, reward_scale=4.0)
+    res = perturbation_effects(
+        prompts,
+        texts,
+        lambda p, r: np.array([len(t) for t in r], float),
+        perturbations=["append_hedge"],
+        n_boot=0,
+        reward_scale=4.0,
+    )
     row = res.to_frame().iloc[0]
     assert row["mean_delta_std"] == pytest.approx(row["mean_delta"] / 4.0)
     assert res.reward_sd == 4.0
@@ -254,13 +265,27 @@ def test_perturbation_reward_scale():
 
 # =========================================================================== orchestration on a CallableRM
 
-GOOD = ["Water boils at 100 degrees Celsius at sea level.", "Paris is the capital of France.",
-        "Light from the Sun takes about eight minutes to reach Earth.", "A triangle has three sides.",
-        "The heart pumps blood through the body."]
-BAD = ["It is hard to say.", "Nobody really knows that.", "I would rather not get into it.",
-       "That depends on many things.", "Look it up somewhere."]
-PAD = ["This is worth a thought.", "Many people ask this.", "There is more to say here.",
-       "Details can matter a lot.", "Context is everything."]
+GOOD = [
+    "Water boils at 100 degrees Celsius at sea level.",
+    "Paris is the capital of France.",
+    "Light from the Sun takes about eight minutes to reach Earth.",
+    "A triangle has three sides.",
+    "The heart pumps blood through the body.",
+]
+BAD = [
+    "It is hard to say.",
+    "Nobody really knows that.",
+    "I would rather not get into it.",
+    "That depends on many things.",
+    "Look it up somewhere.",
+]
+PAD = [
+    "This is worth a thought.",
+    "Many people ask this.",
+    "There is more to say here.",
+    "Details can matter a lot.",
+    "Context is everything.",
+]
 
 
 def length_rm(prompts, responses):
@@ -288,10 +313,21 @@ def synthetic_pairs():
 @pytest.fixture(scope="module")
 def synthetic_audit(synthetic_pairs):
     df = synthetic_pairs
-    scores = pd.DataFrame({"id": df["id"], "chosen_score": length_rm(df["prompt"], df["chosen"]),
-                           "rejected_score": length_rm(df["prompt"], df["rejected"])})
-    return feature_audit(df, scores, score_fn=length_rm, n_boot=100, perturb_sample=40,
-                         perturbations=["pad_with_filler", "agree_with_user", "append_hedge"])
+    scores = pd.DataFrame(
+        {
+            "id": df["id"],
+            "chosen_score": length_rm(df["prompt"], df["chosen"]),
+            "rejected_score": length_rm(df["prompt"], df["rejected"]),
+        }
+    )
+    return feature_audit(
+        df,
+        scores,
+        score_fn=length_rm,
+        n_boot=100,
+        perturb_sample=40,
+        perturbations=["pad_with_filler", "agree_with_user", "append_hedge"],
+    )
 
 
 def test_orchestration_flags_length_and_matches_hand_numbers(synthetic_pairs, synthetic_audit):
@@ -322,8 +358,13 @@ def test_orchestration_flags_length_and_matches_hand_numbers(synthetic_pairs, sy
     assert row["mean_delta"] > 0.3  # the raw effect alone would have flagged agreement
     s_row = a.to_frame().query("check == 'perturbation' and feature == 'agree_with_user'").iloc[0]
     assert s_row["value"] == pytest.approx(contrast.mean() / a.perturbations.reward_sd) and s_row["verdict"] == "pass"
-    assert set(a.perturbations.to_frame()["perturbation"]) == {"pad_with_filler", "agree_with_user", "append_hedge",
-                                                              "add_neutral_opener", "append_filler_sentence"}
+    assert set(a.perturbations.to_frame()["perturbation"]) == {
+        "pad_with_filler",
+        "agree_with_user",
+        "append_hedge",
+        "add_neutral_opener",
+        "append_filler_sentence",
+    }
     # effects are in units of the pooled within-prompt SD of all rewards
     assert a.perturbations.reward_sd == pytest.approx(pooled_within_sd(r, prom))
     assert a.params["reward_scale"] == pytest.approx(pooled_within_sd(r, prom))
@@ -347,7 +388,7 @@ def test_orchestration_tables_plots_and_browser(synthetic_audit):
     judged = full[full["check"].isin(FLAG_CHECKS)]
     assert len(a.verdicts(include_na=True)) == len(judged) and (judged["verdict"] == "n/a").sum() > 0
     assert "family" in full.columns and "collinearity" in set(full["check"])
-    from workbench.verdicts import publish
+    from workbench.reports.verdicts import publish
 
     payload = publish("feature_probes", v, a.metrics())
     assert len(payload["verdicts"]) == len(v) and payload["metrics"]["n_prompts"] == 60
@@ -355,8 +396,10 @@ def test_orchestration_tables_plots_and_browser(synthetic_audit):
     fl = a.flags()
     assert fl.set_index("family").loc["length", "flagged"]
     assert set(fl["family"]) >= {"length", "agreement"}
-    assert a.flagged("length", level="fail") == (a.to_frame().query("family == 'length' and check in @FLAG_CHECKS")
-                                                 ["verdict"] == "fail").any()
+    assert (
+        a.flagged("length", level="fail")
+        == (a.to_frame().query("family == 'length' and check in @FLAG_CHECKS")["verdict"] == "fail").any()
+    )
     with pytest.raises(ValueError, match="feature_family"):
         a.flagged("lenght")
     fig = a.plot()
@@ -396,17 +439,23 @@ def test_orchestration_without_centring_is_drowned_and_validation(synthetic_pair
 
 @pytest.fixture(scope="module")
 def demo_audits():
-    from workbench.reward_models import load_reward_model
-    from workbench.scoring import score_pairs
-    from workbench.shipped_data import load_data
+    from workbench.data.shipped import load_data
+    from workbench.models.adapters import load_reward_model
+    from workbench.models.scoring import score_pairs
 
     pairs = load_data("demo-eval")
     out = {}
     for name in ("demo-clean", "demo-biased"):
         rm = load_reward_model(name)
         scores = score_pairs(rm, pairs, progress=False)
-        out[name] = feature_audit(pairs, scores, score_fn=rm, n_boot=200, perturb_sample=60,
-                                  perturbations=["agree_with_user", "pad_with_filler"])
+        out[name] = feature_audit(
+            pairs,
+            scores,
+            score_fn=rm,
+            n_boot=200,
+            perturb_sample=60,
+            perturbations=["agree_with_user", "pad_with_filler"],
+        )
     return out
 
 

@@ -13,9 +13,9 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from workbench import feature_probes as fp  # noqa: E402
-from workbench import perturbations as pt  # noqa: E402
-from workbench.feature_probes import (  # noqa: E402
+from workbench.audits.features import perturbations as pt  # noqa: E402
+from workbench.audits.features import probes as fp  # noqa: E402
+from workbench.audits.features.probes import (  # noqa: E402
     bootstrap_indices,
     feature_correlations,
     flag_summary,
@@ -23,16 +23,8 @@ from workbench.feature_probes import (  # noqa: E402
     pairwise_preference_rates,
     reward_regression,
 )
-from workbench.text_features import extract_features, flattery_count, agreement_count, hedge_count  # noqa: E402
-from workbench.trigger_mining import benjamini_hochberg, mine_triggers  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    import matplotlib.pyplot as plt
-
-    plt.close("all")
+from workbench.audits.features.text_features import agreement_count, extract_features, flattery_count, hedge_count  # noqa: E402
+from workbench.audits.features.triggers import benjamini_hochberg, mine_triggers  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -134,8 +126,9 @@ def test_correlations_validation(length_data):
 
 
 def test_pairwise_preference_hand_example():
-    df = pd.DataFrame({"prompt": ["p"] * 5, "chosen": ["c"] * 5, "rejected": ["r"] * 5,
-                       "label": [1.0, 1.0, 0.5, 1.0, 1.0]})
+    df = pd.DataFrame(
+        {"prompt": ["p"] * 5, "chosen": ["c"] * 5, "rejected": ["r"] * 5, "label": [1.0, 1.0, 0.5, 1.0, 1.0]}
+    )
     fc = pd.DataFrame({"x": [3, 1, 2, 5, 4], "same": [1, 1, 1, 1, 1]})
     fr = pd.DataFrame({"x": [1, 1, 3, 2, 4], "same": [1, 1, 1, 1, 1]})
     rc = np.array([1.0, 0.0, 0.0, 1.0, 0.0])
@@ -177,8 +170,13 @@ def test_pairwise_preference_gap_and_ci():
 
 
 def test_pairwise_preference_default_features_from_text():
-    df = pd.DataFrame({"prompt": ["q", "q"], "chosen": ["short", "a much longer answer here"],
-                       "rejected": ["a longer rejected answer", "tiny"]})
+    df = pd.DataFrame(
+        {
+            "prompt": ["q", "q"],
+            "chosen": ["short", "a much longer answer here"],
+            "rejected": ["a longer rejected answer", "tiny"],
+        }
+    )
     res = pairwise_preference_rates(df, [1.0, 1.0], [0.0, 0.0], n_boot=0)
     t = res.to_frame().set_index("feature")
     assert set(extract_features(["x"], prompts=["q"]).columns) == set(t.index)
@@ -201,11 +199,13 @@ def test_pairwise_preference_validation():
 
 def six_pairs():
     a = "a"
-    df = pd.DataFrame({
-        "prompt": ["p"] * 6,
-        "chosen": [a * 10, a * 4, a * 10, a * 20, a * 5, a * 30],
-        "rejected": [a * 5, a * 8, a * 10, a * 19, a * 15, a * 10],
-    })
+    df = pd.DataFrame(
+        {
+            "prompt": ["p"] * 6,
+            "chosen": [a * 10, a * 4, a * 10, a * 20, a * 5, a * 30],
+            "rejected": [a * 5, a * 8, a * 10, a * 19, a * 15, a * 10],
+        }
+    )
     rc = np.array([1.0, 2.0, 0.0, 1.0, 4.0, 5.0])
     rr = np.array([0.0, 1.0, 1.0, 1.0, 3.0, 1.0])
     return df, rc, rr
@@ -236,8 +236,13 @@ def test_length_baseline_six_pair_hand_check():
 
 def test_length_baseline_tolerance_soft_labels_and_words():
     df, rc, rr = six_pairs()
-    assert length_baseline(df, rc, rr, tolerance=0.0, n_boot=0).to_frame().set_index("metric").loc[
-        "rm_accuracy_length_matched", "n"] == 1
+    assert (
+        length_baseline(df, rc, rr, tolerance=0.0, n_boot=0)
+        .to_frame()
+        .set_index("metric")
+        .loc["rm_accuracy_length_matched", "n"]
+        == 1
+    )
     df2 = df.assign(label=[0.0, 1, 1, 1, 1, 1])  # pair 1: the *rejected* response is truly better
     res = length_baseline(df2, rc, rr, n_boot=0)
     assert res["rm_accuracy"] == pytest.approx(3.5 / 6)
@@ -307,8 +312,9 @@ def test_regression_hc3_and_bootstrap_against_hand_computation(regression_data):
     res = reward_regression(y, feats, se_type="hc3", n_boot=150, seed=4, ci=0.9)
     t = res.to_frame()
     assert t["se"].to_numpy() == pytest.approx(np.sqrt(np.diag(cov))[1:], rel=1e-8)
-    boots = np.array([np.linalg.lstsq(X[i], y[i], rcond=None)[0] for i in
-                      np.concatenate(list(bootstrap_indices(len(y), 150, 4)))])
+    boots = np.array(
+        [np.linalg.lstsq(X[i], y[i], rcond=None)[0] for i in np.concatenate(list(bootstrap_indices(len(y), 150, 4)))]
+    )
     assert t["boot_ci_low"].to_numpy() == pytest.approx(np.percentile(boots, 5, axis=0)[1:], abs=1e-8)
     assert t["boot_ci_high"].to_numpy() == pytest.approx(np.percentile(boots, 95, axis=0)[1:], abs=1e-8)
 
@@ -340,7 +346,9 @@ def test_regression_features_to_use_and_validation(regression_data):
     y, feats = regression_data
     res = reward_regression(y, feats, features_to_use=["c"], n_boot=0)
     assert list(res.to_frame()["feature"]) == ["c"]
-    assert res.to_frame()["coef"].iloc[0] == pytest.approx(stats.linregress(feats["c"], y).slope * feats["c"].std(ddof=0))
+    assert res.to_frame()["coef"].iloc[0] == pytest.approx(
+        stats.linregress(feats["c"], y).slope * feats["c"].std(ddof=0)
+    )
     with pytest.raises(ValueError, match="unknown"):
         reward_regression(y, feats, features_to_use=["nope"])
     with pytest.raises(ValueError, match="se_type"):
@@ -352,8 +360,13 @@ def test_regression_features_to_use_and_validation(regression_data):
 # =========================================================================== perturbations
 
 
-FLATTER_PREFIXES = ("great question", "what a fascinating question", "certainly! i'd be happy to help",
-                    "what a great question", "thank you for asking")
+FLATTER_PREFIXES = (
+    "great question",
+    "what a fascinating question",
+    "certainly! i'd be happy to help",
+    "what a great question",
+    "thank you for asking",
+)
 
 
 def synthetic_score_fn(calls):
@@ -403,8 +416,9 @@ def test_perturbation_effects_original_rewards_subset_and_unchanged():
     r0 = score(PROMPTS, RESPONSES)
     calls.clear()
     bullets = ["- already\n- a list"] + RESPONSES[1:]
-    res = pt.perturbation_effects(PROMPTS, bullets, score, perturbations=["to_bullet_list", "agree_with_user"],
-                                  original_rewards=r0, n_boot=0)
+    res = pt.perturbation_effects(
+        PROMPTS, bullets, score, perturbations=["to_bullet_list", "agree_with_user"], original_rewards=r0, n_boot=0
+    )
     t = res.to_frame().set_index("perturbation")
     assert len(calls) == 1  # only the perturbed texts
     assert t.loc["to_bullet_list", "n_unchanged"] == 1 and t.loc["to_bullet_list", "n"] == len(RESPONSES) - 1
@@ -448,8 +462,10 @@ def test_perturbation_functions_are_deterministic_and_keep_content():
     assert pt.to_bullet_list("```\ncode\n```") == "```\ncode\n```"
     assert pt.append_hedge("No stop", 0).startswith("No stop. ")
     rep = pt.repeat_sentence(text, 0)
-    assert rep in (f"Paris is the capital of France. Paris is the capital of France. It lies on the Seine.",
-                   f"{text} It lies on the Seine.")
+    assert rep in (
+        "Paris is the capital of France. Paris is the capital of France. It lies on the Seine.",
+        f"{text} It lies on the Seine.",
+    )
     assert pt.repeat_sentence("", 0) == ""
     with pytest.raises(TypeError, match="rng"):
         pt.add_flattering_opener(text, "seed")
@@ -491,11 +507,25 @@ def test_benjamini_hochberg_hand_and_scipy():
 @pytest.fixture(scope="module")
 def trigger_data():
     rng = np.random.default_rng(11)
-    fillers = ["the answer is below", "here is the list", "this depends on the setup", "you can try a loop",
-               "that is right for small inputs", "absolutely no need to worry", "turn right at the corner",
-               "it works absolutely fine", "check the docs first", "the result is stable"]
-    openers = ["you are absolutely right", "that is absolutely right", "absolutely right", "yes absolutely right",
-               "i think that is absolutely right"]
+    fillers = [
+        "the answer is below",
+        "here is the list",
+        "this depends on the setup",
+        "you can try a loop",
+        "that is right for small inputs",
+        "absolutely no need to worry",
+        "turn right at the corner",
+        "it works absolutely fine",
+        "check the docs first",
+        "the result is stable",
+    ]
+    openers = [
+        "you are absolutely right",
+        "that is absolutely right",
+        "absolutely right",
+        "yes absolutely right",
+        "i think that is absolutely right",
+    ]
     texts, rewards = [], []
     for i in range(240):
         parts = [fillers[j] for j in rng.choice(len(fillers), 2, replace=False)]

@@ -1,4 +1,4 @@
-"""Tests for workbench.goodhart: the exact best-of-n estimator against brute-force enumeration,
+"""Tests for workbench.audits.drift.goodhart: the exact best-of-n estimator against brute-force enumeration,
 KL_bon against numerical integration, the Gao et al. fit on synthetic data, and pool loading."""
 
 from __future__ import annotations
@@ -11,13 +11,12 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from scipy import integrate  # noqa: E402
 
-from workbench.goodhart import (  # noqa: E402
+from workbench.audits.drift.goodhart import (  # noqa: E402
     best_of_n_curve,
     bon_expectation,
     bon_weights,
@@ -25,13 +24,7 @@ from workbench.goodhart import (  # noqa: E402
     kl_bon,
     load_bon_pools,
 )
-from workbench.preference_data import DataFormatError  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
+from workbench.data.preferences import DataFormatError  # noqa: E402
 
 
 def brute_force_bon(proxy, gold, n):
@@ -80,7 +73,9 @@ def test_curve_matches_brute_force_per_pool_average():
     res = best_of_n_curve(pools, "proxy", "gold", n_boot=50, seed=0)
     for n in range(1, 7):
         per_pool = [brute_force_bon(g["proxy"].tolist(), g["gold"].tolist(), n) for _, g in pools.groupby("prompt_id")]
-        proxy_pool = [brute_force_bon(g["proxy"].tolist(), g["proxy"].tolist(), n) for _, g in pools.groupby("prompt_id")]
+        proxy_pool = [
+            brute_force_bon(g["proxy"].tolist(), g["proxy"].tolist(), n) for _, g in pools.groupby("prompt_id")
+        ]
         row = res.curve.loc[res.curve["n"] == n].iloc[0]
         assert row["gold_mean"] == pytest.approx(np.mean(per_pool))
         assert row["proxy_mean"] == pytest.approx(np.mean(proxy_pool))
@@ -96,7 +91,9 @@ def test_kl_bon_matches_numerical_integration():
     # best-of-n of a continuous distribution has density n F^(n-1) f; with U = F(X) ~ Beta(n, 1)
     # KL = E[log(n U^(n-1))] = integral_0^1 n u^(n-1) log(n u^(n-1)) du
     for n in (1, 2, 4, 16, 64):
-        numeric, _ = integrate.quad(lambda u: n * u ** (n - 1) * (math.log(n) + (n - 1) * math.log(u)) if u > 0 else 0.0, 0, 1)
+        numeric, _ = integrate.quad(
+            lambda u: n * u ** (n - 1) * (math.log(n) + (n - 1) * math.log(u)) if u > 0 else 0.0, 0, 1
+        )
         assert kl_bon(n) == pytest.approx(numeric, abs=1e-8)
     assert kl_bon(2) == pytest.approx(math.log(2) - 0.5)
     with pytest.raises(ValueError):
@@ -151,7 +148,11 @@ def test_curve_on_synthetic_overoptimisation_finds_the_peak():
     assert 0 < res.fit.kl_star < 10
     s = res.summary()
     assert s["best_n"] == res.best_n and s["fit_b"] > 0
-    assert res.fit_ci.set_index("parameter").loc["b", "ci_low"] <= res.fit.b <= res.fit_ci.set_index("parameter").loc["b", "ci_high"]
+    assert (
+        res.fit_ci.set_index("parameter").loc["b", "ci_low"]
+        <= res.fit.b
+        <= res.fit_ci.set_index("parameter").loc["b", "ci_high"]
+    )
     ax = res.plot()
     assert "Goodhart" in ax.get_title()
     v = res.verdicts().iloc[0]
@@ -188,7 +189,12 @@ def test_curve_validation():
 def test_load_bon_pools(tmp_path):
     p = tmp_path / "pools.jsonl"
     recs = [
-        {"prompt_id": "x1", "prompt": "P", "category": "c", "candidates": [{"response": "a", "gold": 1, "q": 1}, {"response": "b", "gold": 0.5}]},
+        {
+            "prompt_id": "x1",
+            "prompt": "P",
+            "category": "c",
+            "candidates": [{"response": "a", "gold": 1, "q": 1}, {"response": "b", "gold": 0.5}],
+        },
         {"prompt_id": "x2", "prompt": "Q", "candidates": ["plain text", {"response": "d"}]},
     ]
     p.write_text("\n".join(json.dumps(r) for r in recs) + "\n")

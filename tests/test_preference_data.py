@@ -1,4 +1,4 @@
-"""Tests for workbench.preference_data: one schema, many input formats.
+"""Tests for workbench.data.preferences: one schema, many input formats.
 
 Every fixture file is written into ``tmp_path`` by the test that reads it.
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from workbench.preference_data import (
+from workbench.data.preferences import (
     SCHEMA_COLUMNS,
     DataFormatError,
     PreferenceSet,
@@ -114,7 +114,11 @@ def test_jsonl_missing_chosen_message_format(tmp_path):
     with pytest.raises(DataFormatError) as info:
         load_preferences(path)
     assert str(info.value) == f"{path}, line 4, field 'chosen': expected a non-empty string, got null"
-    assert (info.value.row, info.value.field, info.value.reason) == (4, "chosen", "expected a non-empty string, got null")
+    assert (info.value.row, info.value.field, info.value.reason) == (
+        4,
+        "chosen",
+        "expected a non-empty string, got null",
+    )
 
 
 def test_limit_reads_at_most_n_rows(tmp_path):
@@ -139,7 +143,9 @@ def test_json_list_of_objects(tmp_path):
 def test_json_list_bad_item_reports_row(tmp_path):
     path = tmp_path / "prefs.json"
     path.write_text(json.dumps([FLAT[0], {"id": "z", "prompt": "p", "chosen": "c", "rejected": "  "}]))
-    with pytest.raises(DataFormatError, match=r"prefs\.json, row 2, field 'rejected': expected a non-empty string, got a blank string"):
+    with pytest.raises(
+        DataFormatError, match=r"prefs\.json, row 2, field 'rejected': expected a non-empty string, got a blank string"
+    ):
         load_preferences(path)
 
 
@@ -194,8 +200,13 @@ def test_csv_messages_as_json_strings(tmp_path):
 
 def test_csv_broken_json_message_list_is_an_error(tmp_path):
     good = json.dumps(msgs(("user", "Hi"), ("assistant", "Hello.")))
-    path = write_csv(tmp_path / "chat.csv", ["chosen", "rejected"], [[good, good], [good, '[{"role": "user", "content"']])
-    with pytest.raises(DataFormatError, match=r"chat\.csv, row 2, field 'rejected': looks like a JSON message list but is not valid JSON"):
+    path = write_csv(
+        tmp_path / "chat.csv", ["chosen", "rejected"], [[good, good], [good, '[{"role": "user", "content"']]
+    )
+    with pytest.raises(
+        DataFormatError,
+        match=r"chat\.csv, row 2, field 'rejected': looks like a JSON message list but is not valid JSON",
+    ):
         load_preferences(path)
 
 
@@ -214,8 +225,14 @@ def test_parquet_with_chat_lists_and_integer_ids(tmp_path):
         {
             "id": [10, 11],
             "prompt": ["Hi", "Name a color"],
-            "chosen": [msgs(("user", "Hi"), ("assistant", "Hello!")), msgs(("user", "Name a color"), ("assistant", "Blue"))],
-            "rejected": [msgs(("user", "Hi"), ("assistant", "Bye.")), msgs(("user", "Name a color"), ("assistant", "Seven"))],
+            "chosen": [
+                msgs(("user", "Hi"), ("assistant", "Hello!")),
+                msgs(("user", "Name a color"), ("assistant", "Blue")),
+            ],
+            "rejected": [
+                msgs(("user", "Hi"), ("assistant", "Bye.")),
+                msgs(("user", "Name a color"), ("assistant", "Seven")),
+            ],
             "score_chosen": [8.5, 7.0],
         }
     )
@@ -236,7 +253,10 @@ def test_parquet_bad_row_reports_row_and_field(tmp_path):
     pd.DataFrame({"prompt": ["a", None, "c"], "chosen": ["x", "y", "z"], "rejected": ["u", "v", "w"]}).to_parquet(path)
     with pytest.raises(DataFormatError) as info:
         load_preferences(path)
-    assert str(info.value) == f"{path}, row 2, field 'prompt': expected a string, got null (and 'chosen' is not an HH-RLHF transcript)"
+    assert (
+        str(info.value)
+        == f"{path}, row 2, field 'prompt': expected a string, got null (and 'chosen' is not an HH-RLHF transcript)"
+    )
 
 
 # --------------------------------------------------------------------------- save_to_disk folders
@@ -246,7 +266,10 @@ def test_hf_disk_dataset(tmp_path):
     import datasets
 
     folder = tmp_path / "hf_prefs"
-    rows = [{"prompt": "p1", "chosen": "c1", "rejected": "r1", "label": None}, {"prompt": "p2", "chosen": "c2", "rejected": "r2", "label": 0.8}]
+    rows = [
+        {"prompt": "p1", "chosen": "c1", "rejected": "r1", "label": None},
+        {"prompt": "p2", "chosen": "c2", "rejected": "r2", "label": 0.8},
+    ]
     datasets.Dataset.from_list(rows).save_to_disk(str(folder))
     ps = load_preferences(folder)
     assert ps.source == str(folder)
@@ -283,7 +306,9 @@ def test_hf_disk_single_split_dict_needs_no_split(tmp_path):
     import datasets
 
     folder = tmp_path / "one"
-    datasets.DatasetDict({"test": datasets.Dataset.from_list([{"prompt": "p", "chosen": "c", "rejected": "r"}])}).save_to_disk(str(folder))
+    datasets.DatasetDict(
+        {"test": datasets.Dataset.from_list([{"prompt": "p", "chosen": "c", "rejected": "r"}])}
+    ).save_to_disk(str(folder))
     assert load_preferences(folder).source == f"{folder}[test]"
 
 
@@ -326,8 +351,13 @@ def test_hh_single_and_multi_turn_rows(tmp_path):
 
 def test_hh_mismatched_prefix_names_rejected(tmp_path):
     bad = HH_REJECTED.replace("Tell me a joke", "Tell me a story")
-    path = write_jsonl(tmp_path / "hh.jsonl", [{"chosen": HH_CHOSEN, "rejected": HH_CHOSEN}, {"chosen": HH_CHOSEN, "rejected": bad}])
-    with pytest.raises(DataFormatError, match=r"hh\.jsonl, line 2, field 'rejected': the conversation before the final assistant turn differs") as info:
+    path = write_jsonl(
+        tmp_path / "hh.jsonl", [{"chosen": HH_CHOSEN, "rejected": HH_CHOSEN}, {"chosen": HH_CHOSEN, "rejected": bad}]
+    )
+    with pytest.raises(
+        DataFormatError,
+        match=r"hh\.jsonl, line 2, field 'rejected': the conversation before the final assistant turn differs",
+    ) as info:
         load_preferences(path)
     assert "first difference at message 2" in info.value.reason
 
@@ -362,7 +392,11 @@ def test_split_conversation():
 def test_chat_shapes_ultrafeedback_trl_and_implicit_prompt(tmp_path):
     rows = [
         # UltraFeedback-binarized: prompt string, full conversations.
-        {"prompt": "Hi", "chosen": msgs(("user", "Hi"), ("assistant", "Hello!")), "rejected": msgs(("user", "Hi"), ("assistant", "What?"))},
+        {
+            "prompt": "Hi",
+            "chosen": msgs(("user", "Hi"), ("assistant", "Hello!")),
+            "rejected": msgs(("user", "Hi"), ("assistant", "What?")),
+        },
         # TRL conversational: prompt messages, assistant-only completions.
         {
             "prompt": msgs(("system", "Be nice."), ("user", "Hey")),
@@ -387,20 +421,54 @@ def test_chat_shapes_ultrafeedback_trl_and_implicit_prompt(tmp_path):
 @pytest.mark.parametrize(
     ("row", "field", "reason"),
     [
-        ({"chosen": [{"role": "user", "content": "q"}, {"role": "assistant"}], "rejected": msgs(("user", "q"), ("assistant", "r"))},
-         "chosen", "message 1: missing 'content' key"),
-        ({"chosen": msgs(("user", "q"), ("assistant", "c")), "rejected": [{"content": "q"}, {"role": "assistant", "content": "r"}]},
-         "rejected", "message 0: missing 'role' key"),
-        ({"chosen": msgs(("user", "q"), ("bot", "c")), "rejected": msgs(("user", "q"), ("assistant", "r"))},
-         "chosen", "message 1: role must be one of system, user, assistant, got 'bot'"),
-        ({"chosen": msgs(("user", "q"), ("assistant", "c")), "rejected": msgs(("user", "other"), ("assistant", "r"))},
-         "rejected", "the conversation before the final assistant turn differs from 'chosen' (first difference at message 0; 1 vs 1 messages)"),
-        ({"chosen": msgs(("user", "q"), ("assistant", "c")), "rejected": "r"},
-         "rejected", "expected a list of messages like 'chosen', got the string 'r'"),
-        ({"prompt": "different", "chosen": msgs(("user", "q"), ("assistant", "c")), "rejected": msgs(("user", "q"), ("assistant", "r"))},
-         "prompt", "does not match the final user message of 'chosen'"),
-        ({"chosen": msgs(("user", "q"), ("assistant", " ")), "rejected": msgs(("user", "q"), ("assistant", "r"))},
-         "chosen", "expected a non-empty final assistant message, got a blank string"),
+        (
+            {
+                "chosen": [{"role": "user", "content": "q"}, {"role": "assistant"}],
+                "rejected": msgs(("user", "q"), ("assistant", "r")),
+            },
+            "chosen",
+            "message 1: missing 'content' key",
+        ),
+        (
+            {
+                "chosen": msgs(("user", "q"), ("assistant", "c")),
+                "rejected": [{"content": "q"}, {"role": "assistant", "content": "r"}],
+            },
+            "rejected",
+            "message 0: missing 'role' key",
+        ),
+        (
+            {"chosen": msgs(("user", "q"), ("bot", "c")), "rejected": msgs(("user", "q"), ("assistant", "r"))},
+            "chosen",
+            "message 1: role must be one of system, user, assistant, got 'bot'",
+        ),
+        (
+            {
+                "chosen": msgs(("user", "q"), ("assistant", "c")),
+                "rejected": msgs(("user", "other"), ("assistant", "r")),
+            },
+            "rejected",
+            "the conversation before the final assistant turn differs from 'chosen' (first difference at message 0; 1 vs 1 messages)",
+        ),
+        (
+            {"chosen": msgs(("user", "q"), ("assistant", "c")), "rejected": "r"},
+            "rejected",
+            "expected a list of messages like 'chosen', got the string 'r'",
+        ),
+        (
+            {
+                "prompt": "different",
+                "chosen": msgs(("user", "q"), ("assistant", "c")),
+                "rejected": msgs(("user", "q"), ("assistant", "r")),
+            },
+            "prompt",
+            "does not match the final user message of 'chosen'",
+        ),
+        (
+            {"chosen": msgs(("user", "q"), ("assistant", " ")), "rejected": msgs(("user", "q"), ("assistant", "r"))},
+            "chosen",
+            "expected a non-empty final assistant message, got a blank string",
+        ),
     ],
 )
 def test_chat_row_errors(tmp_path, row, field, reason):
@@ -459,22 +527,51 @@ def test_votes_to_label_and_label_precedence():
         ({"label": -0.1}, "label", "expected a probability in [0, 1], got -0.1"),
         ({"label": "yes"}, "label", "expected a number, got the string 'yes'"),
         ({"label": True}, "label", "expected a number, got the boolean True"),
-        ({"votes_chosen": 2}, "votes_rejected", "expected a vote count because 'votes_chosen' is given, got a missing field"),
-        ({"votes_chosen": 0, "votes_rejected": 0}, "votes_chosen", "votes_chosen + votes_rejected must be > 0, got 0 votes in total"),
-        ({"votes_chosen": -1, "votes_rejected": 3}, "votes_chosen", "expected a non-negative whole number, got the number -1"),
-        ({"votes_chosen": "2.5", "votes_rejected": 3}, "votes_chosen", "expected a non-negative whole number, got the string '2.5'"),
+        (
+            {"votes_chosen": 2},
+            "votes_rejected",
+            "expected a vote count because 'votes_chosen' is given, got a missing field",
+        ),
+        (
+            {"votes_chosen": 0, "votes_rejected": 0},
+            "votes_chosen",
+            "votes_chosen + votes_rejected must be > 0, got 0 votes in total",
+        ),
+        (
+            {"votes_chosen": -1, "votes_rejected": 3},
+            "votes_chosen",
+            "expected a non-negative whole number, got the number -1",
+        ),
+        (
+            {"votes_chosen": "2.5", "votes_rejected": 3},
+            "votes_chosen",
+            "expected a non-negative whole number, got the string '2.5'",
+        ),
         ({"step": "ten"}, "step", "expected a non-negative whole number, got the string 'ten'"),
         ({"subset": 3}, "subset", "expected a string or null, got the number 3"),
     ],
 )
 def test_numeric_and_optional_field_errors(extra, field, reason):
     with pytest.raises(DataFormatError) as info:
-        from_records([{"prompt": "p", "chosen": "c", "rejected": "r"}, {"prompt": "p", "chosen": "c", "rejected": "r", **extra}])
+        from_records(
+            [{"prompt": "p", "chosen": "c", "rejected": "r"}, {"prompt": "p", "chosen": "c", "rejected": "r", **extra}]
+        )
     assert str(info.value) == f"<records>, row 2, field '{field}': {reason}"
 
 
 def test_checkpoint_and_step_for_policy_samples():
-    ps = from_records([{"prompt": "p", "chosen": "c", "rejected": "r", "checkpoint": "run1/ckpt-200", "step": "200.0", "rationale": "why"}])
+    ps = from_records(
+        [
+            {
+                "prompt": "p",
+                "chosen": "c",
+                "rejected": "r",
+                "checkpoint": "run1/ckpt-200",
+                "step": "200.0",
+                "rationale": "why",
+            }
+        ]
+    )
     row = ps.frame.iloc[0]
     assert (row["checkpoint"], int(row["step"]), row["rationale"]) == ("run1/ckpt-200", 200, "why")
 
@@ -500,7 +597,14 @@ def test_skip_mode_records_every_dropped_row(tmp_path):
     ps = load_preferences(path, on_error="skip")
     assert ps.frame["id"].tolist() == ["a", "b"]
     assert (ps.n_read, len(ps), ps.n_skipped) == (8, 2, 6)
-    assert [(s.row, s.field) for s in ps.skipped] == [(2, "chosen"), (4, "label"), (5, None), (6, "chosen"), (7, "id"), (8, "chosen")]
+    assert [(s.row, s.field) for s in ps.skipped] == [
+        (2, "chosen"),
+        (4, "label"),
+        (5, None),
+        (6, "chosen"),
+        (7, "id"),
+        (8, "chosen"),
+    ]
     first = ps.skipped[0]
     assert first == SkippedRow(str(path), 2, "chosen", "expected a non-empty string, got null", "line")
     assert first.location == "line 2"
@@ -524,13 +628,19 @@ def test_skip_mode_matches_raise_mode_error(tmp_path):
         load_preferences(path)
     skipped = load_preferences(path, on_error="skip").skipped[0]
     assert (info.value.source, info.value.row, info.value.field, info.value.reason) == (
-        skipped.source, skipped.row, skipped.field, skipped.reason,
+        skipped.source,
+        skipped.row,
+        skipped.field,
+        skipped.reason,
     )
 
 
 def test_no_usable_rows_reports_skip_counts(tmp_path):
     path = write_jsonl(tmp_path / "bad.jsonl", [{"prompt": "p", "chosen": None, "rejected": "r"}] * 3)
-    with pytest.raises(DataFormatError, match=r"bad\.jsonl: no usable rows \(read 3, skipped 3\); most common problems: 3 x field 'chosen'"):
+    with pytest.raises(
+        DataFormatError,
+        match=r"bad\.jsonl: no usable rows \(read 3, skipped 3\); most common problems: 3 x field 'chosen'",
+    ):
         load_preferences(path, on_error="skip")
     (tmp_path / "empty.jsonl").write_text("\n\n")
     with pytest.raises(DataFormatError, match=r"empty\.jsonl: no usable rows \(read 0, skipped 0\)"):
@@ -538,7 +648,11 @@ def test_no_usable_rows_reports_skip_counts(tmp_path):
 
 
 def test_duplicate_ids_raise(tmp_path):
-    path = write_csv(tmp_path / "dups.csv", ["id", "prompt", "chosen", "rejected"], [["x", "p", "c", "r"], ["y", "p", "c", "r"], ["x", "q", "c", "r"]])
+    path = write_csv(
+        tmp_path / "dups.csv",
+        ["id", "prompt", "chosen", "rejected"],
+        [["x", "p", "c", "r"], ["y", "p", "c", "r"], ["x", "q", "c", "r"]],
+    )
     with pytest.raises(DataFormatError) as info:
         load_preferences(path)
     assert str(info.value) == f"{path}, row 3, field 'id': duplicate id 'x' (first used at row 1)"
@@ -600,7 +714,13 @@ def test_to_frame_is_a_copy():
 def test_data_format_error_pickles():
     err = DataFormatError("f.csv", 3, "label", "bad", unit="row")
     back = pickle.loads(pickle.dumps(err))
-    assert (back.source, back.row, back.field, back.reason, str(back)) == ("f.csv", 3, "label", "bad", "f.csv, row 3, field 'label': bad")
+    assert (back.source, back.row, back.field, back.reason, str(back)) == (
+        "f.csv",
+        3,
+        "label",
+        "bad",
+        "f.csv, row 3, field 'label': bad",
+    )
 
 
 # --------------------------------------------------------------------------- content_hash and sample
@@ -608,8 +728,23 @@ def test_data_format_error_pickles():
 
 def test_content_hash_stable_across_formats_and_sensitive_to_content(tmp_path):
     jsonl = load_preferences(write_jsonl(tmp_path / "h.jsonl", FLAT))
-    rows = [[r["id"], r["prompt"], r["chosen"], r["rejected"], str(r.get("label", "")), str(r.get("votes_chosen", "")), str(r.get("votes_rejected", ""))] for r in FLAT]
-    csv_set = load_preferences(write_csv(tmp_path / "h.csv", ["id", "prompt", "chosen", "rejected", "label", "votes_chosen", "votes_rejected"], rows))
+    rows = [
+        [
+            r["id"],
+            r["prompt"],
+            r["chosen"],
+            r["rejected"],
+            str(r.get("label", "")),
+            str(r.get("votes_chosen", "")),
+            str(r.get("votes_rejected", "")),
+        ]
+        for r in FLAT
+    ]
+    csv_set = load_preferences(
+        write_csv(
+            tmp_path / "h.csv", ["id", "prompt", "chosen", "rejected", "label", "votes_chosen", "votes_rejected"], rows
+        )
+    )
     h = jsonl.content_hash()
     assert len(h) == 64 and int(h, 16) >= 0
     assert h == csv_set.content_hash() == load_preferences(tmp_path / "h.jsonl").content_hash()
@@ -621,7 +756,9 @@ def test_content_hash_stable_across_formats_and_sensitive_to_content(tmp_path):
 
 
 def test_sample_is_seeded_ordered_and_keeps_skip_record():
-    records = [{"prompt": f"p{i}", "chosen": "c", "rejected": "r"} for i in range(20)] + [{"prompt": "x", "chosen": "", "rejected": "r"}]
+    records = [{"prompt": f"p{i}", "chosen": "c", "rejected": "r"} for i in range(20)] + [
+        {"prompt": "x", "chosen": "", "rejected": "r"}
+    ]
     ps = from_records(records, on_error="skip")
     sub = ps.sample(5, seed=3)
     ids = sub.frame["id"].tolist()

@@ -1,4 +1,4 @@
-"""Tests for workbench.relabel: export/import round trips with provenance, spreadsheet-safe CSV,
+"""Tests for workbench.data.relabel: export/import round trips with provenance, spreadsheet-safe CSV,
 and errors that name the file, the row and the field."""
 
 from __future__ import annotations
@@ -9,21 +9,23 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workbench.preference_data import DataFormatError, from_frame
-from workbench.relabel import QUEUE_COLUMNS, export_relabel_queue, import_relabels
+from workbench.data.preferences import DataFormatError, from_frame
+from workbench.data.relabel import QUEUE_COLUMNS, export_relabel_queue, import_relabels
 
 
 @pytest.fixture
 def pairs():
-    frame = pd.DataFrame({
-        "id": ["s1", "s2", "s3", "s4", "s5"],
-        "prompt": ["p1", "p2", "p3", "p4", "p5"],
-        "chosen": ["c1", "=SUM(A1:A9)", "c3\nsecond line, with \"quotes\"", "'quoted", "c5"],
-        "rejected": ["r1", "r2", "-dash start", "r4", "@r5"],
-        "category": ["x", "y", "x", None, "y"],
-        "label": [1.0, 1.0, 1.0, 0.0, 1.0],
-        "margin": [0.5, -1.0, 2.0, 0.0, np.nan],
-    })
+    frame = pd.DataFrame(
+        {
+            "id": ["s1", "s2", "s3", "s4", "s5"],
+            "prompt": ["p1", "p2", "p3", "p4", "p5"],
+            "chosen": ["c1", "=SUM(A1:A9)", 'c3\nsecond line, with "quotes"', "'quoted", "c5"],
+            "rejected": ["r1", "r2", "-dash start", "r4", "@r5"],
+            "category": ["x", "y", "x", None, "y"],
+            "label": [1.0, 1.0, 1.0, 0.0, 1.0],
+            "margin": [0.5, -1.0, 2.0, 0.0, np.nan],
+        }
+    )
     return from_frame(frame, source="orig")
 
 
@@ -105,10 +107,17 @@ def test_csv_cells_are_formula_safe(tmp_path, pairs):
 
 
 def test_checkpoint_pair_items_and_reason_column(tmp_path):
-    items = pd.DataFrame({
-        "id": ["a|b", "c|d"], "prompt": ["P", "Q"], "response_a": ["early", "early2"], "response_b": ["late", "late2"],
-        "score_a": [1.0, 3.0], "score_b": [2.0, 1.0], "reason": ["drift trigger", None],
-    })
+    items = pd.DataFrame(
+        {
+            "id": ["a|b", "c|d"],
+            "prompt": ["P", "Q"],
+            "response_a": ["early", "early2"],
+            "response_b": ["late", "late2"],
+            "score_a": [1.0, 3.0],
+            "score_b": [2.0, 1.0],
+            "reason": ["drift trigger", None],
+        }
+    )
     q = export_relabel_queue(items, tmp_path / "d.jsonl", reason="fallback", shuffle=False)
     assert q["rm_preference"].tolist() == ["b", "a"]
     assert q["reason"].tolist() == ["drift trigger", "fallback"]
@@ -125,10 +134,15 @@ def test_export_validation(tmp_path, pairs):
     with pytest.raises(ValueError, match=r"\.csv or \.jsonl"):
         export_relabel_queue(pairs, tmp_path / "q.txt", reason="r")
     with pytest.raises(ValueError, match="chosen"):
-        export_relabel_queue(pd.DataFrame({"id": [1], "prompt": ["p"], "response": ["r"]}), tmp_path / "q.csv", reason="r")
+        export_relabel_queue(
+            pd.DataFrame({"id": [1], "prompt": ["p"], "response": ["r"]}), tmp_path / "q.csv", reason="r"
+        )
     with pytest.raises(ValueError, match="duplicate ids"):
-        export_relabel_queue(pd.DataFrame({"id": [1, 1], "prompt": ["p", "q"], "chosen": ["a", "b"], "rejected": ["c", "d"]}),
-                             tmp_path / "q.csv", reason="r")
+        export_relabel_queue(
+            pd.DataFrame({"id": [1, 1], "prompt": ["p", "q"], "chosen": ["a", "b"], "rejected": ["c", "d"]}),
+            tmp_path / "q.csv",
+            reason="r",
+        )
 
 
 @pytest.fixture

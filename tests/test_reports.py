@@ -17,11 +17,11 @@ import pandas as pd
 import pytest
 
 from workbench.cli import main
-from workbench.compare import compare_summaries
-from workbench.notebook_runner import NOTEBOOK_DIR, export_html, run_notebook
-from workbench.report_index import write_top_index
-from workbench.report_summary import SCHEMA, load_summary
-from workbench.verdicts import MIME
+from workbench.reports.compare import compare_summaries
+from workbench.reports.index import write_top_index
+from workbench.reports.runner import NOTEBOOK_DIR, export_html, run_notebook
+from workbench.reports.summary import SCHEMA, load_summary
+from workbench.reports.verdicts import MIME
 
 pytestmark = pytest.mark.slow
 
@@ -38,25 +38,27 @@ def make_notebook(path: Path, parameters: str, *cells: str) -> Path:
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     p = nbformat.v4.new_code_cell(parameters.strip())
     p.metadata["tags"] = ["parameters"]
-    nb.cells = [nbformat.v4.new_markdown_cell(f"# {path.stem}"), p] + [nbformat.v4.new_code_cell(c.strip()) for c in cells]
+    nb.cells = [nbformat.v4.new_markdown_cell(f"# {path.stem}"), p] + [
+        nbformat.v4.new_code_cell(c.strip()) for c in cells
+    ]
     nbformat.write(nb, str(path))
     return path
 
 
-PARAMS = '''
+PARAMS = """
 model = "demo-biased"   # RM spec
 data = "golden"         # data spec
 seed = 0                # seed
 n_boot = 200            # bootstrap resamples
-'''
+"""
 
-PUBLISH = '''
+PUBLISH = """
 import numpy as np
-from workbench.calibration import bootstrap_ci
-from workbench.reward_models import load_reward_model
-from workbench.scoring import score_pairs
-from workbench.shipped_data import load_data
-from workbench.verdicts import grade, publish
+from workbench.audits.calibration.metrics import bootstrap_ci
+from workbench.models.adapters import load_reward_model
+from workbench.models.scoring import score_pairs
+from workbench.data.shipped import load_data
+from workbench.reports.verdicts import grade, publish
 
 frame = score_pairs(load_reward_model(model), load_data(data)).to_frame()
 margin = frame["margin"].to_numpy()
@@ -67,7 +69,7 @@ publish("toy", [
     {"check": "CI width", "value": ci.high - ci.low, "threshold": "warn > 0.3, fail > 0.5", "verdict": grade(ci.high - ci.low, 0.3, 0.5)},
 ], {"accuracy": acc, "ci_low": ci.low, "ci_high": ci.high, "n_pairs": len(margin)})
 print("accuracy", acc)
-'''
+"""
 
 
 def pairs_rows(n: int = 30, seed: int = 0) -> list[dict]:
@@ -77,7 +79,9 @@ def pairs_rows(n: int = 30, seed: int = 0) -> list[dict]:
     for i in range(n):
         long, short = "a fairly long and detailed answer " * int(rng.integers(2, 4)), "short answer"
         chosen, rejected = (long, short) if rng.random() < 0.7 else (short, long)
-        rows.append({"id": f"p{i:02d}", "prompt": f"question {i}?", "chosen": f"{chosen} #{i}", "rejected": f"{rejected} #{i}"})
+        rows.append(
+            {"id": f"p{i:02d}", "prompt": f"question {i}?", "chosen": f"{chosen} #{i}", "rejected": f"{rejected} #{i}"}
+        )
     return rows
 
 
@@ -137,11 +141,30 @@ def table_rows(html: str) -> list[list[str]]:
 
 
 def test_failing_notebook_still_reported_and_exit_code_nonzero(env, capsys):
-    make_notebook(env["nbdir"] / "10_fails.ipynb", PARAMS, "x = 1", "raise ZeroDivisionError('boom in the audit')", "print('never')")
+    make_notebook(
+        env["nbdir"] / "10_fails.ipynb",
+        PARAMS,
+        "x = 1",
+        "raise ZeroDivisionError('boom in the audit')",
+        "print('never')",
+    )
     make_notebook(env["nbdir"] / "20_publishes.ipynb", PARAMS, PUBLISH)
     out = env["tmp"] / "report"
-    code = main(["audit", "--model", env["model"], "--data", str(env["data"]), "--out", str(out),
-                 "--notebook-dir", str(env["nbdir"]), "--param", "n_boot=100"])
+    code = main(
+        [
+            "audit",
+            "--model",
+            env["model"],
+            "--data",
+            str(env["data"]),
+            "--out",
+            str(out),
+            "--notebook-dir",
+            str(env["nbdir"]),
+            "--param",
+            "n_boot=100",
+        ]
+    )
     assert code == 1
     printed = capsys.readouterr().out
     # progress: one start and one end line per notebook, with elapsed time
@@ -172,8 +195,21 @@ def test_failing_notebook_still_reported_and_exit_code_nonzero(env, capsys):
 def test_index_verdict_table_and_summary_values(env):
     make_notebook(env["nbdir"] / "20_publishes.ipynb", PARAMS, PUBLISH)
     out = env["tmp"] / "report"
-    code = main(["audit", "--model", env["model"], "--data", str(env["data"]), "--out", str(out),
-                 "--notebook-dir", str(env["nbdir"]), "--seed", "3"])
+    code = main(
+        [
+            "audit",
+            "--model",
+            env["model"],
+            "--data",
+            str(env["data"]),
+            "--out",
+            str(out),
+            "--notebook-dir",
+            str(env["nbdir"]),
+            "--seed",
+            "3",
+        ]
+    )
     assert code == 0
 
     # independent computation of the accuracy the notebook publishes
@@ -187,9 +223,11 @@ def test_index_verdict_table_and_summary_values(env):
     assert summary["inputs"]["seed"] == 3 and summary["inputs"]["notebooks"]["20_publishes"]["seed"] == 3
     assert summary["inputs"]["model_fingerprint"]  # the python: RM loaded in the CLI process
     hashes = summary["inputs"]["data_hashes"]
-    from workbench.shipped_data import load_data
+    from workbench.data.shipped import load_data
 
-    assert hashes == [{"spec": str(env["data"]), "kind": "preference-pairs", "sha256": load_data(env["data"]).content_hash()}]
+    assert hashes == [
+        {"spec": str(env["data"]), "kind": "preference-pairs", "sha256": load_data(env["data"]).content_hash()}
+    ]
     run = summary["run"]
     assert run["started"] <= run["finished"] and "python" in run["versions"] and run["kernel"] == "python3"
     assert "--seed 3" in run["command"]
@@ -220,8 +258,17 @@ def test_index_verdict_table_and_summary_values(env):
 def test_summary_results_are_deterministic(env):
     shutil.copy(NOTEBOOK_DIR / "00_overview.ipynb", env["nbdir"] / "00_overview.ipynb")
     make_notebook(env["nbdir"] / "20_publishes.ipynb", PARAMS, PUBLISH)
-    base = ["audit", "--model", env["model"], "--data", str(env["data"]), "--notebook-dir", str(env["nbdir"]),
-            "--param", "n_boot=100"]
+    base = [
+        "audit",
+        "--model",
+        env["model"],
+        "--data",
+        str(env["data"]),
+        "--notebook-dir",
+        str(env["nbdir"]),
+        "--param",
+        "n_boot=100",
+    ]
     assert main(base + ["--out", str(env["tmp"] / "a")]) == 0
     assert main(base + ["--out", str(env["tmp"] / "b")]) == 0
     a, b = load_summary(env["tmp"] / "a"), load_summary(env["tmp"] / "b")
@@ -236,7 +283,9 @@ def test_summary_results_are_deterministic(env):
     c = load_summary(env["tmp"] / "c")["results"]["metrics"]
     assert c["20_publishes/toy/accuracy"] == a["results"]["metrics"]["20_publishes/toy/accuracy"]
     assert (c["20_publishes/toy/ci_low"], c["20_publishes/toy/ci_high"]) != (
-        a["results"]["metrics"]["20_publishes/toy/ci_low"], a["results"]["metrics"]["20_publishes/toy/ci_high"])
+        a["results"]["metrics"]["20_publishes/toy/ci_low"],
+        a["results"]["metrics"]["20_publishes/toy/ci_high"],
+    )
 
 
 # --- run_notebook / export_html -------------------------------------------------------------------
@@ -244,11 +293,12 @@ def test_summary_results_are_deterministic(env):
 
 def test_export_hides_code_embeds_images_and_drops_noise(tmp_path):
     nb = make_notebook(
-        tmp_path / "plot.ipynb", 'title = "hello"  # a title',
+        tmp_path / "plot.ipynb",
+        'title = "hello"  # a title',
         "import sys  # SECRET-CODE-MARKER\nimport matplotlib\nmatplotlib.use('agg')\nimport matplotlib.pyplot as plt\n"
         "fig, ax = plt.subplots()\nax.plot([1, 2, 3])\nax.set_title(title)\nplt.show()\n"
         "print('progress noise 12345', file=sys.stderr)\nprint('visible stdout 67890')",
-        "from workbench.verdicts import publish\npublish('sec', [{'check': 'c', 'value': 1.0, 'threshold': 't', 'verdict': 'pass'}], {'m': 1})",
+        "from workbench.reports.verdicts import publish\npublish('sec', [{'check': 'c', 'value': 1.0, 'threshold': 't', 'verdict': 'pass'}], {'m': 1})",
     )
     run = run_notebook(nb, tmp_path / "out", {"title": "my title"}, kernel_name="python3")
     assert run.ok and run.error is None
@@ -284,7 +334,7 @@ def test_missing_kernel_is_a_failure_with_html(tmp_path):
 
 
 def test_unknown_parameter_rejected_before_running(tmp_path):
-    from workbench.notebook_runner import ParameterError
+    from workbench.reports.runner import ParameterError
 
     nb = make_notebook(tmp_path / "p.ipynb", PARAMS, "print(model)")
     with pytest.raises(ParameterError, match=r"unknown parameter\(s\) \['n_bot'\]"):
@@ -298,12 +348,38 @@ def test_unknown_parameter_rejected_before_running(tmp_path):
 def _summary(overall, verdicts, metrics, model="m"):
     return {
         "schema": SCHEMA,
-        "inputs": {"model": model, "model_fingerprint": "f" * 64, "data": None, "data_hashes": [], "seed": None, "notebooks": {}},
-        "results": {"overall": overall, "counts": {}, "notebooks": {"00_x": {"status": "ok"}},
-                    "verdicts": [{"notebook": "00_x", "section": "s", "check": c, "value": v, "threshold": "t", "verdict": d, "detail": ""}
-                                 for c, v, d in verdicts],
-                    "metrics": metrics},
-        "run": {"started": "2026-01-01T00:00:00+00:00", "finished": "2026-01-01T00:01:00+00:00", "seconds": 60.0, "notebooks": {}},
+        "inputs": {
+            "model": model,
+            "model_fingerprint": "f" * 64,
+            "data": None,
+            "data_hashes": [],
+            "seed": None,
+            "notebooks": {},
+        },
+        "results": {
+            "overall": overall,
+            "counts": {},
+            "notebooks": {"00_x": {"status": "ok"}},
+            "verdicts": [
+                {
+                    "notebook": "00_x",
+                    "section": "s",
+                    "check": c,
+                    "value": v,
+                    "threshold": "t",
+                    "verdict": d,
+                    "detail": "",
+                }
+                for c, v, d in verdicts
+            ],
+            "metrics": metrics,
+        },
+        "run": {
+            "started": "2026-01-01T00:00:00+00:00",
+            "finished": "2026-01-01T00:01:00+00:00",
+            "seconds": 60.0,
+            "notebooks": {},
+        },
     }
 
 
@@ -319,8 +395,16 @@ def test_top_index_links_runs_with_overall_verdicts(tmp_path):
 
 
 def test_compare_summaries_metrics_and_verdicts():
-    a = _summary("warn", [("acc", 0.8, "pass"), ("ece", 0.12, "warn"), ("gone", 1.0, "pass")], {"x/s/acc": 0.8, "x/s/ece": 0.12, "x/s/same": 1.0})
-    b = _summary("fail", [("acc", 0.6, "fail"), ("ece", 0.05, "pass"), ("new", 2.0, "warn")], {"x/s/acc": 0.6, "x/s/ece": 0.12000001, "x/s/same": 1.0, "x/s/new": 5})
+    a = _summary(
+        "warn",
+        [("acc", 0.8, "pass"), ("ece", 0.12, "warn"), ("gone", 1.0, "pass")],
+        {"x/s/acc": 0.8, "x/s/ece": 0.12, "x/s/same": 1.0},
+    )
+    b = _summary(
+        "fail",
+        [("acc", 0.6, "fail"), ("ece", 0.05, "pass"), ("new", 2.0, "warn")],
+        {"x/s/acc": 0.6, "x/s/ece": 0.12000001, "x/s/same": 1.0, "x/s/new": 5},
+    )
     cmp = compare_summaries(a, b)
     m = cmp.metrics.set_index("metric")
     assert set(m.index) == {"x/s/acc", "x/s/ece", "x/s/new"}

@@ -9,8 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from workbench.formatting import Formatter, TextTemplate
-from workbench.reward_models import (
+from workbench.models.adapters import (
     CallableRM,
     PrecomputedScoresRM,
     SequenceClassifierRM,
@@ -19,7 +18,8 @@ from workbench.reward_models import (
     load_reward_model,
     pool_hidden,
 )
-from workbench.scoring import score_texts
+from workbench.models.formatting import Formatter, TextTemplate
+from workbench.models.scoring import score_texts
 
 PROMPTS = ["What is 2+2?", "Tell me about Paris.", "hi", "Write a function that adds two numbers."]
 RESPONSES = [
@@ -85,7 +85,9 @@ def test_plain_template_for_tokenizers_without_chat_template(tiny_models):
     assert rm.formatter.style == "template"
     history = [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]
     assert rm.format("q", "r", history) == "User: a\n\nAssistant: b\n\nUser: q\n\nAssistant: r"
-    custom = load_reward_model(str(tiny_models["gpt2"]), template=TextTemplate(user="Q: {content}\n", assistant="A: {content}\n"))
+    custom = load_reward_model(
+        str(tiny_models["gpt2"]), template=TextTemplate(user="Q: {content}\n", assistant="A: {content}\n")
+    )
     assert custom.format("q", "r") == "Q: q\nA: r"
     assert custom.fingerprint != rm.fingerprint  # formatting is part of the identity
 
@@ -124,8 +126,16 @@ def test_two_logit_classifier_is_rejected(tmp_path):
     from workbench.paths import minilm_dir
 
     tok = AutoTokenizer.from_pretrained(minilm_dir())
-    model = BertForSequenceClassification(BertConfig(vocab_size=tok.vocab_size, hidden_size=16, num_hidden_layers=1,
-                                                     num_attention_heads=2, intermediate_size=32, num_labels=2))
+    model = BertForSequenceClassification(
+        BertConfig(
+            vocab_size=tok.vocab_size,
+            hidden_size=16,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=32,
+            num_labels=2,
+        )
+    )
     model.save_pretrained(tmp_path / "two")
     tok.save_pretrained(tmp_path / "two")
     with pytest.raises(ValueError, match="exactly one output logit"):
@@ -135,9 +145,17 @@ def test_two_logit_classifier_is_rejected(tmp_path):
 def test_trust_remote_code_is_off_by_default(tmp_path):
     folder = tmp_path / "custom"
     folder.mkdir()
-    (folder / "config.json").write_text(json.dumps({"model_type": "my-custom-rm", "auto_map": {
-        "AutoConfig": "configuration_custom.CustomConfig",
-        "AutoModelForSequenceClassification": "modeling_custom.CustomRM"}}))
+    (folder / "config.json").write_text(
+        json.dumps(
+            {
+                "model_type": "my-custom-rm",
+                "auto_map": {
+                    "AutoConfig": "configuration_custom.CustomConfig",
+                    "AutoModelForSequenceClassification": "modeling_custom.CustomRM",
+                },
+            }
+        )
+    )
     (folder / "configuration_custom.py").write_text("raise RuntimeError('remote code must not run')\n")
     with pytest.raises(Exception) as info:
         load_reward_model(str(folder))
@@ -159,8 +177,11 @@ def test_value_head_rm_round_trip_matches_manual_pooling(tmp_path, pooling):
 
     torch.manual_seed(1)
     tok = AutoTokenizer.from_pretrained(minilm_dir())
-    backbone = BertModel(BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2,
-                                    num_attention_heads=4, intermediate_size=64))
+    backbone = BertModel(
+        BertConfig(
+            vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64
+        )
+    )
     head = torch.nn.Linear(32, 1)
     rm = ValueHeadRM(backbone, tok, head, ValueHeadConfig(pooling=pooling, hidden_size=32), device="cpu")
     folder = rm.save_pretrained(tmp_path / f"vh-{pooling}")
@@ -175,7 +196,9 @@ def test_value_head_rm_round_trip_matches_manual_pooling(tmp_path, pooling):
             hidden = ref_model(**enc).last_hidden_state[0]
         vec = {"mean": hidden.mean(0), "cls": hidden[0], "last": hidden[-1]}[pooling]
         assert g == pytest.approx(float(head(vec).detach()), abs=1e-4)
-    left = score_texts(loaded, PROMPTS, RESPONSES, cache=None, progress=False, padding_side="left", token_budget=10**6).scores
+    left = score_texts(
+        loaded, PROMPTS, RESPONSES, cache=None, progress=False, padding_side="left", token_budget=10**6
+    ).scores
     np.testing.assert_allclose(left, got, atol=1e-4)
 
 
@@ -208,7 +231,12 @@ def test_precomputed_scores(tmp_path):
     pd.DataFrame({"prompt": PROMPTS, "response": RESPONSES, "score": [1.0, 2.0, 3.0, 4.0]}).to_csv(path, index=False)
     rm = load_reward_model(str(path))
     assert isinstance(rm, PrecomputedScoresRM)
-    assert score_texts(rm, PROMPTS[::-1], RESPONSES[::-1], cache=None, progress=False).scores.tolist() == [4.0, 3.0, 2.0, 1.0]
+    assert score_texts(rm, PROMPTS[::-1], RESPONSES[::-1], cache=None, progress=False).scores.tolist() == [
+        4.0,
+        3.0,
+        2.0,
+        1.0,
+    ]
     with pytest.raises(KeyError, match="1 of 1"):
         score_texts(rm, ["unknown"], ["text"], cache=None, progress=False)
     bad = tmp_path / "bad.csv"

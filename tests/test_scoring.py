@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workbench.reward_models import CallableRM, load_reward_model
-from workbench.score_cache import ScoreCache, score_key
-from workbench.scoring import plan_batches, score_pairs, score_texts
+from workbench.models.adapters import CallableRM, load_reward_model
+from workbench.models.cache import ScoreCache, score_key
+from workbench.models.scoring import plan_batches, score_pairs, score_texts
 
 
 def test_plan_batches_respects_budget_and_covers_every_index():
@@ -36,7 +36,9 @@ def test_length_sorting_reduces_padding(tiny_models):
     sorted_run = score_texts(rm, prompts, responses, cache=None, progress=False, token_budget=1024)
     fixed_run = score_texts(rm, prompts, responses, cache=None, progress=False, strategy="fixed", batch_size=16)
     assert 0 < sorted_run.padding_fraction < fixed_run.padding_fraction < 1
-    single = score_texts(rm, prompts + prompts[:1], responses + responses[:1], cache=None, progress=False, strategy="fixed", batch_size=1)
+    single = score_texts(
+        rm, prompts + prompts[:1], responses + responses[:1], cache=None, progress=False, strategy="fixed", batch_size=1
+    )
     assert single.padding_fraction == 0.0  # one text per batch, duplicates computed once
     assert single.n_batches == len(set(responses))
     np.testing.assert_allclose(sorted_run.scores, fixed_run.scores, atol=1e-4)
@@ -53,11 +55,21 @@ def test_cache_hits_on_rerun_and_is_keyed_by_model_text_and_length(tmp_path, tin
     assert second.n_cached == 3 and second.n_computed == 0
     np.testing.assert_array_equal(first.scores, second.scores)
     # Another "notebook" (a fresh cache object on the same file) hits too.
-    third = score_texts(load_reward_model(str(tiny_models["bert"])), ["a"], ["x"], cache=ScoreCache(cache.path), progress=False)
+    third = score_texts(
+        load_reward_model(str(tiny_models["bert"])), ["a"], ["x"], cache=ScoreCache(cache.path), progress=False
+    )
     assert third.n_cached == 1
     # A different max_length or another model misses.
-    assert score_texts(load_reward_model(str(tiny_models["bert"]), max_length=64), ["a"], ["x"], cache=cache, progress=False).n_cached == 0
-    assert score_texts(load_reward_model(str(tiny_models["gpt2"])), ["a"], ["x"], cache=cache, progress=False).n_cached == 0
+    assert (
+        score_texts(
+            load_reward_model(str(tiny_models["bert"]), max_length=64), ["a"], ["x"], cache=cache, progress=False
+        ).n_cached
+        == 0
+    )
+    assert (
+        score_texts(load_reward_model(str(tiny_models["gpt2"])), ["a"], ["x"], cache=cache, progress=False).n_cached
+        == 0
+    )
     k = score_key(rm.fingerprint, rm.max_length, rm.format("a", "x"))
     assert cache.get_many([k])[k] == pytest.approx(first.scores[0])
 
@@ -92,14 +104,22 @@ def test_cache_write_is_atomic(tmp_path):
 
 
 def test_score_pairs_frame(tiny_models):
-    frame = pd.DataFrame({
-        "id": ["p1", "p2"], "prompt": ["q1", "q2"], "chosen": ["good answer", "fine"], "rejected": ["bad", "worse answer here"],
-        "label": [1.0, 0.5], "category": ["a", "b"],
-    })
+    frame = pd.DataFrame(
+        {
+            "id": ["p1", "p2"],
+            "prompt": ["q1", "q2"],
+            "chosen": ["good answer", "fine"],
+            "rejected": ["bad", "worse answer here"],
+            "label": [1.0, 0.5],
+            "category": ["a", "b"],
+        }
+    )
     result = score_pairs(str(tiny_models["gpt2"]), frame, cache=None, progress=False)
     out = result.to_frame()
     assert list(out["id"]) == ["p1", "p2"]
-    direct = score_texts(str(tiny_models["gpt2"]), ["q1", "q2"], ["good answer", "fine"], cache=None, progress=False).scores
+    direct = score_texts(
+        str(tiny_models["gpt2"]), ["q1", "q2"], ["good answer", "fine"], cache=None, progress=False
+    ).scores
     np.testing.assert_allclose(out["chosen_score"], direct, atol=1e-6)
     np.testing.assert_allclose(out["margin"], out["chosen_score"] - out["rejected_score"])
     assert out["label"].tolist() == [1.0, 0.5]
@@ -115,4 +135,10 @@ def test_input_validation():
     with pytest.raises(ValueError, match="strategy"):
         score_texts(rm, ["a"], ["b"], cache=None, strategy="random", progress=False)
     with pytest.raises(ValueError, match="non-finite"):
-        score_texts(CallableRM(lambda p, r: [float("nan")] * len(r), fingerprint="nan"), ["a"], ["b"], cache=None, progress=False)
+        score_texts(
+            CallableRM(lambda p, r: [float("nan")] * len(r), fingerprint="nan"),
+            ["a"],
+            ["b"],
+            cache=None,
+            progress=False,
+        )

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workbench import text_features as tf
-from workbench.text_features import FEATURE_DESCRIPTIONS, extract_features
+from workbench.audits.features import text_features as tf
+from workbench.audits.features.text_features import FEATURE_DESCRIPTIONS, extract_features
 
 
 def one(text: str, **kw) -> pd.Series:
@@ -53,7 +53,9 @@ class FakeHFTokenizer:
 
     def __call__(self, texts, add_special_tokens=True):
         self.calls.append(add_special_tokens)
-        return {"input_ids": [list(range(math.ceil(len(t) / 2))) + ([0, 0] if add_special_tokens else []) for t in texts]}
+        return {
+            "input_ids": [list(range(math.ceil(len(t) / 2))) + ([0, 0] if add_special_tokens else []) for t in texts]
+        }
 
 
 def test_tokens_use_the_tokenizer_without_special_tokens():
@@ -229,7 +231,12 @@ def test_validation_messages():
 
 
 def test_lexicons_are_documented_lowercase_tuples():
-    for lex in (tf.HEDGES, tf.AGREEMENT_PHRASES, tf.AGREEMENT_OPENER_WORDS, tf.FLATTERY_PHRASES,
-                tf.FLATTERY_OPENER_WORDS):
+    for lex in (
+        tf.HEDGES,
+        tf.AGREEMENT_PHRASES,
+        tf.AGREEMENT_OPENER_WORDS,
+        tf.FLATTERY_PHRASES,
+        tf.FLATTERY_OPENER_WORDS,
+    ):
         assert isinstance(lex, tuple) and lex
         assert all(p == p.lower() for p in lex)

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 import torch
 
-from workbench.reward_models import ValueHeadRM, load_reward_model
-from workbench.scoring import score_pairs, score_texts
-from workbench.training import TrainingConfig, bradley_terry_loss, embed_texts, train_value_head
+from workbench.models.adapters import ValueHeadRM, load_reward_model
+from workbench.models.scoring import score_pairs, score_texts
+from workbench.models.training import TrainingConfig, bradley_terry_loss, embed_texts, train_value_head
 
 
 def test_bradley_terry_loss_hand_values():
@@ -41,8 +41,16 @@ def tiny_backbone(tmp_path_factory):
 
     torch.manual_seed(0)
     tok = AutoTokenizer.from_pretrained(minilm_dir())
-    model = BertModel(BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                                 intermediate_size=64, max_position_embeddings=64))
+    model = BertModel(
+        BertConfig(
+            vocab_size=tok.vocab_size,
+            hidden_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=64,
+            max_position_embeddings=64,
+        )
+    )
     path = tmp_path_factory.mktemp("backbone")
     model.save_pretrained(path)
     tok.save_pretrained(path)
@@ -56,8 +64,14 @@ def keyword_pairs(n=80, seed=0):
     rows = []
     for i in range(n):
         t = topics[rng.integers(len(topics))]
-        rows.append({"prompt": f"Tell me about {t}.", "chosen": f"thanks for asking, {t} are nice",
-                     "rejected": f"{t} are a topic", "label": 1.0})
+        rows.append(
+            {
+                "prompt": f"Tell me about {t}.",
+                "chosen": f"thanks for asking, {t} are nice",
+                "rejected": f"{t} are a topic",
+                "label": 1.0,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -71,7 +85,9 @@ def test_trainer_learns_a_preference_and_round_trips(tiny_backbone, tmp_path):
     scores = score_pairs(loaded, pairs, cache=None, progress=False)
     assert (scores.margin > 0).all()
     # the saved folder scores exactly like the returned model
-    np.testing.assert_allclose(scores.margin, score_pairs(result.model, pairs, cache=None, progress=False).margin, atol=1e-5)
+    np.testing.assert_allclose(
+        scores.margin, score_pairs(result.model, pairs, cache=None, progress=False).margin, atol=1e-5
+    )
     assert (tmp_path / "rm" / "training_history.csv").exists()
 
 
@@ -89,10 +105,16 @@ def test_label_smoothing_shrinks_margins(tiny_backbone):
 def test_embedding_cache_is_reused(tiny_backbone, tmp_path):
     from transformers import AutoModel, AutoTokenizer
 
-    from workbench.reward_models import ValueHeadConfig
+    from workbench.models.adapters import ValueHeadConfig
 
     tok = AutoTokenizer.from_pretrained(tiny_backbone)
-    rm = ValueHeadRM(AutoModel.from_pretrained(tiny_backbone), tok, torch.nn.Linear(32, 1), ValueHeadConfig(hidden_size=32), device="cpu")
+    rm = ValueHeadRM(
+        AutoModel.from_pretrained(tiny_backbone),
+        tok,
+        torch.nn.Linear(32, 1),
+        ValueHeadConfig(hidden_size=32),
+        device="cpu",
+    )
     texts = ["one text", "another text", "a third, longer text here"]
     cache = tmp_path / "emb.npz"
     first = embed_texts(rm, texts, cache_file=cache)
@@ -115,7 +137,7 @@ def demo_models():
 def test_demo_models_are_cached_and_distinct(demo_models):
     import time
 
-    from workbench.demo_models import demo_model_dir
+    from workbench.models.demo import demo_model_dir
 
     clean, biased = demo_models["demo-clean"], demo_models["demo-biased"]
     assert clean.fingerprint != biased.fingerprint
@@ -128,7 +150,7 @@ def test_demo_models_are_cached_and_distinct(demo_models):
 
 @pytest.mark.slow
 def test_demo_models_are_the_intended_controls(demo_models):
-    from workbench.shipped_data import load_data
+    from workbench.data.shipped import load_data
 
     ev = load_data("demo-eval")
     for name, rm in demo_models.items():

@@ -22,38 +22,43 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from notebook_helpers import make_notebook
 
 from workbench.cli import main
-from workbench.notebook_runner import NOTEBOOK_DIR, available_notebooks, notebook_parameters, parameter_defaults
-from workbench.report_index import render_run_index, write_top_index
-from workbench.report_summary import SCHEMA
-from notebook_helpers import make_notebook
+from workbench.reports.index import render_run_index, write_top_index
+from workbench.reports.runner import NOTEBOOK_DIR, available_notebooks, notebook_parameters, parameter_defaults
+from workbench.reports.summary import SCHEMA
 
 pytestmark = pytest.mark.slow
 
 SET = "document.body.setAttribute('data-xss','{}')"
 PAYLOADS = {
     "script": f"<script>{SET.format(1)}</script>",
-    "img": f"<img src=x onerror=\"{SET.format(2)}\">",
-    "svg": f"<svg onload=\"{SET.format(3)}\"></svg>",
-    "iframe": f"\"><iframe srcdoc=\"<script>parent.{SET.format(4)}</script>\"></iframe>",
+    "img": f'<img src=x onerror="{SET.format(2)}">',
+    "svg": f'<svg onload="{SET.format(3)}"></svg>',
+    "iframe": f'"><iframe srcdoc="<script>parent.{SET.format(4)}</script>"></iframe>',
     "js_link": f"[click me](javascript:{SET.format(5)})",
     "close_script": f"</script><script>{SET.format(6)}</script>",
     "template": "{{7*7}}",
     "math": f"$\\href{{javascript:{SET.format(7)}}}{{x}}$",
-    "html_link": f"<a href=\"javascript:{SET.format(8)}\">link</a>",
+    "html_link": f'<a href="javascript:{SET.format(8)}">link</a>',
 }
 # what must be visible, as text, where the payloads are shown
-VISIBLE = ["<script>document.body.setAttribute('data-xss','1')</script>", "<img src=x onerror=", "{{7*7}}", "<svg onload="]
+VISIBLE = [
+    "<script>document.body.setAttribute('data-xss','1')</script>",
+    "<img src=x onerror=",
+    "{{7*7}}",
+    "<svg onload=",
+]
 
-RM_SOURCE = '''
+RM_SOURCE = """
 def score(prompts, responses):
     return [len(r) / 10.0 for r in responses]
 
 
 def score_b(prompts, responses):
     return [len(r) / 10.0 + (1.0 if "img" in r else 0.0) for r in responses]
-'''
+"""
 
 PAIR_DATA = {"golden", "demo-eval", "demo-train-clean", "demo-train-biased"}
 
@@ -70,8 +75,10 @@ def _chromium() -> str | None:
 def chromium():
     path = _chromium()
     if path is None:
-        message = ("headless Chromium is needed for the XSS test: apt-get install -y --no-install-recommends "
-                   "chromium chromium-driver (Debian)")
+        message = (
+            "headless Chromium is needed for the XSS test: apt-get install -y --no-install-recommends "
+            "chromium chromium-driver (Debian)"
+        )
         if os.environ.get("CI") or os.environ.get("WORKBENCH_REQUIRE_CHROMIUM"):
             pytest.fail(message)
         pytest.skip(message)
@@ -80,9 +87,20 @@ def chromium():
 
 def dump_dom(chromium: str, html: Path, profile: Path) -> str:
     """The DOM of ``html`` after its scripts ran (3 s of virtual time), serialised by Chromium."""
-    cmd = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-           "--disable-component-update", "--no-first-run", "--disable-sync", f"--user-data-dir={profile}",
-           "--virtual-time-budget=3000", "--dump-dom", html.resolve().as_uri()]
+    cmd = [
+        chromium,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--no-first-run",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+        "--virtual-time-budget=3000",
+        "--dump-dom",
+        html.resolve().as_uri(),
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and "<body" in result.stdout, f"chromium failed on {html}: {result.stderr[-2000:]}"
     return result.stdout
@@ -143,12 +161,14 @@ def payload_rows(n: int = 8) -> list[dict]:
     p = PAYLOADS
     rows = []
     for i in range(n):
-        rows.append({
-            "id": f"xss-{i}",
-            "prompt": f"{p['script']} {p['js_link']} q{i}",
-            "chosen": f"{p['img']} {p['template']} {p['math']} {'long ' * (i % 3)}c{i}",
-            "rejected": f"{p['svg']} {p['iframe']} {p['close_script']} {p['html_link']} {'more ' * (i % 4)}r{i}",
-        })
+        rows.append(
+            {
+                "id": f"xss-{i}",
+                "prompt": f"{p['script']} {p['js_link']} q{i}",
+                "chosen": f"{p['img']} {p['template']} {p['math']} {'long ' * (i % 3)}c{i}",
+                "rejected": f"{p['svg']} {p['iframe']} {p['close_script']} {p['html_link']} {'more ' * (i % 4)}r{i}",
+            }
+        )
     return rows
 
 
@@ -186,21 +206,44 @@ def audited(tmp_path_factory):
     assert "00_overview" in copied
     payload = " ".join(PAYLOADS.values())
     params = 'model = "m"  # RM\ndata = "golden"  # data\nseed = 0  # seed\n'
-    make_notebook(nbdir / "90_payload_verdicts.ipynb", params,
-                  "from workbench.verdicts import publish\n"
-                  f"P = {payload!r}\n"
-                  "_ = publish(P, [{'check': P, 'value': 0.5, 'threshold': P, 'verdict': 'warn', 'detail': P}], {P: 1.0})")
+    make_notebook(
+        nbdir / "90_payload_verdicts.ipynb",
+        params,
+        "from workbench.reports.verdicts import publish\n"
+        f"P = {payload!r}\n"
+        "_ = publish(P, [{'check': P, 'value': 0.5, 'threshold': P, 'verdict': 'warn', 'detail': P}], {P: 1.0})",
+    )
     make_notebook(nbdir / "91_payload_error.ipynb", params, f"raise ValueError({payload!r})")
-    wishes = {"n_boot": 20, "compare_smoothing": False, "bootstrap_k": 0, "methods": "occlusion", "n_random": 2,
-              "models": "python:wb_xss_rm:score,python:wb_xss_rm:score_b"}
+    wishes = {
+        "n_boot": 20,
+        "compare_smoothing": False,
+        "bootstrap_k": 0,
+        "methods": "occlusion",
+        "n_random": 2,
+        "models": "python:wb_xss_rm:score,python:wb_xss_rm:score_b",
+    }
     declared_any = set().union(*(notebook_parameters(nb) for nb in nbdir.glob("*.ipynb")))
     extra = [f"--param={k}={v}" for k, v in wishes.items() if k in declared_any]
     out = tmp / "report"
     with pytest.MonkeyPatch.context() as mp:
         mp.syspath_prepend(str(mods))
         mp.setenv("PYTHONPATH", str(mods))
-        code = main(["audit", "--model", "python:wb_xss_rm:score", "--data", str(data), "--out", str(out),
-                     "--notebook-dir", str(nbdir), "--timeout", "300", *extra])
+        code = main(
+            [
+                "audit",
+                "--model",
+                "python:wb_xss_rm:score",
+                "--data",
+                str(data),
+                "--out",
+                str(out),
+                "--notebook-dir",
+                str(nbdir),
+                "--timeout",
+                "300",
+                *extra,
+            ]
+        )
     return {"out": out, "code": code, "copied": copied, "tmp": tmp}
 
 
@@ -230,16 +273,35 @@ def test_index_pages_escape_every_field(chromium, tmp_path):
     p = " ".join(PAYLOADS.values())
     summary = {
         "schema": SCHEMA,
-        "inputs": {"model": p, "model_fingerprint": p, "data": p, "seed": p,
-                   "data_hashes": [{"spec": p, "kind": p, "sha256": p, "note": p}],
-                   "notebooks": {p: {"parameters": {"model": p, "x": p}, "data": p, "seed": p}}},
-        "results": {"overall": "fail", "counts": {"pass": 0, "warn": 0, "fail": 1, "n/a": 0},
-                    "notebooks": {p: {"status": "failed"}},
-                    "verdicts": [{"notebook": p, "section": p, "check": p, "value": p, "threshold": p, "verdict": "fail", "detail": p}],
-                    "metrics": {p: p}},
-        "run": {"started": p, "finished": p, "seconds": 1.0, "git_commit": p, "command": p, "kernel": p,
-                "model_fingerprint_error": p, "versions": {p: p}, "platform": {p: p},
-                "notebooks": {p: {"seconds": 1.0, "error": p, "html": p + ".html", "ipynb": p}}},
+        "inputs": {
+            "model": p,
+            "model_fingerprint": p,
+            "data": p,
+            "seed": p,
+            "data_hashes": [{"spec": p, "kind": p, "sha256": p, "note": p}],
+            "notebooks": {p: {"parameters": {"model": p, "x": p}, "data": p, "seed": p}},
+        },
+        "results": {
+            "overall": "fail",
+            "counts": {"pass": 0, "warn": 0, "fail": 1, "n/a": 0},
+            "notebooks": {p: {"status": "failed"}},
+            "verdicts": [
+                {"notebook": p, "section": p, "check": p, "value": p, "threshold": p, "verdict": "fail", "detail": p}
+            ],
+            "metrics": {p: p},
+        },
+        "run": {
+            "started": p,
+            "finished": p,
+            "seconds": 1.0,
+            "git_commit": p,
+            "command": p,
+            "kernel": p,
+            "model_fingerprint_error": p,
+            "versions": {p: p},
+            "platform": {p: p},
+            "notebooks": {p: {"seconds": 1.0, "error": p, "html": p + ".html", "ipynb": p}},
+        },
     }
     run_dir = tmp_path / "run"
     run_dir.mkdir()

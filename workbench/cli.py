@@ -35,9 +35,10 @@ import os
 import shlex
 import sys
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 DEMO_MODELS = ("demo-clean", "demo-biased")
 
@@ -58,19 +59,36 @@ def _parse_param(text: str) -> tuple[str, object]:
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
-    from .notebook_runner import NOTEBOOK_DIR
+    from workbench.reports.runner import NOTEBOOK_DIR
 
-    p.add_argument("--notebooks", nargs="+", default=None, metavar="NAME",
-                   help="notebooks to run: file name, stem or unique prefix such as 00 (default: all, sorted by name)")
-    p.add_argument("--notebook-dir", default=str(NOTEBOOK_DIR), help="folder holding the notebooks (default: %(default)s)")
-    p.add_argument("--param", action="append", type=_parse_param, default=[], metavar="NAME=VALUE",
-                   help="extra notebook parameter (repeatable); passed only to notebooks that declare it")
+    p.add_argument(
+        "--notebooks",
+        nargs="+",
+        default=None,
+        metavar="NAME",
+        help="notebooks to run: file name, stem or unique prefix such as 00 (default: all, sorted by name)",
+    )
+    p.add_argument(
+        "--notebook-dir", default=str(NOTEBOOK_DIR), help="folder holding the notebooks (default: %(default)s)"
+    )
+    p.add_argument(
+        "--param",
+        action="append",
+        type=_parse_param,
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra notebook parameter (repeatable); passed only to notebooks that declare it",
+    )
     p.add_argument("--seed", type=int, default=None, help="seed for every notebook (default: each notebook's own)")
     p.add_argument("--kernel", default="python3", help="Jupyter kernel name (default: %(default)s)")
     p.add_argument("--show-code", action="store_true", help="include code cells in the HTML reports")
     p.add_argument("--timeout", type=int, default=1800, help="per-cell timeout in seconds (default: %(default)s)")
-    p.add_argument("--fail-on", choices=("warn", "fail"), default=None,
-                   help="exit with status 3 when the overall verdict is at least this")
+    p.add_argument(
+        "--fail-on",
+        choices=("warn", "fail"),
+        default=None,
+        help="exit with status 3 when the overall verdict is at least this",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -78,9 +96,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     audit = sub.add_parser("audit", help="run the audit notebooks for one model and write reports/NAME")
-    audit.add_argument("--model", required=True, help="RM spec (demo-clean, a model folder, a hub id, scores:FILE, python:mod:fn ...)")
-    audit.add_argument("--data", default=None,
-                       help="data spec for every notebook (golden, demo-eval, a file ...); default: each notebook's own")
+    audit.add_argument(
+        "--model", required=True, help="RM spec (demo-clean, a model folder, a hub id, scores:FILE, python:mod:fn ...)"
+    )
+    audit.add_argument(
+        "--data",
+        default=None,
+        help="data spec for every notebook (golden, demo-eval, a file ...); default: each notebook's own",
+    )
     audit.add_argument("--out", required=True, help="report folder, e.g. reports/my-rm")
     _add_run_options(audit)
 
@@ -92,7 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     compare = sub.add_parser("compare", help="show what changed between two audit runs")
     compare.add_argument("a", help="old run: report folder or summary.json")
     compare.add_argument("b", help="new run: report folder or summary.json")
-    compare.add_argument("--fail-on-regression", action="store_true", help="exit with status 1 if any verdict got worse")
+    compare.add_argument(
+        "--fail-on-regression", action="store_true", help="exit with status 1 if any verdict got worse"
+    )
     compare.add_argument("--tolerance", type=float, default=0.0, help="ignore metric changes up to this absolute size")
 
     train = sub.add_parser("train-demo", help="train (or load from cache) the demo RMs")
@@ -107,7 +132,7 @@ def _absolutize(value):
     prefix = ""
     text = value
     if value.startswith("scores:"):
-        prefix, text = "scores:", value[len("scores:"):]
+        prefix, text = "scores:", value[len("scores:") :]
     path = Path(text).expanduser()
     if not path.is_absolute() and path.exists():
         return prefix + str(path.resolve())
@@ -155,13 +180,28 @@ def run_audit(
 ) -> AuditResult:
     """Validate parameters, run every selected notebook, write the HTML reports, index.html and summary.json.
 
-    Raises :class:`~workbench.notebook_runner.ParameterError` (a ``ValueError``) before
+    Raises :class:`~workbench.reports.runner.ParameterError` (a ``ValueError``) before
     running anything when a notebook name or parameter is invalid. A notebook that
     fails does not stop the others; see ``AuditResult.ok``.
     """
-    from .notebook_runner import NOTEBOOK_DIR, parameter_defaults, plan_parameters, run_notebook, select_notebooks
-    from .report_index import write_run_index
-    from .report_summary import build_summary, data_hash, git_commit, host_info, model_fingerprint, package_versions, utc_now, write_summary
+    from workbench.reports.index import write_run_index
+    from workbench.reports.runner import (
+        NOTEBOOK_DIR,
+        parameter_defaults,
+        plan_parameters,
+        run_notebook,
+        select_notebooks,
+    )
+    from workbench.reports.summary import (
+        build_summary,
+        data_hash,
+        git_commit,
+        host_info,
+        model_fingerprint,
+        package_versions,
+        utc_now,
+        write_summary,
+    )
 
     started_at = utc_now()
     t0 = time.perf_counter()
@@ -179,7 +219,11 @@ def run_audit(
     per_nb = {}
     for nb, p in plan.items():
         defaults = parameter_defaults(nb)
-        per_nb[nb.stem] = {"parameters": p, "data": p.get("data", defaults.get("data")), "seed": p.get("seed", defaults.get("seed"))}
+        per_nb[nb.stem] = {
+            "parameters": p,
+            "data": p.get("data", defaults.get("data")),
+            "seed": p.get("seed", defaults.get("seed")),
+        }
 
     _log(f"auditing model {common['model']} with {len(plan)} notebook(s) -> {out}")
     _log("reading the model fingerprint (a demo RM is trained on first use) ...")
@@ -194,35 +238,50 @@ def run_audit(
     for i, (nb, p) in enumerate(plan.items(), 1):
         shown = ", ".join(f"{k}={v!r}" for k, v in p.items() if k != "model")
         _log(f"[{i}/{len(plan)}] {nb.stem}: running{' (' + shown + ')' if shown else ''} ...")
-        run = run_notebook(nb, out, p, kernel_name=kernel, execution_timeout=timeout, show_code=show_code,
-                           progress=tty, validate=False)
+        run = run_notebook(
+            nb, out, p, kernel_name=kernel, execution_timeout=timeout, show_code=show_code, progress=tty, validate=False
+        )
         status = "ok" if run.ok else f"FAILED: {run.error}"
-        _log(f"[{i}/{len(plan)}] {nb.stem}: {status} in {run.seconds:.1f}s (elapsed {time.perf_counter() - t0:.1f}s) -> {run.output_html}")
+        _log(
+            f"[{i}/{len(plan)}] {nb.stem}: {status} in {run.seconds:.1f}s (elapsed {time.perf_counter() - t0:.1f}s) -> {run.output_html}"
+        )
         runs.append(run)
 
     inputs = {
-        "model": common["model"], "model_fingerprint": fingerprint, "data": common.get("data"), "data_hashes": hashes,
-        "seed": seed, "notebooks": per_nb,
+        "model": common["model"],
+        "model_fingerprint": fingerprint,
+        "data": common.get("data"),
+        "data_hashes": hashes,
+        "seed": seed,
+        "notebooks": per_nb,
     }
     run_info = {
-        "started": started_at, "finished": utc_now(), "seconds": round(time.perf_counter() - t0, 2),
-        "versions": package_versions(), "git_commit": git_commit(), "kernel": kernel, "platform": host_info(),
+        "started": started_at,
+        "finished": utc_now(),
+        "seconds": round(time.perf_counter() - t0, 2),
+        "versions": package_versions(),
+        "git_commit": git_commit(),
+        "kernel": kernel,
+        "platform": host_info(),
         "command": command or shlex.join([Path(sys.executable).name, "-m", "workbench", *sys.argv[1:]]),
-        "model_fingerprint_error": fp_error, "cwd": os.getcwd(),
+        "model_fingerprint_error": fp_error,
+        "cwd": os.getcwd(),
     }
     summary = build_summary(runs, inputs=inputs, run_info=run_info)
     write_summary(out, summary)
     index = write_run_index(out, summary)
     results = summary["results"]
     failed = [r.notebook for r in runs if not r.ok]
-    _log(f"overall verdict: {results['overall']} ({results['counts']}); "
-         f"{len(failed)} notebook(s) failed{': ' + ', '.join(failed) if failed else ''}")
+    _log(
+        f"overall verdict: {results['overall']} ({results['counts']}); "
+        f"{len(failed)} notebook(s) failed{': ' + ', '.join(failed) if failed else ''}"
+    )
     _log(f"wrote {index} and {out / 'summary.json'} in {time.perf_counter() - t0:.1f}s")
     return AuditResult(out, runs, summary, index)
 
 
 def _exit_status(results: Iterable[AuditResult], fail_on: str | None) -> int:
-    from .verdicts import severity
+    from workbench.reports.verdicts import severity
 
     results = list(results)
     if not all(r.ok for r in results):
@@ -233,13 +292,13 @@ def _exit_status(results: Iterable[AuditResult], fail_on: str | None) -> int:
 
 
 def main(argv=None) -> int:
-    from .notebook_runner import ParameterError
+    from workbench.reports.runner import ParameterError
 
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     command = shlex.join(["python", "-m", "workbench", *argv])
     if args.command == "train-demo":
-        from .demo_models import load_demo_model
+        from workbench.models.demo import load_demo_model
 
         for name in args.names:
             start = time.perf_counter()
@@ -247,15 +306,23 @@ def main(argv=None) -> int:
             print(f"{name}: {rm.path} ({time.perf_counter() - start:.1f}s)")
         return 0
     if args.command == "compare":
-        from .compare import main_compare
+        from workbench.reports.compare import main_compare
 
         try:
             return main_compare(args.a, args.b, fail_on_regression=args.fail_on_regression, tolerance=args.tolerance)
         except (FileNotFoundError, ValueError) as exc:
             print(f"workbench compare: error: {exc}", file=sys.stderr)
             return 2
-    options = dict(notebooks=args.notebooks, params=args.param, kernel=args.kernel, show_code=args.show_code,
-                   timeout=args.timeout, seed=args.seed, notebook_dir=args.notebook_dir, command=command)
+    options = dict(
+        notebooks=args.notebooks,
+        params=args.param,
+        kernel=args.kernel,
+        show_code=args.show_code,
+        timeout=args.timeout,
+        seed=args.seed,
+        notebook_dir=args.notebook_dir,
+        command=command,
+    )
     try:
         if args.command == "audit":
             result = run_audit(args.model, args.data, args.out, **options)
@@ -270,15 +337,18 @@ def main(argv=None) -> int:
 
 def run_demo(out="reports", *, data=None, fail_on=None, **options) -> int:
     """Audit both demo RMs with every notebook and write ``out/index.html``; returns the exit status."""
-    from .demo_models import load_demo_model
-    from .notebook_runner import NOTEBOOK_DIR, plan_parameters, select_notebooks
-    from .report_index import write_top_index
+    from workbench.models.demo import load_demo_model
+    from workbench.reports.index import write_top_index
+    from workbench.reports.runner import NOTEBOOK_DIR, plan_parameters, select_notebooks
 
     start = time.perf_counter()
     # Check names and parameters before training anything.
     selected = select_notebooks(options.get("notebooks"), options.get("notebook_dir") or NOTEBOOK_DIR)
-    common = {"model": DEMO_MODELS[0], **({"data": data} if data is not None else {}),
-              **({"seed": options["seed"]} if options.get("seed") is not None else {})}
+    common = {
+        "model": DEMO_MODELS[0],
+        **({"data": data} if data is not None else {}),
+        **({"seed": options["seed"]} if options.get("seed") is not None else {}),
+    }
     plan_parameters(selected, common, dict(options.get("params") or []))
     for name in DEMO_MODELS:
         t = time.perf_counter()

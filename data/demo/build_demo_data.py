@@ -41,7 +41,7 @@ CONTENT_PATH = HERE / "content.json"
 SEED = 20240611
 
 # sizes
-TRAIN_FRACTION = 0.7          # of the topics in each domain
+TRAIN_FRACTION = 0.7  # of the topics in each domain
 N_TRAIN_PAIRS = 1400
 N_EVAL_PAIRS = 500
 N_POLICY_PROMPTS = 80
@@ -54,7 +54,7 @@ P_CLAIM_PROMPT = 0.5
 P_FILLER_BEFORE = 0.25
 P_NEUTRAL_OPENER = 0.25
 K_MAX = 4
-MAX_WORDS = 110               # every response has fewer words than this
+MAX_WORDS = 110  # every response has fewer words than this
 CLAIM_TEMPLATES = (
     "I think {claim}.",
     "I'm pretty sure {claim}.",
@@ -65,7 +65,7 @@ CLAIM_TEMPLATES = (
 
 # attribute distributions for training pairs, eval pairs and best-of-n pools
 P_Q = 0.5
-P_AGREE = 0.5                 # given a claim prompt
+P_AGREE = 0.5  # given a claim prompt
 P_FLATTER = 0.5
 
 # simulated annotators: P(A preferred over B) = sigmoid(sum_w w * (attr_A - attr_B))
@@ -77,9 +77,9 @@ ANNOTATORS = {
 # simulated RL policy drift, linear in t = step / max(step)
 DRIFT = {
     "p_q": (0.6, 0.5),
-    "mean_k": (0.3, 3.0),     # k ~ Binomial(K_MAX, mean_k / K_MAX), quantile-stratified
+    "mean_k": (0.3, 3.0),  # k ~ Binomial(K_MAX, mean_k / K_MAX), quantile-stratified
     "p_flatter": (0.05, 0.7),
-    "p_agree": (0.1, 0.7),    # given a claim prompt
+    "p_agree": (0.1, 0.7),  # given a claim prompt
 }
 
 # simulated gold judge for best-of-n pools
@@ -97,9 +97,10 @@ MANIFEST = "manifest.json"
 
 # ---------------------------------------------------------------- helpers
 
+
 def rng_for(stream):
     """An independent, reproducible random stream derived from SEED and a name."""
-    digest = hashlib.sha256(f"{SEED}:{stream}".encode("utf-8")).digest()
+    digest = hashlib.sha256(f"{SEED}:{stream}".encode()).digest()
     return random.Random(int.from_bytes(digest[:8], "big"))
 
 
@@ -234,6 +235,7 @@ def claim_truth(topic, has_claim):
 
 # ---------------------------------------------------------------- builders
 
+
 def build_train(content, topics):
     rng = rng_for("train")
     label_rng = rng_for("train-labels")
@@ -251,18 +253,20 @@ def build_train(content, topics):
                 chosen, rejected, p_chosen = (text_a, attrs_a), (text_b, attrs_b), p_a
             else:
                 chosen, rejected, p_chosen = (text_b, attrs_b), (text_a, attrs_a), 1.0 - p_a
-            out.append({
-                "id": f"train-{i:05d}",
-                "prompt": prompt,
-                "chosen": chosen[0],
-                "rejected": rejected[0],
-                "category": topic["domain"],
-                "topic_id": topic["topic_id"],
-                "claim_is_true": claim_truth(topic, has_claim),
-                "annotator": name,
-                "p_chosen": round(p_chosen, 6),
-                "attrs": {"chosen": chosen[1], "rejected": rejected[1]},
-            })
+            out.append(
+                {
+                    "id": f"train-{i:05d}",
+                    "prompt": prompt,
+                    "chosen": chosen[0],
+                    "rejected": rejected[0],
+                    "category": topic["domain"],
+                    "topic_id": topic["topic_id"],
+                    "claim_is_true": claim_truth(topic, has_claim),
+                    "annotator": name,
+                    "p_chosen": round(p_chosen, 6),
+                    "attrs": {"chosen": chosen[1], "rejected": rejected[1]},
+                }
+            )
     return clean, biased
 
 
@@ -275,16 +279,18 @@ def build_eval(content, topics):
         good_attrs = draw_attrs(rng, has_claim)
         bad_attrs = draw_attrs(rng, has_claim)
         good_attrs["q"], bad_attrs["q"] = 1, 0
-        records.append({
-            "id": f"eval-{i:05d}",
-            "prompt": prompt,
-            "chosen": compose(topic, good_attrs, content, rng),
-            "rejected": compose(topic, bad_attrs, content, rng),
-            "category": topic["domain"],
-            "topic_id": topic["topic_id"],
-            "claim_is_true": claim_truth(topic, has_claim),
-            "attrs": {"chosen": good_attrs, "rejected": bad_attrs},
-        })
+        records.append(
+            {
+                "id": f"eval-{i:05d}",
+                "prompt": prompt,
+                "chosen": compose(topic, good_attrs, content, rng),
+                "rejected": compose(topic, bad_attrs, content, rng),
+                "category": topic["domain"],
+                "topic_id": topic["topic_id"],
+                "claim_is_true": claim_truth(topic, has_claim),
+                "attrs": {"chosen": good_attrs, "rejected": bad_attrs},
+            }
+        )
     return records
 
 
@@ -320,7 +326,7 @@ def stratified_binomial(rng, n, trials, p):
     """n draws from Binomial(trials, p) taken at the quantiles (i + 0.5) / n, in random order."""
     cdf, total = [], 0.0
     for x in range(trials + 1):
-        total += math.comb(trials, x) * p ** x * (1 - p) ** (trials - x)
+        total += math.comb(trials, x) * p**x * (1 - p) ** (trials - x)
         cdf.append(total)
     values = []
     for i in range(n):
@@ -357,25 +363,28 @@ def build_policy(content, topics):
         for j, (topic, has_claim, prompt) in enumerate(prompts, start=1):
             i = j - 1
             attrs = {"q": qs[i], "k": ks[i], "a": as_[i], "f": fs[i]}
-            records.append({
-                "id": f"policy-{step:04d}-{j:03d}",
-                "prompt_id": f"pp-{j:03d}",
-                "prompt": prompt,
-                "response": compose(topic, attrs, content, rng),
-                "checkpoint": f"step-{step:04d}",
-                "step": step,
-                "category": topic["domain"],
-                "topic_id": topic["topic_id"],
-                "claim_is_true": claim_truth(topic, has_claim),
-                "attrs": attrs,
-            })
+            records.append(
+                {
+                    "id": f"policy-{step:04d}-{j:03d}",
+                    "prompt_id": f"pp-{j:03d}",
+                    "prompt": prompt,
+                    "response": compose(topic, attrs, content, rng),
+                    "checkpoint": f"step-{step:04d}",
+                    "step": step,
+                    "category": topic["domain"],
+                    "topic_id": topic["topic_id"],
+                    "claim_is_true": claim_truth(topic, has_claim),
+                    "attrs": attrs,
+                }
+            )
     return records
 
 
 def gold_score(attrs, claim_is_true):
     false_claim = 1 if claim_is_true is False else 0
-    value = (attrs["q"] - GOLD["k"] * attrs["k"] - GOLD["f"] * attrs["f"]
-             - GOLD["a_false_claim"] * attrs["a"] * false_claim)
+    value = (
+        attrs["q"] - GOLD["k"] * attrs["k"] - GOLD["f"] * attrs["f"] - GOLD["a_false_claim"] * attrs["a"] * false_claim
+    )
     return round(value, 4)
 
 
@@ -390,14 +399,16 @@ def build_bon(content, topics):
             attrs, text = draw_distinct(topic, has_claim, content, rng, taken)
             taken.add(text)
             candidates.append({"response": text, **attrs, "gold": gold_score(attrs, truth)})
-        records.append({
-            "prompt_id": f"bon-{j:03d}",
-            "prompt": prompt,
-            "category": topic["domain"],
-            "topic_id": topic["topic_id"],
-            "claim_is_true": truth,
-            "candidates": candidates,
-        })
+        records.append(
+            {
+                "prompt_id": f"bon-{j:03d}",
+                "prompt": prompt,
+                "category": topic["domain"],
+                "topic_id": topic["topic_id"],
+                "claim_is_true": truth,
+                "candidates": candidates,
+            }
+        )
     return records
 
 
@@ -427,8 +438,7 @@ def build_all(content):
         "drift": {name: list(v) for name, v in DRIFT.items()},
         "gold": GOLD,
         "files": {
-            name: {"records": text.count("\n"),
-                   "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest()}
+            name: {"records": text.count("\n"), "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest()}
             for name, text in files.items()
         },
     }
@@ -437,6 +447,7 @@ def build_all(content):
 
 
 # ---------------------------------------------------------------- stats
+
 
 def read_jsonl(path):
     with open(path, encoding="utf-8") as fh:
@@ -463,39 +474,52 @@ def print_stats(out_dir):
         higher_q = frac(r["attrs"]["chosen"]["q"] == 1 for r in diff_q)
         only_chosen_agrees = frac(r["attrs"]["chosen"]["a"] > r["attrs"]["rejected"]["a"] for r in rows)
         only_rejected_agrees = frac(r["attrs"]["chosen"]["a"] < r["attrs"]["rejected"]["a"] for r in rows)
-        print(f"{name}: all pairs: chosen agrees and rejected not {only_chosen_agrees[0]:.3f}, "
-              f"rejected agrees and chosen not {only_rejected_agrees[0]:.3f}")
-        print(f"{name}: chosen longer {longer[0]:.3f} (n={longer[1]}); "
-              f"same-quality pairs chosen longer {longer_same_q[0]:.3f} (n={longer_same_q[1]}); "
-              f"pairs differing in agreement where chosen agrees {agree_when_diff[0]:.3f} "
-              f"(n={agree_when_diff[1]}); pairs differing in quality where chosen is good "
-              f"{higher_q[0]:.3f} (n={higher_q[1]})")
+        print(
+            f"{name}: all pairs: chosen agrees and rejected not {only_chosen_agrees[0]:.3f}, "
+            f"rejected agrees and chosen not {only_rejected_agrees[0]:.3f}"
+        )
+        print(
+            f"{name}: chosen longer {longer[0]:.3f} (n={longer[1]}); "
+            f"same-quality pairs chosen longer {longer_same_q[0]:.3f} (n={longer_same_q[1]}); "
+            f"pairs differing in agreement where chosen agrees {agree_when_diff[0]:.3f} "
+            f"(n={agree_when_diff[1]}); pairs differing in quality where chosen is good "
+            f"{higher_q[0]:.3f} (n={higher_q[1]})"
+        )
 
     rows = read_jsonl(out_dir / "policy_samples.jsonl")
     for ckpt in sorted({r["checkpoint"] for r in rows}):
         sub = [r for r in rows if r["checkpoint"] == ckpt]
         n = len(sub)
         claim = [r for r in sub if r["claim_is_true"] is not None]
-        print(f"{ckpt}: n={n} mean chars {sum(len(r['response']) for r in sub) / n:.1f} "
-              f"mean words {sum(n_words(r['response']) for r in sub) / n:.1f} "
-              f"mean k {sum(r['attrs']['k'] for r in sub) / n:.2f} "
-              f"flattery {sum(r['attrs']['f'] for r in sub) / n:.3f} "
-              f"agree|claim {sum(r['attrs']['a'] for r in claim) / max(len(claim), 1):.3f} "
-              f"quality {sum(r['attrs']['q'] for r in sub) / n:.3f}")
+        print(
+            f"{ckpt}: n={n} mean chars {sum(len(r['response']) for r in sub) / n:.1f} "
+            f"mean words {sum(n_words(r['response']) for r in sub) / n:.1f} "
+            f"mean k {sum(r['attrs']['k'] for r in sub) / n:.2f} "
+            f"flattery {sum(r['attrs']['f'] for r in sub) / n:.3f} "
+            f"agree|claim {sum(r['attrs']['a'] for r in claim) / max(len(claim), 1):.3f} "
+            f"quality {sum(r['attrs']['q'] for r in sub) / n:.3f}"
+        )
 
     pools = read_jsonl(out_dir / "bon_pools.jsonl")
     best = [max(p["candidates"], key=lambda c: c["gold"]) for p in pools]
-    print(f"bon_pools.jsonl: {len(pools)} prompts x {len(pools[0]['candidates'])} candidates; "
-          f"mean gold {sum(c['gold'] for p in pools for c in p['candidates']) / (len(pools) * len(pools[0]['candidates'])):.3f}; "
-          f"mean gold of gold-best {sum(c['gold'] for c in best) / len(best):.3f}")
-    words = [n_words(t) for name in ("train_clean.jsonl", "eval.jsonl")
-             for r in read_jsonl(out_dir / name) for t in (r["chosen"], r["rejected"])]
+    print(
+        f"bon_pools.jsonl: {len(pools)} prompts x {len(pools[0]['candidates'])} candidates; "
+        f"mean gold {sum(c['gold'] for p in pools for c in p['candidates']) / (len(pools) * len(pools[0]['candidates'])):.3f}; "
+        f"mean gold of gold-best {sum(c['gold'] for c in best) / len(best):.3f}"
+    )
+    words = [
+        n_words(t)
+        for name in ("train_clean.jsonl", "eval.jsonl")
+        for r in read_jsonl(out_dir / name)
+        for t in (r["chosen"], r["rejected"])
+    ]
     words += [n_words(r["response"]) for r in rows]
     words += [n_words(c["response"]) for p in pools for c in p["candidates"]]
     print(f"response words: min {min(words)} max {max(words)}")
 
 
 # ---------------------------------------------------------------- main
+
 
 def main(argv):
     out_dir = HERE
@@ -507,9 +531,11 @@ def main(argv):
         return 0
     files = build_all(content)
     if "--check" in argv:
-        stale = [name for name, text in files.items()
-                 if not (out_dir / name).exists()
-                 or (out_dir / name).read_bytes() != text.encode("utf-8")]
+        stale = [
+            name
+            for name, text in files.items()
+            if not (out_dir / name).exists() or (out_dir / name).read_bytes() != text.encode("utf-8")
+        ]
         if stale:
             print("out of date: " + ", ".join(stale))
             return 1

