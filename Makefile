@@ -11,7 +11,7 @@ export HF_DATASETS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
 .DEFAULT_GOAL := help
-.PHONY: help env kernel demo test bench clean
+.PHONY: help env kernel demo lint format test bench clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -35,7 +35,16 @@ kernel: $(VENV)/.kernel  ## register the named Jupyter kernel inside .venv
 demo: $(VENV)/.kernel  ## run the whole audit on the embedded demo RMs; writes reports/index.html
 	$(PY) -m workbench demo --kernel $(KERNEL) --out reports
 
-test: $(VENV)/.kernel  ## run the test suite (offline, CPU)
+lint: $(VENV)/.installed  ## ruff lint and format check (what make test runs first)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(VENV)/.installed  ## apply ruff's fixes and formatting, sync notebooks with their jupytext sources
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/jupytext --sync notebooks/[0-9][0-9]_*.py
+
+test: $(VENV)/.kernel lint  ## lint, then the test suite (offline, CPU)
 	$(PY) -m pytest -q
 
 bench: $(VENV)/.installed  ## run the CPU benchmarks (results go to benchmarks/RESULTS.md by hand)

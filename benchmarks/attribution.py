@@ -80,9 +80,9 @@ def main(argv=None):
 
     import torch
 
-    from workbench.audits.attribution.core import IntegratedGradientsExplainer, OcclusionExplainer, ShapExplainer
-    from workbench.data.shipped import load_data
-    from workbench.models.adapters import load_reward_model
+    from workbench.audits.attribution import IntegratedGradientsExplainer, OcclusionExplainer, ShapExplainer
+    from workbench.data import load_data
+    from workbench.models import load_reward_model
 
     if args.threads:
         torch.set_num_threads(args.threads)

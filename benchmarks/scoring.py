@@ -55,7 +55,7 @@ def build_arch_rm(arch: str, device: str, layers: int | None):
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForSequenceClassification
 
-    from workbench.models.adapters import SequenceClassifierRM
+    from workbench.models import SequenceClassifierRM
     from workbench.paths import minilm_dir
 
     cfg = dict(ARCHS[arch])
@@ -70,7 +70,7 @@ def build_arch_rm(arch: str, device: str, layers: int | None):
 
 
 def load_texts(data: str, n_pairs: int, seed: int):
-    from workbench.data.shipped import load_data
+    from workbench.data import load_data
 
     pairs = load_data(data).sample(n_pairs, seed=seed).frame
     prompts = list(pairs["prompt"]) * 2
@@ -88,7 +88,7 @@ def synthetic_texts(n_pairs: int, seed: int):
 
 
 def timed(rm, prompts, responses, n_pairs, repeats=1, **kwargs):
-    from workbench.models.scoring import score_texts
+    from workbench.models import score_texts
 
     best = None
     for _ in range(repeats):
@@ -129,8 +129,7 @@ def main(argv=None):
 
     import torch
 
-    from workbench.models.adapters import load_reward_model
-    from workbench.models.cache import ScoreCache
+    from workbench.models import ScoreCache, load_reward_model, score_texts
 
     if args.arch:
         device = args.device or "cuda"
@@ -143,8 +142,6 @@ def main(argv=None):
         prompts, responses, n_pairs = load_texts(args.data, args.pairs, args.seed)
 
     # Warm-up (kernels, allocator) on a few texts.
-    from workbench.models.scoring import score_texts
-
     score_texts(rm, prompts[:8], responses[:8], cache=None, progress=False)
     rows = {}
     rows["engine (length-sorted, token budget)"], ref = timed(

@@ -26,7 +26,7 @@ def main():
         os.environ["WORKBENCH_CACHE_DIR"] = tmp
         import torch
 
-        from workbench.models.demo import load_demo_model
+        from workbench.models import load_demo_model
 
         rows = {}
         for name in ("demo-clean", "demo-biased"):

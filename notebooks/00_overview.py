@@ -27,12 +27,10 @@ on_error = "raise"  # bad data rows: "raise" or "skip" (skips are counted below)
 import matplotlib.pyplot as plt
 from IPython.display import HTML, display
 
-from workbench.audits.overview.audit import overview
-from workbench.data.shipped import load_data
-from workbench.models.adapters import load_reward_model
-from workbench.models.scoring import score_pairs
-from workbench.reports.notebook_setup import setup_notebook
-from workbench.reports.render import escape_text, show_table
+from workbench.audits.overview import overview
+from workbench.data import load_data
+from workbench.models import load_reward_model, score_pairs
+from workbench.reports import escape_text, setup_notebook, show_table
 
 setup_notebook()
 
@@ -60,9 +58,8 @@ plt.show()
 # ## By category and subset
 
 # %%
-for column in ("category", "subset"):
-    if column in result.pairs and result.pairs[column].notna().any():
-        show_table(result.by_group(column))
+for table in result.group_tables(("category", "subset")).values():
+    show_table(table)
 
 # %% [markdown]
 # ## Data and scoring bookkeeping
@@ -76,7 +73,4 @@ print("scoring:", scores.summary())
 # ## Pairs the RM gets most wrong
 
 # %%
-worst = (
-    result.pairs.sort_values("margin").head(5).merge(pairs.to_frame()[["id", "prompt", "chosen", "rejected"]], on="id")
-)
-show_table(worst[["id", "margin", "prompt", "chosen", "rejected"]], max_chars=200)
+show_table(result.worst_pairs(pairs, n=5), max_chars=200)

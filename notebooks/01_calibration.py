@@ -45,15 +45,16 @@ on_error = "raise"  # bad data rows: "raise" or "skip"
 import matplotlib.pyplot as plt
 from IPython.display import HTML, display
 
-from workbench.audits.calibration.audit import calibration_audit, compare_audits, interactive_frontend, plot_audits
-from workbench.audits.calibration.display import temperature_slider
-from workbench.data.shipped import load_data
-from workbench.models.adapters import DEMO_NAMES, load_reward_model
-from workbench.models.demo import load_demo_model
-from workbench.models.scoring import score_pairs
-from workbench.reports.notebook_setup import setup_notebook
-from workbench.reports.render import escape_text, show_table
-from workbench.reports.verdicts import publish
+from workbench.audits.calibration import (
+    calibration_audit,
+    compare_audits,
+    interactive_frontend,
+    plot_audits,
+    temperature_slider,
+)
+from workbench.data import load_data
+from workbench.models import DEMO_NAMES, load_demo_model, load_reward_model, score_pairs
+from workbench.reports import escape_text, setup_notebook, show_table
 
 setup_notebook()
 audit_args = dict(
@@ -151,12 +152,8 @@ else:
 # ## Verdicts for the report
 
 # %%
-metrics = audit.summary()
-if audit_smooth is not None:
-    metrics.update({f"smoothed_{k}": v for k, v in audit_smooth.summary().items() if k != "n_pairs"})
-    metrics["label_smoothing"] = label_smoothing
-publish("calibration", audit.verdicts(), metrics)
-show_table(audit.verdicts())
+audit.publish(smoothed=audit_smooth, label_smoothing=label_smoothing)
+show_table(audit.verdicts_frame())
 
 # %% [markdown]
 # ## Explore the temperature

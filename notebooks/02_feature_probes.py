@@ -53,12 +53,10 @@ top_k_triggers = 20  # trigger n-grams to list
 import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
-from workbench.audits.features.audit import feature_audit, feature_browser
-from workbench.data.shipped import load_data
-from workbench.models.adapters import load_reward_model
-from workbench.models.scoring import score_pairs
+from workbench.audits.features import feature_audit, feature_browser
+from workbench.data import load_data
+from workbench.models import load_reward_model, score_pairs
 from workbench.reports.render import escape_text, show_table
-from workbench.reports.verdicts import publish
 
 # %%
 rm = load_reward_model(model)
@@ -94,7 +92,7 @@ display(
 
 # %%
 show_table(audit.flags())
-audit.plot_verdicts()
+audit.plot()
 plt.show()
 
 # %%
@@ -193,8 +191,7 @@ if audit.triggers is not None and len(audit.triggers.to_frame()):
         "q_value",
         "aliases",
     ]
-    t = audit.triggers.to_frame()
-    show_table(t[[c for c in cols if c in t.columns]], max_chars=120)
+    show_table(audit.triggers.to_frame()[cols], max_chars=120)
 else:
     print("no trigger n-grams:", audit.triggers.notes if audit.triggers is not None else "mining skipped")
 
@@ -202,7 +199,7 @@ else:
 # ## Verdicts for the report
 
 # %%
-_ = publish("feature_probes", audit.verdicts(), audit.metrics())
+_ = audit.publish()
 
 # %% [markdown]
 # ## Browse: the highest-reward responses, with a feature's value

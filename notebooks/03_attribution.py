@@ -40,68 +40,43 @@ trigger_pairs = 200  # pairs scored for trigger mining (0 means all)
 
 # %%
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 from IPython.display import HTML, Markdown, display
 
-from workbench.audits.attribution.core import (
-    AGREEMENT_WORDS,
-    aggregate_attributions,
-    compare_methods,
-    compare_with_triggers,
-    deletion_curve,
-    deletion_summary,
-    explanation_browser,
-    make_explainer,
-    margin_explanation,
-    summary_frame,
-    top_word_hit_rate,
-)
-from workbench.audits.features.triggers import mine_triggers
-from workbench.data.shipped import load_data
-from workbench.models.adapters import TransformerRM, load_reward_model
-from workbench.models.scoring import score_pairs
+from workbench.audits.attribution import attribution_audit
+from workbench.data import load_data
+from workbench.models import load_reward_model
 from workbench.reports.render import escape_text, show_table
 
 # %%
 rm = load_reward_model(model)
 pairs = load_data(data).sample(sample_size or None, seed=seed)
-frame = pairs.frame.reset_index(drop=True)
-if sides not in ("chosen", "both"):
-    raise ValueError(f"sides must be 'chosen' or 'both', got {sides!r}")
-side_names = ["chosen"] if sides == "chosen" else ["chosen", "rejected"]
-prompts = list(frame["prompt"]) * len(side_names)
-responses = [r for side in side_names for r in frame[side]]
-histories = [h if isinstance(h, list) and h else None for h in frame["history"]] * len(side_names)
-ids = [f"{i}/{side}" for side in side_names for i in frame["id"]]
-
-options = {
-    "ig": dict(n_steps=n_steps, internal_batch_size=internal_batch_size, baseline=baseline),
-    "occlusion": {},
-    "shap": dict(max_evals=shap_max_evals),
-}
-wanted = [m.strip() for m in methods.split(",") if m.strip()]
-if "ig" in wanted and not isinstance(rm, TransformerRM):
-    display(Markdown("IG needs a transformer RM; this one is not, so IG is skipped."))
-    wanted.remove("ig")
-explainers = {name: make_explainer(name, rm, **options.get(name, {})) for name in wanted}
-explanations = {
-    name: ex.attribute_many(prompts, responses, histories, ids=ids, progress=True) for name, ex in explainers.items()
-}
-primary = wanted[0]
+trigger_sample = load_data(data).sample(trigger_pairs or None, seed=seed)  # scored for trigger mining
+audit = attribution_audit(
+    rm,
+    pairs,
+    sides=sides,
+    methods=methods,
+    seed=seed,
+    n_steps=n_steps,
+    internal_batch_size=internal_batch_size,
+    baseline=baseline,
+    shap_max_evals=shap_max_evals,
+    top_k=top_k,
+    n_random=n_random,
+    faithfulness_examples=faithfulness_examples,
+    trigger_data=trigger_sample,
+    progress=True,
+)
+for note in audit.notes:
+    display(Markdown(escape_text(note)))
 display(
     Markdown(
-        f"**Model** `{escape_text(rm.name)}`, **data** `{escape_text(pairs.source)}`: "
-        f"{len(frame)} pairs, {len(responses)} responses ({sides}) explained with {', '.join(wanted)}"
+        f"**Model** `{escape_text(audit.model)}`, **data** `{escape_text(audit.source)}`: "
+        f"{len(audit.pairs)} pairs, {audit.n_responses} responses ({sides}) explained with {', '.join(audit.methods)}"
     )
 )
-summary = pd.concat([summary_frame(v) for v in explanations.values()], ignore_index=True)
-show_table(
-    summary.groupby("method")[["seconds", "convergence_delta", "n_words"]]
-    .agg(lambda s: s.abs().mean())
-    .reset_index()
-    .rename(columns={"seconds": "mean seconds", "convergence_delta": "mean |delta|", "n_words": "mean words"})
-)
+show_table(audit.to_frame())
 
 # %% [markdown]
 # ## One response, every method
@@ -109,13 +84,9 @@ show_table(
 # Red words raise the reward, blue words lower it (hover for values).
 
 # %%
-example = 0
-for name, exps in explanations.items():
-    display(HTML(exps[example].to_html()))
-fig, axes = plt.subplots(1, len(explanations), figsize=(5 * len(explanations), 3.8), squeeze=False)
-for ax, (name, exps) in zip(axes[0], explanations.items()):
-    exps[example].plot(k=top_k, ax=ax, title=name)
-plt.tight_layout()
+for explanation in audit.example(0).values():
+    display(HTML(explanation.to_html()))
+audit.plot_example(0)
 plt.show()
 
 # %% [markdown]
@@ -126,13 +97,7 @@ plt.show()
 # `delta_chosen - delta_rejected`.
 
 # %%
-if sides == "both":
-    margin = margin_explanation(explanations[primary][example], explanations[primary][example + len(frame)])
-else:
-    row = frame.iloc[example]
-    margin = explainers[primary].attribute_pair(
-        row["prompt"], row["chosen"], row["rejected"], histories[example], example_id=row["id"]
-    )
+margin = audit.margin
 display(HTML(margin.to_html()))
 margin.plot(k=top_k)
 plt.show()
@@ -147,16 +112,12 @@ print(
 # Per response: Spearman correlation of the word attributions and Jaccard overlap of the top-5 words (by |attribution|).
 
 # %%
-names = list(explanations)
-agreements = [
-    compare_methods(explanations[a], explanations[b], k=5, seed=seed)
-    for i, a in enumerate(names)
-    for b in names[i + 1 :]
-]
-if agreements:
-    show_table(pd.concat([a.summary() for a in agreements], ignore_index=True))
-    for a in agreements:
-        a.plot()
+if audit.agreements:
+    show_table(audit.agreement_frame())
+    audit.plot_agreement()
+    plt.show()
+    for agreement in audit.agreements:
+        agreement.plot()
         plt.show()
 else:
     print("one method only: nothing to compare")
@@ -169,24 +130,8 @@ else:
 # reward more; AOPC is the mean drop over k.
 
 # %%
-curves = [
-    deletion_curve(e, rm, ks=(1, 2, 3, 5), n_random=n_random, seed=seed)
-    for exps in explanations.values()
-    for e in exps[:faithfulness_examples]
-    if e.n_words >= 5
-]
-faith = deletion_summary(curves, seed=seed)
-show_table(faith)
-fig, ax = plt.subplots(figsize=(6, 3.5))
-for method, g in faith[faith["k"] != "AOPC"].groupby("method", sort=False):
-    k = g["k"].astype(int)
-    ax.plot(k, g["drop_top"], "o-", label=f"top-k by {method}")
-    ax.fill_between(k, g["top_ci_low"], g["top_ci_high"], alpha=0.2)
-rnd = faith[faith["k"] != "AOPC"].groupby("k", sort=False)["drop_random"].mean()
-ax.plot(rnd.index.astype(int), rnd.to_numpy(), "s--", color="gray", label="random k words")
-ax.set_xlabel("words deleted (k)")
-ax.set_ylabel("mean reward drop")
-ax.legend(fontsize="small")
+show_table(audit.faithfulness)
+audit.plot()
 plt.show()
 
 # %% [markdown]
@@ -197,20 +142,13 @@ plt.show()
 # texts *and* carry attribution inside texts are strong shortcut candidates.
 
 # %%
-agg = aggregate_attributions(explanations[primary], ngram_range=(1, 2), min_count=3)
-show_table(agg.head(top_k))
-mined_pairs = load_data(data).sample(trigger_pairs or None, seed=seed)
-mined_scores = score_pairs(rm, mined_pairs).to_frame()
-mframe = mined_pairs.frame
-texts = list(mframe["chosen"]) + list(mframe["rejected"])
-rewards = np.concatenate([mined_scores["chosen_score"], mined_scores["rejected_score"]])
-triggers = mine_triggers(texts, rewards, ngram_range=(1, 2), min_count=5, top_k=30, n_boot=200, seed=seed)
-comparison = compare_with_triggers(agg, triggers, k=top_k)
+show_table(audit.phrases.head(top_k))
+comparison = audit.comparison
 show_table(pd.DataFrame([comparison.summary()]))
 show_table(
     comparison.triggers[["rank", "ngram", "count", "cohens_d", "q_value", "attr_rank", "mean_attribution"]].head(top_k)
 )
-comparison.plot()
+audit.plot_triggers()
 plt.show()
 
 # %% [markdown]
@@ -221,21 +159,8 @@ plt.show()
 # words more often than for `demo-clean` (rerun with `model="demo-clean"` to compare).
 
 # %%
-if "attrs" in frame.columns:
-    agree = np.array([a[side]["a"] == 1 for side in side_names for a in frame["attrs"]])
-    rows = []
-    for name, exps in explanations.items():
-        for label, sel in (("agree opener", agree), ("no agree opener", ~agree)):
-            chosen = [e for e, s in zip(exps, sel) if s]
-            rows.append(
-                {
-                    "method": name,
-                    "responses": label,
-                    "n": len(chosen),
-                    "agreement word in top 5": top_word_hit_rate(chosen, AGREEMENT_WORDS, k=5) if chosen else np.nan,
-                }
-            )
-    show_table(pd.DataFrame(rows))
+if audit.known_answer is not None:
+    show_table(audit.known_answer)
 else:
     print("this data set has no attrs column")
 
@@ -243,4 +168,4 @@ else:
 # ## Browse the explanations
 
 # %%
-explanation_browser(explanations, k=top_k)
+audit.browser()

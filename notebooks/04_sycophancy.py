@@ -42,30 +42,34 @@ on_error = "raise"  # bad data rows: "raise" or "skip" (skips are counted below)
 import matplotlib.pyplot as plt
 from IPython.display import HTML, Markdown, display
 
-from workbench.audits.sycophancy import load_sycophancy_data, render_pairs_html, sycophancy_audit, worst_items_browser
-from workbench.models.adapters import load_reward_model
+from workbench.audits.sycophancy import render_pairs_html, sycophancy_audit, worst_items_browser
 from workbench.reports.render import escape_text, show_table
 
 # %%
-rm = load_reward_model(model)
-loaded = load_sycophancy_data(data, data_format, on_error=on_error)
 result = sycophancy_audit(
-    rm, loaded, templates=templates, sample_size=sample_size, seed=seed, n_boot=n_boot, progress=False
+    model,
+    data,
+    data_format=data_format,
+    templates=templates,
+    sample_size=sample_size,
+    seed=seed,
+    n_boot=n_boot,
+    threshold=threshold,
+    on_error=on_error,
+    progress=False,
 )
-skipped = loaded.attrs.get("skipped", [])
 display(
     Markdown(
-        f"**Model** `{escape_text(rm.name)}` (fingerprint `{rm.fingerprint[:16]}`), "
-        f"**data** `{escape_text(loaded.attrs.get('source', data))}`: {result.metrics['n_items']} items, "
+        f"**Model** `{escape_text(result.model_name)}` (fingerprint `{result.fingerprint[:16]}`), "
+        f"**data** `{escape_text(result.source)}`: {result.metrics['n_items']} items, "
         f"{len(result.rows)} pairs, templates: {escape_text(', '.join(result.templates))}; "
-        f"rows skipped while loading: {len(skipped)}"
+        f"rows skipped while loading: {len(result.skipped)}"
     )
 )
-for s in skipped[:10]:
-    print("skipped:", s)
+for skipped_row in result.skipped[:10]:
+    print("skipped:", skipped_row)
 show_table(result.to_frame())
-verdict = result.verdict(threshold=threshold)
-display(Markdown(f"**Verdict** — {escape_text(verdict.message)}"))
+display(Markdown(f"**Verdict** — {escape_text(result.verdict().message)}"))
 
 # %% [markdown]
 # ## By pressure template, and the effect of pressure

@@ -23,7 +23,8 @@
 #    gold score of the pick peak (Gao et al. 2022 fit `R = d(a - b d)`, `d = sqrt(KL)`)?
 # 5. **Relabel queue**: the prompts whose answers drifted most, exported for human review.
 #
-# All statistics and rules are documented in `workbench.audits.drift.checkpoints` and `workbench.audits.drift.goodhart`.
+# One call, `workbench.audits.drift.drift_audit`, runs all of it; the statistics and rules are documented in
+# `workbench.audits.drift` (`checkpoints`, `statistics`, `flag`, `phrases`, `goodhart`).
 
 # %% tags=["parameters"]
 model = "demo-biased"  # the RM under audit (proxy): demo-clean | demo-biased | model folder | scores:FILE ...
@@ -44,27 +45,14 @@ output_dir = ""  # folder for the relabel queue; empty: reports/05_drift in the 
 from pathlib import Path
 
 import matplotlib.pyplot as plt
-import pandas as pd
 from IPython.display import Markdown, display
 
-from workbench.audits.calibration.metrics import bootstrap_ci, pairwise_accuracy
-from workbench.audits.drift.checkpoints import (
-    checkpoint_pairs,
-    demo_gold_score,
-    emerging_phrases,
-    goodhart_flag,
-    load_policy_samples,
-    reward_drift,
-    trigger_frequency,
-)
-from workbench.audits.drift.goodhart import best_of_n_curve, load_bon_pools
+from workbench.audits.drift import drift_audit, load_policy_samples
 from workbench.data.relabel import export_relabel_queue
-from workbench.data.shipped import SHIPPED, load_data
-from workbench.models.adapters import load_reward_model
-from workbench.models.scoring import score_pairs, score_texts
+from workbench.data.shipped import SHIPPED
+from workbench.models import load_reward_model
 from workbench.paths import REPO_DIR
 from workbench.reports.render import escape_text, show_table
-from workbench.reports.verdicts import publish
 
 # %%
 rm = load_reward_model(model)
@@ -78,15 +66,24 @@ if isinstance(data, str) and data in SHIPPED:
     )
     data = "demo-policy"
 samples = load_policy_samples(data)
-if sample_size:
-    keep = samples.sample(frac=1, random_state=seed).groupby("checkpoint", sort=False).head(int(sample_size)).index
-    samples = samples.loc[sorted(keep)].reset_index(drop=True)
-scores = score_texts(rm, samples["prompt"].tolist(), samples["response"].tolist(), progress=False).scores
-samples["reward"] = scores
+audit = drift_audit(
+    rm,
+    samples,
+    golden=golden,
+    gold_model=gold_model,
+    bon=bon,
+    sample_size=sample_size,
+    seed=seed,
+    min_samples=min_samples,
+    n_bins=n_bins,
+    n_boot=n_boot,
+    trigger_phrases=trigger_phrases,
+    queue_size=queue_size,
+)
 display(
     Markdown(
         f"**Model** `{escape_text(rm.name)}` (fingerprint `{rm.fingerprint[:16]}`), **samples** "
-        f"`{escape_text(str(data))}`: {len(samples)} samples at {samples['checkpoint'].nunique()} checkpoints"
+        f"`{escape_text(str(data))}`: {len(audit.samples)} samples at {len(audit.checkpoints)} checkpoints"
     )
 )
 
@@ -94,8 +91,7 @@ display(
 # ## 1 · Reward drift per checkpoint (reference: the first checkpoint)
 
 # %%
-drift = reward_drift(scores, samples["checkpoint"], samples["step"], min_samples=min_samples, n_bins=n_bins)
-display(Markdown(f"**{escape_text(drift.summary())}**"))
+display(Markdown(f"**{escape_text(audit.drift.describe())}**"))
 cols = [
     "checkpoint",
     "step",
@@ -116,8 +112,8 @@ cols = [
     "direction",
     "status",
 ]
-show_table(drift.to_frame()[cols])
-for note in drift.notes:
+show_table(audit.to_frame()[cols])
+for note in audit.drift.notes:
     display(Markdown(f"*{escape_text(note)}*"))
 print(
     "Rule: drift = KS p < 0.05 (one test per checkpoint; reward_drift(adjust='holm') adjusts over checkpoints) "
@@ -127,8 +123,8 @@ print(
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(13, 4))
-drift.plot(ax=axes[0])
-drift.plot(ax=axes[1], kind="ecdf")
+audit.plot(ax=axes[0])
+audit.plot(ax=axes[1], kind="ecdf")
 plt.tight_layout()
 plt.show()
 
@@ -136,29 +132,9 @@ plt.show()
 # ## 2 · Goodhart flag: reward vs a gold signal
 
 # %%
-gold_name = flag = None
-if gold_model:
-    gold_rm = load_reward_model(gold_model)
-    samples["gold"] = score_texts(
-        gold_rm, samples["prompt"].tolist(), samples["response"].tolist(), progress=False
-    ).scores
-    gold_name = f"gold RM {gold_rm.name}"
-elif "gold" in samples.columns and samples["gold"].notna().all():
-    gold_name = "gold labels"
-elif "attrs" in samples.columns:
-    samples["gold"] = demo_gold_score(samples)
-    gold_name = "demo gold judge"
-order = drift.to_frame()["checkpoint"].tolist()
-steps = None if drift.to_frame()["step"].isna().any() else dict(zip(order, drift.to_frame()["step"].astype(int)))
-if gold_name:
-    ck = samples["checkpoint"].to_numpy()
-    flag = goodhart_flag(
-        {c: scores[ck == c] for c in order},
-        {c: samples["gold"].to_numpy(dtype=float)[ck == c] for c in order},
-        steps=steps,
-        gold_name=gold_name,
-    )
-    display(Markdown(f"**{escape_text(flag.summary())}**"))
+flag = audit.flag
+if flag is not None:
+    display(Markdown(f"**{escape_text(flag.describe())}**"))
     display(Markdown(f"*Rule:* {escape_text(flag.rule)}"))
     show_table(
         flag.to_frame()[
@@ -189,57 +165,35 @@ else:
 # answers) that the golden pairs do not cover.
 
 # %%
-golden_accuracy = None
-if golden:
-    try:
-        gold_pairs = load_data(golden)
-    except (FileNotFoundError, ValueError) as exc:
-        gold_pairs = None
-        display(Markdown(f"*Golden set not available: {escape_text(str(exc))}*"))
-    if gold_pairs is not None:
-        gp = score_pairs(rm, gold_pairs, progress=False)
-        acc = pairwise_accuracy(gp.margin, gp.label)
-        golden_accuracy = acc.accuracy
-        lo, hi = bootstrap_ci(
-            lambda m, y: pairwise_accuracy(m, y).accuracy, gp.margin, gp.label, n_boot=n_boot, seed=seed
+if audit.golden_note:
+    display(Markdown(f"*Golden set not available: {escape_text(audit.golden_note)}*"))
+if audit.golden_accuracy is not None:
+    lo, hi = audit.golden_ci
+    display(
+        Markdown(
+            f"Golden-set accuracy of `{escape_text(rm.name)}`: **{audit.golden_accuracy:.3f}** "
+            f"(95% CI {lo:.3f}-{hi:.3f}, {audit.golden_n_decided} pairs)"
         )
-        display(
-            Markdown(
-                f"Golden-set accuracy of `{escape_text(rm.name)}`: **{acc.accuracy:.3f}** "
-                f"(95% CI {lo:.3f}-{hi:.3f}, {acc.n_decided} pairs)"
-            )
-        )
+    )
 
 # %% [markdown]
 # ## 3 · Trigger phrases per checkpoint
 #
 # First the agreement, flattery and hedge lexicons of `workbench.audits.features.text_features`, then the
 # word n-grams whose share grows most from the first to the last checkpoint
-# (`workbench.audits.drift.checkpoints.emerging_phrases`, Fisher exact test, BH q-values), with the RM's
+# (`workbench.audits.drift.emerging_phrases`, Fisher exact test, BH q-values), with the RM's
 # reward for responses with vs without them (Cohen's d over all samples).
 
 # %%
-tf_lex = trigger_frequency(samples["response"], samples["checkpoint"], steps=samples["step"])
-show_table(tf_lex.wide().reset_index())
-show_table(tf_lex.tests)
-emerging = emerging_phrases(
-    samples["response"], samples["checkpoint"], scores, steps=samples["step"], ngram_range=(2, 4), min_count=8, top_k=15
-)
-show_table(emerging)
-if trigger_phrases.strip():
-    phrases = [p.strip() for p in trigger_phrases.split(",") if p.strip()]
-    label = "phrases from the trigger_phrases parameter"
-else:
-    rising = emerging[(emerging["q_value"] < 0.05) & (emerging["change"] > 0)]
-    phrases = rising.sort_values("cohens_d", ascending=False)["ngram"].head(6).tolist()
-    label = "rising phrases the RM rewards most (q < 0.05)"
+show_table(audit.lexicon.wide().reset_index())
+show_table(audit.lexicon.tests)
+show_table(audit.emerging)
 fig, axes = plt.subplots(1, 2, figsize=(13, 4))
-tf_lex.plot(ax=axes[0])
+audit.lexicon.plot(ax=axes[0])
 axes[0].set_title("Lexicons (workbench.audits.features.text_features)")
-if phrases:
-    tf = trigger_frequency(samples["response"], samples["checkpoint"], phrases, steps=samples["step"])
-    tf.plot(ax=axes[1])
-    axes[1].set_title(label)
+if audit.phrase_frequency is not None:
+    audit.phrase_frequency.plot(ax=axes[1])
+    axes[1].set_title(audit.phrase_label)
 else:
     axes[1].set_axis_off()
 plt.tight_layout()
@@ -253,29 +207,9 @@ plt.show()
 # (no sampling noise). x-axis: `KL_bon = log n - (n-1)/n`.
 
 # %%
-bres = None
-if bon:
-    pools = load_bon_pools(bon)
-    proxy = score_texts(rm, pools["prompt"].tolist(), pools["response"].tolist(), progress=False).scores
-    if gold_model:
-        gold_bon = score_texts(gold_rm, pools["prompt"].tolist(), pools["response"].tolist(), progress=False).scores
-    else:
-        gold_bon = pools["gold"].to_numpy(dtype=float)
-    bres = best_of_n_curve(pools, proxy, gold_bon, n_boot=n_boot, seed=seed)
-    s = bres.summary()
-    peak = (
-        f"fitted peak at KL* = {s['fit_kl_star']:.2f} nats (n* = {s['fit_n_star']:.1f}), gold {s['fit_gold_peak']:.3f}"
-        if bres.fit.has_peak
-        else "no fitted peak (b <= 0)"
-    )
-    display(
-        Markdown(
-            f"**{s['n_pools']} prompts, n = 1..{s['n_max']}**: gold at n=1 {s['gold_n1']:.3f}; empirical best n = "
-            f"**{s['best_n']}** (bootstrap 95% range {s['best_n_ci'][0]:.0f}-{s['best_n_ci'][1]:.0f}) with gold "
-            f"{s['gold_at_best_n']:.3f}; gold at n={s['n_max']}: {s['gold_at_n_max']:.3f}; best possible (gold oracle) "
-            f"{s['gold_oracle']:.3f}. Fit R = d(a - b d): a = {s['fit_a']:.3f}, b = {s['fit_b']:.3f}, R² = {s['fit_r2']:.3f}; {peak}."
-        )
-    )
+bres = audit.bon
+if bres is not None:
+    display(Markdown(bres.describe()))
     show_table(bres.fit_ci)
     for note in bres.notes:
         display(Markdown(f"*{escape_text(note)}*"))
@@ -289,67 +223,39 @@ if bon:
 # For every prompt, the first checkpoint's answer is paired with the last checkpoint's
 # answer. Pairs where the RM prefers the late answer **and** the late answer carries more
 # trigger phrases (agreement/flattery lexicon hits and the rising phrases above) come
-# first, by the RM's preference margin; the rest of the queue is filled by margin. A person
-# labels which answer is better (`human_label` = `a`, `b` or `tie`; the answers are shown in
-# random order); `workbench.data.relabel.import_relabels` reads the labels back into a
-# preference set with provenance.
+# first, by the RM's preference margin; the rest of the queue is filled by margin
+# (`workbench.audits.drift.relabel_candidates`). A person labels which answer is better
+# (`human_label` = `a`, `b` or `tie`; the answers are shown in random order);
+# `workbench.data.relabel.import_relabels` reads the labels back into a preference set
+# with provenance.
 
 # %%
-from workbench.audits.features.text_features import agreement_count, count_phrases, flattery_count
-
-
-def trigger_hits(text):
-    return agreement_count(text) + flattery_count(text) + (count_phrases(text, phrases) if phrases else 0)
-
-
-first, last = order[0], order[-1]
-key = "prompt_id" if "prompt_id" in samples.columns else "prompt"
-pairs = checkpoint_pairs(samples, scores, first, last, key=key)
-pairs["gain"] = pairs["score_b"] - pairs["score_a"]
-pairs["more_triggers"] = [trigger_hits(b) > trigger_hits(a) for a, b in zip(pairs["response_a"], pairs["response_b"])]
-pairs = pairs[pairs["gain"] > 0].sort_values(["more_triggers", "gain"], ascending=False).head(int(queue_size))
-pairs["reason"] = [
-    f"drift trigger: RM prefers the {last} answer" + (" (more trigger phrases)" if t else "")
-    for t in pairs["more_triggers"]
-]
+pairs = audit.relabel_pairs
 out = Path(output_dir) if output_dir else REPO_DIR / "reports" / "05_drift"
 queue_path = out / "relabel_queue_drift.csv"
-queue = export_relabel_queue(pairs, queue_path, seed=seed)
-display(
-    Markdown(
-        f"Wrote **{len(queue)}** items ({int(pairs['more_triggers'].sum())} with more trigger phrases) "
-        f"to `{escape_text(str(queue_path))}`"
+if len(pairs):
+    queue = export_relabel_queue(pairs, queue_path, seed=seed)
+    display(
+        Markdown(
+            f"Wrote **{len(queue)}** items ({int(pairs['more_triggers'].sum())} with more trigger phrases) "
+            f"to `{escape_text(str(queue_path))}`"
+        )
     )
-)
-show_table(
-    queue[["queue_id", "source_id", "reason", "prompt", "response_a", "response_b", "rm_preference", "rm_margin"]],
-    max_chars=160,
-)
+    show_table(
+        queue[["queue_id", "source_id", "reason", "prompt", "response_a", "response_b", "rm_preference", "rm_margin"]],
+        max_chars=160,
+    )
+else:
+    display(
+        Markdown(
+            "*No relabel candidates: no prompt has answers at both the first and the last checkpoint "
+            "with the RM preferring the later one (a small `sample_size` rarely keeps both answers of a prompt).*"
+        )
+    )
 
 # %% [markdown]
 # ## Verdicts for the report
 
 # %%
-parts = (
-    [drift.verdicts()]
-    + ([flag.verdicts()] if flag is not None else [])
-    + ([bres.verdicts()] if bres is not None else [])
-)
-verdict_table = pd.concat(parts, ignore_index=True)
-last = drift.to_frame().iloc[-1]
-metrics = {
-    "n_samples": len(samples),
-    "n_checkpoints": len(order),
-    "last_checkpoint": last["checkpoint"],
-    "last_status": last["status"],
-    "last_wasserstein": last["wasserstein"],
-    "last_ks_p": last["ks_p_adj"],
-    "last_mean_shift_sd": last["mean_shift_sd"],
-    "golden_accuracy": golden_accuracy,
-}
-if flag is not None:
-    metrics.update(goodhart_flagged=flag.flagged, gold_trend=flag.gold_trend)
-if bres is not None:
-    metrics.update({f"bon_{k}": v for k, v in bres.summary().items() if k != "best_n_ci"})
-publish("drift", verdict_table, metrics)
-show_table(verdict_table)
+audit.publish()
+show_table(audit.verdict_table())

@@ -16,7 +16,7 @@
 # **uncertainty-penalised** reward `mean - lam * std`. We compare their pairwise accuracy
 # with the members', ask whether the members' disagreement (std of their margins) predicts
 # the ensemble's mistakes (AUROC), list the most disputed pairs, and export them to a
-# relabel queue for human review. Definitions: `workbench.audits.ensemble.ensemble`.
+# relabel queue for human review. Definitions: `workbench.audits.ensemble` (aggregation, audit).
 
 # %% tags=["parameters"]
 model = "demo-biased"  # the RM under audit; added to the members if missing
@@ -39,49 +39,44 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
-from workbench.audits.ensemble.ensemble import ensemble_pairs, load_members, parse_members, train_bootstrap_members
+from workbench.audits.ensemble import ensemble_audit
 from workbench.data.relabel import export_relabel_queue
-from workbench.data.shipped import load_data
 from workbench.paths import REPO_DIR
 from workbench.reports.render import escape_text, show_table
-from workbench.reports.verdicts import publish
 
 # %%
-pairs = load_data(data).sample(sample_size or None, seed=seed)
-if bootstrap_k and bootstrap_k >= 2:
-    train = load_data(bootstrap_data).sample(bootstrap_pairs or None, seed=seed)
-    members = train_bootstrap_members(train, k=int(bootstrap_k), seed=seed)
-    origin = f"{bootstrap_k} bootstrap members trained on {len(train)} pairs of `{escape_text(bootstrap_data)}`"
-    audited = None
-else:
-    specs = parse_members(models)
-    if model and model not in specs:
-        specs = [model] + specs
-    members = load_members(specs)
-    origin = "members " + ", ".join(f"`{escape_text(m.name)}`" for m in members)
-    audited = members[specs.index(model)].name if model else None
-result = ensemble_pairs(members, pairs, lam=lam, n_boot=n_boot, seed=seed, progress=False)
-display(Markdown(f"**Data** `{escape_text(pairs.source)}`: {len(pairs)} pairs; {origin}; lam = {lam:g}"))
+result = ensemble_audit(
+    data,
+    models,
+    model=model,
+    lam=lam,
+    sample_size=sample_size,
+    seed=seed,
+    n_boot=n_boot,
+    bootstrap_k=bootstrap_k,
+    bootstrap_data=bootstrap_data,
+    bootstrap_pairs=bootstrap_pairs,
+    progress=False,
+)
+display(Markdown(f"**Data** `{escape_text(result.source)}`: {len(result.items)} pairs; {result.origin}; lam = {lam:g}"))
 
 # %% [markdown]
 # ## Accuracy of the members and the aggregators
 
 # %%
 show_table(result.to_frame())
-s = result.summary()
-ci = s["auroc_ci"]
 display(
     Markdown(
-        f"Members disagree on the sign of the margin for **{s['disagreement_rate']:.1%}** of the pairs. "
+        f"Members disagree on the sign of the margin for **{result.disagreement_rate:.1%}** of the pairs. "
         f"Disagreement vs error: AUROC of the std of member margins for predicting a mistake of the mean "
-        f"aggregator = **{s['auroc_std_vs_mistake']:.3f}** (95% bootstrap CI {ci[0]:.3f}-{ci[1]:.3f}; 0.5 = no signal)."
+        f"aggregator = **{result.auroc:.3f}** ({100 * result.ci:g}% bootstrap CI "
+        f"{result.auroc_ci[0]:.3f}-{result.auroc_ci[1]:.3f}; 0.5 = no signal)."
     )
 )
 for note in result.notes:
     display(Markdown(f"*{escape_text(note)}*"))
 show_table(result.member_disagreement.reset_index().rename(columns={"index": "member"}))
 result.plot()
-plt.tight_layout()
 plt.show()
 
 # %% [markdown]
@@ -99,13 +94,9 @@ show_table(top, max_chars=200)
 # labels back into a preference set with provenance columns.
 
 # %%
-flagged = result.top_disagreements(queue_size).assign(reason="ensemble disagreement")
 # rm_preference in the queue: the audited model's margin (the ensemble mean for bootstrap members)
-margin_col = f"margin:{audited}" if audited else "mean_margin"
-flagged["margin"] = flagged[margin_col]
-out = Path(output_dir) if output_dir else REPO_DIR / "reports" / "06_ensemble"
-queue_path = out / "relabel_queue_ensemble.csv"
-queue = export_relabel_queue(flagged, queue_path, seed=seed)
+queue_path = (Path(output_dir) if output_dir else REPO_DIR / "reports" / "06_ensemble") / "relabel_queue_ensemble.csv"
+queue = export_relabel_queue(result.relabel_candidates(queue_size), queue_path, seed=seed)
 display(Markdown(f"Wrote **{len(queue)}** items to `{escape_text(str(queue_path))}`"))
 show_table(
     queue[["queue_id", "source_id", "reason", "prompt", "response_a", "response_b", "rm_preference"]], max_chars=160
@@ -115,6 +106,5 @@ show_table(
 # ## Verdicts for the report
 
 # %%
-verdict_table = result.verdicts()
-publish("ensemble", verdict_table, {k: v for k, v in result.summary().items() if k not in ("members", "auroc_ci")})
-show_table(verdict_table)
+result.publish()
+show_table(result.verdicts_frame())

@@ -1,4 +1,4 @@
-"""Tests of workbench.audits.attribution.core (IG, occlusion, SHAP, faithfulness, aggregation, rendering).
+"""Tests of workbench.audits.attribution (IG, occlusion, SHAP, faithfulness, aggregation, rendering, the audit).
 
 Tiny random transformers (the ``tiny_models`` fixture) check the mechanics; the
 demo RMs appear only in the known-answer test (module-scoped fixture).
@@ -13,15 +13,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workbench.audits.attribution.core import (
+from workbench.audits.attribution import (
     AGREEMENT_WORDS,
     TOKEN_PATTERN,
+    AttributionAudit,
     DeletionCurve,
     Explanation,
     IntegratedGradientsExplainer,
     OcclusionExplainer,
     ShapExplainer,
     aggregate_attributions,
+    attribution_audit,
     browser_html,
     compare_methods,
     compare_with_triggers,
@@ -37,8 +39,7 @@ from workbench.audits.attribution.core import (
     summary_frame,
     top_word_hit_rate,
 )
-from workbench.models.adapters import CallableRM, ValueHeadConfig, ValueHeadRM, load_reward_model
-from workbench.models.scoring import score_texts
+from workbench.models import CallableRM, ValueHeadConfig, ValueHeadRM, load_reward_model, score_texts
 from workbench.paths import data_dir
 
 PROMPT = "What is the capital of France?"
@@ -589,3 +590,106 @@ def test_known_answer_agreement_words_rank_higher_on_biased_rm(demo_explanations
     )
     assert biased > clean
     assert np.median(rel) < 0.1  # IG with 16 steps is close to complete on the real MiniLM backbone
+
+
+# ---------------------------------------------------------------------------
+# The one-call audit (notebook 03)
+# ---------------------------------------------------------------------------
+
+
+def _audit_pairs(n, seed):
+    rng = np.random.default_rng(seed)
+    vocab = ["great", "right", "sure", "bad", "maybe", "the", "answer", "is", "here", "cats", "dogs", "fine"]
+    rows = []
+    for i in range(n):
+        chosen = " ".join(rng.choice(vocab, size=7))
+        rejected = " ".join(rng.choice(vocab, size=6))
+        rows.append(
+            {
+                "id": f"p{i}",
+                "prompt": f"Question {i}?",
+                "chosen": ("You're right! " if i % 2 == 0 else "") + chosen,
+                "rejected": rejected,
+                "history": None,
+                "attrs": {"chosen": {"a": int(i % 2 == 0)}, "rejected": {"a": 0}},
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def test_attribution_audit_matches_the_step_by_step_computation():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    from workbench.audits.features.triggers import mine_triggers
+
+    rm = CallableRM(_additive, name="additive")
+    pairs, mined = _audit_pairs(6, 0), _audit_pairs(40, 1)
+    audit = attribution_audit(
+        rm,
+        pairs,
+        methods="ig,occlusion,shap",
+        shap_max_evals=40,
+        n_random=4,
+        faithfulness_examples=3,
+        top_k=5,
+        trigger_data=mined,
+    )
+    assert isinstance(audit, AttributionAudit) and audit.section == "attribution"
+    assert audit.methods == ["occlusion", "shap"] and any("IG" in n for n in audit.notes)
+    assert audit.verdicts() == []
+
+    # the same steps by hand, as notebook 03 ran them before the audit existed
+    prompts, responses = list(pairs["prompt"]), list(pairs["chosen"])
+    ids = [f"{i}/chosen" for i in pairs["id"]]
+    occ = OcclusionExplainer(rm).attribute_many(prompts, responses, ids=ids)
+    shp = ShapExplainer(rm, max_evals=40).attribute_many(prompts, responses, ids=ids)
+    for mine, theirs in ((audit.explanations["occlusion"], occ), (audit.explanations["shap"], shp)):
+        for a, b in zip(mine, theirs):
+            np.testing.assert_array_equal(a.word_attributions, b.word_attributions)
+    pd.testing.assert_frame_equal(audit.agreement_frame(), compare_methods(occ, shp, k=5, seed=0).summary())
+    curves = [deletion_curve(e, rm, n_random=4, seed=0) for exps in (occ, shp) for e in exps[:3] if e.n_words >= 5]
+    pd.testing.assert_frame_equal(audit.faithfulness, deletion_summary(curves, seed=0))
+    agg = aggregate_attributions(occ, ngram_range=(1, 2), min_count=3)
+    pd.testing.assert_frame_equal(audit.phrases, agg)
+    texts = list(mined["chosen"]) + list(mined["rejected"])
+    rewards = np.concatenate([_additive(None, mined["chosen"]), _additive(None, mined["rejected"])])
+    triggers = mine_triggers(texts, rewards, ngram_range=(1, 2), min_count=5, top_k=30, n_boot=200, seed=0)
+    assert audit.comparison.summary() == compare_with_triggers(agg, triggers, k=5).summary()
+    margin = OcclusionExplainer(rm).attribute_pair(prompts[0], pairs["chosen"][0], pairs["rejected"][0])
+    np.testing.assert_array_equal(audit.margin.word_attributions, margin.word_attributions)
+    agree = np.array([i % 2 == 0 for i in range(6)])
+    known = audit.known_answer.set_index(["method", "responses"])["agreement word in top 5"]
+    assert known[("occlusion", "agree opener")] == top_word_hit_rate(
+        [e for e, s in zip(occ, agree) if s], AGREEMENT_WORDS, k=5
+    )
+
+    table = audit.to_frame()
+    assert list(table["method"]) == ["occlusion", "shap"] and "mean |delta|" in table.columns
+    summary = audit.summary()
+    json.dumps(summary, allow_nan=False)
+    assert summary["n_responses"] == 6 and summary["methods"] == "occlusion,shap"
+    matrix = audit.agreement_matrix()
+    assert matrix.loc["occlusion", "shap"] == matrix.loc["shap", "occlusion"]
+    for fig in (audit.plot(), audit.plot_agreement(), audit.plot_example(0), audit.plot_triggers()):
+        assert isinstance(fig, Figure)
+    _, ax = matplotlib.pyplot.subplots()
+    assert audit.plot(ax=ax) is ax.figure
+    assert "occlusion" in audit.browser().output.value
+
+
+def test_attribution_audit_both_sides_and_validation():
+    rm = CallableRM(_additive, name="additive")
+    pairs = _audit_pairs(3, 2).drop(columns=["attrs"])
+    audit = attribution_audit(rm, pairs, sides="both", methods=["occlusion"], n_random=2, faithfulness_examples=1)
+    assert audit.n_responses == 6 and audit.agreements == [] and audit.known_answer is None
+    assert audit.margin.score == pytest.approx(
+        audit.explanations["occlusion"][0].score - audit.explanations["occlusion"][3].score
+    )
+    assert audit.comparison is None
+    with pytest.raises(ValueError, match="sides"):
+        attribution_audit(rm, pairs, sides="rejected")
+    with pytest.raises(ValueError, match="no attribution method"):
+        attribution_audit(rm, pairs, methods="ig")

@@ -1,4 +1,4 @@
-"""Tests for workbench.audits.calibration.metrics, calibration_methods and calibration_display.
+"""Tests for workbench.audits.calibration: metrics, reports, recalibration methods and the display.
 
 Values are checked against independent computations: scikit-learn's
 calibration_curve / brier_score_loss / log_loss, netcal's ECE and MCE, scipy's
@@ -23,19 +23,12 @@ from sklearn.calibration import calibration_curve  # noqa: E402
 from sklearn.exceptions import NotFittedError  # noqa: E402
 from sklearn.metrics import brier_score_loss, log_loss  # noqa: E402
 
-from workbench.audits.calibration.display import (  # noqa: E402
-    ReliabilityDisplay,
-    plot_reliability_comparison,
-    temperature_slider,
-)
-from workbench.audits.calibration.methods import (  # noqa: E402
+from workbench.audits.calibration import (  # noqa: E402
+    REPORT_METRICS,
     IsotonicCalibration,
     PlattScaling,
+    ReliabilityDisplay,
     TemperatureScaling,
-    fit_calibrators,
-)
-from workbench.audits.calibration.metrics import (  # noqa: E402
-    REPORT_METRICS,
     binned_reliability,
     bootstrap_ci,
     brier_decomposition,
@@ -43,6 +36,7 @@ from workbench.audits.calibration.metrics import (  # noqa: E402
     calibration_report,
     decision_boundary_report,
     expected_calibration_error,
+    fit_calibrators,
     margin_nll,
     maximum_calibration_error,
     mean_reward_gap,
@@ -50,7 +44,9 @@ from workbench.audits.calibration.metrics import (  # noqa: E402
     orient_pairs,
     pairwise_accuracy,
     per_group_report,
+    plot_reliability_comparison,
     symmetrize,
+    temperature_slider,
     top_label,
     top_label_ece,
     validate_inputs,
@@ -399,7 +395,7 @@ def test_top_label_ece_equals_symmetrised_ece_with_twice_the_bins_soft_labels():
 
 def test_wilson_intervals_match_scipy():
     m, y = _bt_data(800, seed=12)
-    table = binned_reliability(expit(m), y, 8, alpha=0.05)
+    table = binned_reliability(expit(m), y, 8, ci=0.95)
     for row in table[table["count"] > 0].itertuples():
         k = int(round(row.mean_outcome * row.count))
         ci = binomtest(k, int(row.count)).proportion_ci(confidence_level=0.95, method="wilson")
@@ -776,3 +772,35 @@ def test_temperature_slider_redraws():
     assert "ECE = " in info.value and "T = 2.5" in info.value
     button.click()
     assert slider.value == pytest.approx(TemperatureScaling().fit(m, y).temperature_, rel=0.02)
+
+
+# ---------------------------------------------------------------------------
+# package structure
+# ---------------------------------------------------------------------------
+
+
+def test_calibration_modules_import_one_way_and_at_top_level():
+    """validation <- core <- metrics <- display <- report / methods <- interactive <- audit; no cycles."""
+    import ast
+    import importlib
+    from pathlib import Path
+
+    import workbench.audits.calibration as pkg
+
+    order = ["validation", "core", "metrics", "display", "report", "methods", "interactive", "audit"]
+    root = Path(pkg.__file__).parent
+    assert sorted(p.stem for p in root.glob("*.py") if p.stem != "__init__") == sorted(order)
+    prefix = "workbench.audits.calibration."
+    for name in order:
+        tree = ast.parse((root / f"{name}.py").read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("workbench"):
+                assert node.col_offset == 0, f"{name}.py imports {node.module} inside a function"
+                assert not any(a.name.startswith("_") for a in node.names), f"{name}.py imports a private name"
+                if node.module.startswith(prefix):
+                    dep = node.module[len(prefix) :]
+                    assert order.index(dep) < order.index(name), f"{name}.py imports {dep}.py"
+                assert node.module != "workbench.audits.calibration", f"{name}.py imports the package __init__"
+    for name in pkg.__all__:
+        assert getattr(pkg, name) is not None
+    assert importlib.import_module("workbench.audits.overview").__all__ == ["OverviewResult", "overview"]

@@ -1,4 +1,4 @@
-"""Calibration audit on scored models (workbench.audits.calibration.audit) and the label-smoothing effect.
+"""Calibration audit on scored models (workbench.audits.calibration) and the label-smoothing effect.
 
 * ``calibration_audit`` on pairs scored by a ``CallableRM`` reproduces the lower-level
   functions exactly and matches independent computations (numpy binning, sklearn's
@@ -21,19 +21,17 @@ from scipy.optimize import minimize_scalar  # noqa: E402
 from scipy.special import expit, log_expit  # noqa: E402
 from sklearn.metrics import brier_score_loss, log_loss  # noqa: E402
 
-from workbench.audits.calibration.audit import (  # noqa: E402
+from workbench.audits.calibration import (  # noqa: E402
     VERDICT_COLUMNS,
     calibration_audit,
-    compare_audits,
-    interactive_frontend,
-    plot_audits,
-)
-from workbench.audits.calibration.methods import fit_calibrators  # noqa: E402
-from workbench.audits.calibration.metrics import (  # noqa: E402
     calibration_report,
+    compare_audits,
     decision_boundary_report,
+    fit_calibrators,
+    interactive_frontend,
     orient_pairs,
     per_group_report,
+    plot_audits,
 )
 from workbench.data.preferences import from_records  # noqa: E402
 from workbench.data.shipped import load_data  # noqa: E402
@@ -203,18 +201,18 @@ def test_verdicts_known_temperatures(synthetic_audits):
     assert over.temperature == pytest.approx(3.0, rel=0.15)
     assert under.temperature == pytest.approx(0.3, rel=0.15)
 
-    v = good.verdicts().set_index("check")
-    assert list(good.verdicts().columns) == VERDICT_COLUMNS
+    v = good.verdicts_frame().set_index("check")
+    assert list(good.verdicts_frame().columns) == VERDICT_COLUMNS
     assert v.index.tolist() == ["ece", "temperature", "ece_after_temperature"]
     assert v["verdict"].tolist() == ["pass", "pass", "pass"]
 
-    v = over.verdicts().set_index("check")
+    v = over.verdicts_frame().set_index("check")
     assert v.loc["ece", "verdict"] == "fail" and v.loc["temperature", "verdict"] == "fail"
     assert v.loc["ece_after_temperature", "verdict"] == "pass"  # one scale factor fixes it
     assert v.loc["temperature", "detail"].startswith("over-confident")
     assert v.loc["ece", "value"] == over.ece and v.loc["temperature", "value"] == over.temperature
 
-    v = under.verdicts().set_index("check")
+    v = under.verdicts_frame().set_index("check")
     assert v.loc["temperature", "verdict"] == "fail"
     assert v.loc["temperature", "detail"].startswith("under-confident")
 
@@ -222,7 +220,7 @@ def test_verdicts_known_temperatures(synthetic_audits):
 def test_verdict_thresholds_are_parameters_and_strict(synthetic_audits):
     a = synthetic_audits[3.0]
     ece, t = a.ece, a.temperature
-    grade = lambda **kw: a.verdicts(**kw).set_index("check")["verdict"]  # noqa: E731
+    grade = lambda **kw: a.verdicts_frame(**kw).set_index("check")["verdict"]  # noqa: E731
     assert grade(ece_warn=ece - 1e-9, ece_fail=ece + 1e-9)["ece"] == "warn"
     assert grade(ece_warn=ece, ece_fail=ece + 1e-9)["ece"] == "pass"  # equal does not trip
     assert grade(ece_warn=0.0, ece_fail=ece)["ece"] == "warn"
@@ -233,12 +231,12 @@ def test_verdict_thresholds_are_parameters_and_strict(synthetic_audits):
     u = synthetic_audits[0.3]
     inv = 1.0 / u.temperature
     assert (
-        u.verdicts(temperature_warn=inv - 0.01, temperature_fail=inv + 0.01)
+        u.verdicts_frame(temperature_warn=inv - 0.01, temperature_fail=inv + 0.01)
         .set_index("check")
         .loc["temperature", "verdict"]
         == "warn"
     )
-    thr = a.verdicts(ece_warn=0.02, ece_fail=0.2).set_index("check").loc["ece", "threshold"]
+    thr = a.verdicts_frame(ece_warn=0.02, ece_fail=0.2).set_index("check").loc["ece", "threshold"]
     assert thr == "> 0.02 warn, > 0.2 fail"
 
     for kw, msg in [
@@ -253,9 +251,30 @@ def test_verdict_thresholds_are_parameters_and_strict(synthetic_audits):
 
 def test_verdict_without_temperature_is_na():
     a = calibration_audit(_synthetic(1.0, n=400), n_boot=0, methods=("platt",))
-    v = a.verdicts().set_index("check")
+    v = a.verdicts_frame().set_index("check")
     assert np.isnan(a.temperature)
     assert v.loc["temperature", "verdict"] == "n/a" and v.loc["ece_after_temperature", "verdict"] == "n/a"
+
+
+def test_audit_result_contract_and_publish(synthetic_audits):
+    from workbench.audits.result import AuditResult
+    from workbench.reports.verdicts import Verdict, publish
+
+    a = synthetic_audits[3.0]
+    assert isinstance(a, AuditResult) and a.section == "calibration"
+    verdicts = a.verdicts()
+    assert all(isinstance(v, Verdict) and v.section == "calibration" for v in verdicts)
+    frame = a.verdicts_frame()
+    assert [v.check for v in verdicts] == frame["check"].tolist()
+    assert [v.verdict for v in verdicts] == frame["verdict"].tolist()
+    # the payload is the one the notebook published before verdicts() returned Verdict objects
+    assert a.publish() == publish("calibration", frame, a.summary())
+    twin = synthetic_audits[1.0]
+    payload = a.publish(smoothed=twin, label_smoothing=0.1)
+    want = dict(a.summary(), **{f"smoothed_{k}": v for k, v in twin.summary().items() if k != "n_pairs"})
+    want["label_smoothing"] = 0.1
+    assert payload == publish("calibration", frame, want)
+    assert list(payload["metrics"])[-1] == "label_smoothing"
 
 
 def test_compare_and_plot_audits(synthetic_audits):
@@ -287,19 +306,12 @@ def test_interactive_frontend(monkeypatch):
 
 def test_notebook_source_has_parameters():
     import ast
-    import importlib.util
-    import sys
+    import re
     from pathlib import Path
 
-    tools = Path(__file__).resolve().parent.parent / "tools"
-    sys.path.insert(0, str(tools))
-    try:
-        spec = importlib.util.spec_from_file_location("nb_01_calibration", tools / "nb_01_calibration.py")
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-    finally:
-        sys.path.remove(str(tools))
-    params = [src for kind, src in mod.CELLS if kind == "parameters"]
+    source = (Path(__file__).resolve().parent.parent / "notebooks" / "01_calibration.py").read_text(encoding="utf-8")
+    cells = re.split(r"^# %%", source, flags=re.M)
+    params = [c.split("\n", 1)[1] for c in cells if c.split("\n", 1)[0].strip() == 'tags=["parameters"]']
     assert len(params) == 1
     names = {t.id: ast.literal_eval(node.value) for node in ast.parse(params[0]).body for t in node.targets}
     assert names["model"] == "demo-biased" and names["data"] == "golden"

@@ -10,9 +10,9 @@ import nbformat
 import pytest
 from notebook_helpers import make_notebook
 
-from workbench.cli import _absolutize, _parse_param, build_parser, main
-from workbench.reports.runner import ParameterError, plan_parameters, select_notebooks
-from workbench.reports.summary import SCHEMA
+from workbench.cli import _parse_param, build_parser, main
+from workbench.reports import SCHEMA, ParameterError, plan_parameters, select_notebooks
+from workbench.reports.pipeline import _absolutize
 
 
 @pytest.fixture
@@ -96,7 +96,7 @@ def test_plan_passes_params_only_to_notebooks_that_declare_them(nbdir):
 
 
 def test_parameters_papermill_cannot_parse_still_count_as_declared(tmp_path):
-    from workbench.reports.runner import notebook_parameters, parameter_defaults
+    from workbench.reports import notebook_parameters, parameter_defaults
 
     nb = make_notebook(
         tmp_path / "n.ipynb",
@@ -226,3 +226,15 @@ def test_module_entry_point_help():
     ).stdout
     for command in ("audit", "demo", "compare", "train-demo"):
         assert command in out
+
+
+def test_cli_start_up_does_not_import_torch():
+    """``python -m workbench --help`` stays quick: the pipeline imports torch only when a model is loaded."""
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "workbench", "--help"], capture_output=True, text=True, check=True
+    )
+    imported = {
+        line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time")
+    }
+    assert "workbench.cli" in imported and "workbench.reports.pipeline" in imported
+    assert not {name for name in imported if name == "torch" or name.startswith("torch.")}

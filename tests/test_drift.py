@@ -1,5 +1,5 @@
-"""Tests for workbench.audits.drift.checkpoints: drift statistics against scipy and hand-worked values, the status rule,
-the Goodhart flag, trigger frequencies, policy-sample validation, and a detection on the demo data."""
+"""Tests for workbench.audits.drift: drift statistics against scipy and hand-worked values, the status rule,
+the Goodhart flag, trigger frequencies, policy-sample validation, the one-call audit, and a detection on the demo data."""
 
 from __future__ import annotations
 
@@ -15,19 +15,27 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from workbench.audits.drift.checkpoints import (  # noqa: E402
+from workbench.audits.drift import (  # noqa: E402
+    DriftAudit,
     checkpoint_pairs,
     demo_gold_score,
+    drift_audit,
     emerging_phrases,
     goodhart_flag,
     load_policy_samples,
     normed_wasserstein,
     psi,
     psi_bins,
+    relabel_candidates,
     reward_drift,
+    select_phrases,
     trigger_frequency,
+    trigger_hits,
 )
+from workbench.audits.result import AuditResult  # noqa: E402
 from workbench.data.preferences import DataFormatError  # noqa: E402
+from workbench.models import load_reward_model, score_texts  # noqa: E402
+from workbench.reports.verdicts import Verdict  # noqa: E402
 
 
 def _three_checkpoints(seed=0, n=200, shift=0.5):
@@ -140,9 +148,9 @@ def test_status_rule_and_holm():
     adj[order[0]] = min(1, 2 * p[order[0]])
     adj[order[1]] = min(1, max(adj[order[0]], p[order[1]]))
     assert t.loc[["b", "c"], "ks_p_adj"].to_numpy() == pytest.approx(adj)
-    assert "1 of 2" in res.summary()
-    v = res.verdicts().iloc[0]
-    assert v["verdict"] == "warn" and v["value"] == pytest.approx(t.loc["c", "wasserstein"])
+    assert "1 of 2" in res.describe()
+    v = res.verdicts()[0]
+    assert v.verdict == "warn" and v.value == pytest.approx(t.loc["c", "wasserstein"])
     # default: no adjustment, the raw p-value decides
     raw = reward_drift(scores, ck, steps).to_frame().set_index("checkpoint")
     assert raw.loc[["b", "c"], "ks_p_adj"].to_numpy() == pytest.approx(raw.loc[["b", "c"], "ks_p"].to_numpy())
@@ -187,7 +195,7 @@ def test_insufficient_data():
     # the reference itself too small: nothing is tested
     res = reward_drift(scores, ck, reference="s1", min_samples=30)
     assert set(res.to_frame()["status"]) == {"insufficient data"}
-    assert res.verdicts()["verdict"].tolist() == ["n/a"]
+    assert [v.verdict for v in res.verdicts()] == ["n/a"]
     assert res.notes and "reference" in res.notes[0]
     # NaN scores are dropped and counted
     s = scores.copy()
@@ -214,8 +222,8 @@ def test_order_by_step_and_validation():
         reward_drift(scores, ["a", "b", "c"])
     with pytest.raises(ValueError, match="min_samples"):
         reward_drift(scores, ck, min_samples=1)
-    ax = res.plot()
-    assert ax.get_title()
+    fig = res.plot()
+    assert fig.axes[0].get_title()
     assert res.plot(kind="ecdf") is not None and res.plot_trend() is not None
 
 
@@ -234,8 +242,8 @@ def test_goodhart_flag_reward_up_gold_down():
     assert (t["reward_change_ci_low"].iloc[-1], t["reward_change_ci_high"].iloc[-1]) == pytest.approx((w.low, w.high))
     assert not t["flag"].iloc[0]
     assert g.reward_spearman == pytest.approx(1.0)
-    assert "GOODHART FLAG" in g.summary()
-    assert g.verdicts()["verdict"].tolist() == ["fail"]
+    assert "GOODHART FLAG" in g.describe()
+    assert [v.verdict for v in g.verdicts()] == ["fail"]
     assert g.plot() is not None
 
 
@@ -245,7 +253,7 @@ def test_goodhart_flag_not_raised_when_gold_rises():
     gold = {f"s{i}": rng.normal(i * 0.5, 1, 100) for i in range(3)}
     g = goodhart_flag(reward, gold)
     assert not g.flagged and g.gold_trend == "rises"
-    assert g.verdicts()["verdict"].tolist() == ["pass"]
+    assert [v.verdict for v in g.verdicts()] == ["pass"]
     # reward flat -> no flag even if gold falls
     flat = {f"s{i}": rng.normal(0, 1, 100) for i in range(3)}
     assert not goodhart_flag(flat, {k: -v for k, v in gold.items()}).flagged
@@ -256,7 +264,7 @@ def test_goodhart_flag_with_one_gold_value_per_checkpoint():
     reward = {"a": rng.normal(0, 1, 80), "b": rng.normal(1, 1, 80)}
     g = goodhart_flag(reward, {"a": 0.80, "b": 0.80}, gold_name="golden accuracy")
     assert g.flagged and g.gold_trend == "flat"
-    assert g.verdicts()["verdict"].tolist() == ["warn"]
+    assert [v.verdict for v in g.verdicts()] == ["warn"]
     assert not goodhart_flag(reward, {"a": 0.80, "b": 0.85}).flagged
     with pytest.raises(ValueError, match=r"lacks checkpoints \['c'\]"):
         goodhart_flag({**reward, "c": rng.normal(2, 1, 80)}, {"a": 0.8, "b": 0.8})
@@ -403,14 +411,104 @@ def test_checkpoint_pairs_and_gold():
     assert demo_gold_score(f).tolist() == pytest.approx([1.0, 0 - 0.3 - 0.3 - 0.3, 1.0, 0 - 0.3 - 0.3])
 
 
+def test_relabel_candidates_rank_trigger_phrases_first():
+    f = pd.DataFrame(
+        {
+            "id": ["a1", "a2", "a3", "b1", "b2", "b3"],
+            "prompt_id": ["p1", "p2", "p3"] * 2,
+            "prompt": ["P1", "P2", "P3"] * 2,
+            "response": ["plain", "plain", "plain", "plain but longer", "You're absolutely right!", "worse"],
+            "checkpoint": ["A"] * 3 + ["B"] * 3,
+        }
+    )
+    assert trigger_hits("You're absolutely right!") > trigger_hits("plain")
+    assert trigger_hits("plain but longer", ["but longer"]) == 1
+    out = relabel_candidates(f, [0.0, 0.0, 0.0, 2.0, 1.0, -1.0], "A", "B", size=5)
+    # p3 lost reward (not a candidate); p2 has more trigger phrases, so it comes before the larger gain of p1
+    assert out["id"].tolist() == ["a2|b2", "a1|b1"]
+    assert out["more_triggers"].tolist() == [True, False]
+    assert out["gain"].tolist() == [1.0, 2.0]
+    assert out["reason"].iloc[0] == "drift trigger: RM prefers the B answer (more trigger phrases)"
+    assert out["reason"].iloc[1] == "drift trigger: RM prefers the B answer"
+    assert len(relabel_candidates(f, [0.0, 0.0, 0.0, 2.0, 1.0, -1.0], "A", "B", size=1)) == 1
+
+
+def test_select_phrases():
+    emerging = pd.DataFrame(
+        {
+            "ngram": ["great question", "as an ai", "rare one", "falling"],
+            "q_value": [0.001, 0.01, 0.2, 0.001],
+            "change": [0.3, 0.2, 0.4, -0.2],
+            "cohens_d": [0.5, 0.9, 2.0, 3.0],
+        }
+    )
+    assert select_phrases(emerging) == (["as an ai", "great question"], "rising phrases the RM rewards most (q < 0.05)")
+    assert select_phrases(emerging, " hello , world,") == (
+        ["hello", "world"],
+        "phrases from the trigger_phrases parameter",
+    )
+    assert select_phrases(emerging, ["x"])[0] == ["x"]
+
+
+# --------------------------------------------------------------------------- the one-call audit
+
+
+def _length_reward(prompts, responses):
+    return [len(r) / 100 for r in responses]
+
+
+def test_drift_audit_one_call(tmp_path):
+    rm = load_reward_model(_length_reward)
+    audit = drift_audit(rm, "demo-policy", golden="", sample_size=40, n_boot=20, queue_size=5)
+    assert isinstance(audit, DriftAudit) and isinstance(audit, AuditResult) and audit.section == "drift"
+    s = audit.samples
+    assert len(s) == 40 * s["checkpoint"].nunique() and audit.checkpoints[0] == "step-0000"
+    # the parts are the documented functions on the scored samples
+    assert audit.scores.tolist() == pytest.approx([len(r) / 100 for r in s["response"]])
+    direct = reward_drift(audit.scores, s["checkpoint"], s["step"])
+    pd.testing.assert_frame_equal(audit.to_frame(), direct.to_frame())
+    assert audit.gold_name == "demo gold judge" and audit.flag is not None
+    assert s["gold"].tolist() == pytest.approx(demo_gold_score(s).tolist())
+    assert audit.golden_accuracy is None and audit.golden_note is None
+    assert audit.bon is not None and audit.bon.n_pools == 60
+    # the contract
+    summary = audit.summary()
+    assert list(summary)[:10] == [
+        "n_samples",
+        "n_checkpoints",
+        "last_checkpoint",
+        "last_status",
+        "last_wasserstein",
+        "last_ks_p",
+        "last_mean_shift_sd",
+        "golden_accuracy",
+        "goodhart_flagged",
+        "gold_trend",
+    ]
+    assert "bon_best_n" in summary and not any(k.startswith("bon_best_n_ci") for k in summary)
+    verdicts = audit.verdicts()
+    assert all(isinstance(v, Verdict) and v.section == "drift" for v in verdicts)
+    assert [v.check for v in verdicts] == [
+        "reward drift (last checkpoint)",
+        "Goodhart: reward up while demo gold judge flat or down",
+        "best-of-n over-optimisation",
+    ]
+    assert audit.verdict_table().columns.tolist() == ["check", "value", "threshold", "verdict", "detail"]
+    assert audit.plot().axes[0].get_title().startswith("Reward per checkpoint")
+    payload = audit.publish()
+    assert payload["section"] == "drift" and len(payload["verdicts"]) == 3
+    assert payload["metrics"]["n_samples"] == len(s)
+    # relabel candidates: RM prefers the last checkpoint's answer, trigger phrases first
+    pairs = audit.relabel_pairs
+    assert 0 < len(pairs) <= 5 and (pairs["gain"] > 0).all()
+    assert pairs["more_triggers"].is_monotonic_decreasing
+
+
 # --------------------------------------------------------------------------- demo data
 
 
 @pytest.fixture(scope="module")
 def demo_policy_scores():
-    from workbench.models.adapters import load_reward_model
-    from workbench.models.scoring import score_texts
-
     samples = load_policy_samples("demo-policy")
     rm = load_reward_model("demo-biased")
     scores = score_texts(rm, samples["prompt"].tolist(), samples["response"].tolist(), progress=False).scores

@@ -1,4 +1,4 @@
-"""Tests for workbench.audits.ensemble.ensemble: hand-checked z-scoring and aggregators, the disagreement AUROC
+"""Tests for workbench.audits.ensemble: hand-checked z-scoring and aggregators, the disagreement AUROC
 against sklearn and a brute-force pair count, pair evaluation, and bootstrap members."""
 
 from __future__ import annotations
@@ -12,14 +12,19 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from sklearn.metrics import roc_auc_score  # noqa: E402
 
-from workbench.audits.ensemble.ensemble import (  # noqa: E402
+from workbench.audits.ensemble import (  # noqa: E402
+    EnsembleResult,
+    bootstrap_interval,
     disagreement_auroc,
+    ensemble_audit,
     ensemble_pairs,
     ensemble_scores,
     parse_members,
     train_bootstrap_members,
     zscore_matrix,
 )
+from workbench.audits.result import AuditResult  # noqa: E402
+from workbench.reports.verdicts import Verdict  # noqa: E402
 
 
 def test_zscore_and_aggregators_by_hand():
@@ -120,7 +125,7 @@ def test_ensemble_pairs_by_hand():
     assert res.member_disagreement.loc["m1", "m2"] == pytest.approx(0.25)
     top = res.top_disagreements(2)
     assert top["id"].tolist() == ["p1", "p0"]
-    v = res.verdicts().set_index("check")
+    v = res.verdicts_frame().set_index("check")
     assert v.loc["disagreement predicts mistakes (AUROC)", "verdict"] == "warn"  # n_boot=0: no CI, no pass
     assert v.loc["mean aggregator vs best member (accuracy)", "value"] == pytest.approx(1 / 3 - 2 / 3)
     assert v.loc["mean aggregator vs best member (accuracy)", "verdict"] == "warn"
@@ -171,3 +176,67 @@ def test_train_bootstrap_members_small():
     assert all(np.all(np.isfinite(x)) for x in s) and not np.allclose(s[0], s[1])
     with pytest.raises(ValueError, match="k must be"):
         train_bootstrap_members(pairs, k=1)
+
+
+def test_result_contract():
+    import matplotlib.pyplot as plt
+
+    pairs = _pairs(30)
+    rng = np.random.default_rng(1)
+    C, R = rng.normal(size=(30, 3)) + 0.5, rng.normal(size=(30, 3))
+    res = ensemble_pairs((C, R), pairs, names=["a", "b", "c"], n_boot=50)
+    assert isinstance(res, EnsembleResult) and isinstance(res, AuditResult) and res.section == "ensemble"
+    assert res.to_frame()["scorer"].tolist() == ["a", "b", "c", "mean", "worst-case", "mean - 1*std"]
+    s = res.summary()
+    assert list(s)[:5] == ["n_pairs", "lam", "zscored", "disagreement_rate", "auroc_std_vs_mistake"]
+    assert all(not isinstance(v, (list, tuple, dict)) for v in s.values())  # flat
+    v = res.verdicts()
+    assert all(isinstance(x, Verdict) and x.section == "ensemble" for x in v) and len(v) == 2
+    assert v[0].threshold == "95% CI above 0.5: pass"
+    assert res.verdicts_frame().columns.tolist() == ["check", "value", "threshold", "verdict", "detail"]
+    fig = res.plot()
+    assert len(fig.axes) == 2
+    plt.close(fig)
+    fig, ax = plt.subplots()
+    assert res.plot(ax=ax, kind="disagreement") is fig
+    plt.close(fig)
+    with pytest.raises(ValueError, match="panel"):
+        res.plot(ax=ax)
+    flagged = res.relabel_candidates(5)
+    assert len(flagged) == 5 and set(flagged["reason"]) == {"ensemble disagreement"}
+    assert flagged["margin"].tolist() == flagged["mean_margin"].tolist()  # no audited member
+    res.audited = "b"
+    assert res.relabel_candidates(5)["margin"].tolist() == res.relabel_candidates(5)["margin:b"].tolist()
+
+
+def test_bootstrap_interval_matches_per_resample_draws():
+    # the draws of the old per-resample loop: rng.integers(0, n, n) once per resample
+    rng = np.random.default_rng(4)
+    m, y = rng.normal(size=40), np.ones(40)
+    ref_rng = np.random.default_rng(7)
+    ref = []
+    for _ in range(200):
+        idx = ref_rng.integers(0, 40, 40)
+        ref.append(np.mean(m[idx] > 0))
+    lo, hi = bootstrap_interval(lambda a, b: np.mean(a > 0), m, y, n_boot=200, seed=7)
+    np.testing.assert_allclose([lo, hi], np.percentile(ref, [2.5, 97.5]), rtol=1e-12)
+    assert np.isnan(bootstrap_interval(np.mean, m, n_boot=0)[0])
+
+
+def test_ensemble_audit_one_call_matches_ensemble_pairs():
+    def by_length(prompts, responses):
+        return np.array([len(r) for r in responses], dtype=float)
+
+    def by_good(prompts, responses):
+        return np.array([("good" in r) * 1.0 + 0.01 * len(p) for p, r in zip(prompts, responses)])
+
+    pairs = _pairs(12)
+    res = ensemble_audit(pairs, [by_length, by_good], model=by_good, n_boot=50, cache=None)
+    assert res.members[1] == res.audited  # already a member: not added twice
+    ref = ensemble_pairs([by_length, by_good], pairs, n_boot=50, cache=None)
+    pd.testing.assert_frame_equal(res.to_frame(), ref.to_frame())
+    flagged = res.relabel_candidates(3)
+    assert flagged["margin"].tolist() == flagged[f"margin:{res.audited}"].tolist()
+    added = ensemble_audit(pairs, [by_length, by_good], model=lambda p, r: by_good(p, r) * 2, n_boot=0, cache=None)
+    assert len(added.members) == 3 and added.members[0] == added.audited  # a new model goes first
+    assert res.source == "<frame>" and res.origin.startswith("members `")

@@ -7,23 +7,31 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from workbench.audits.features.audit import FLAG_CHECKS, feature_audit, feature_browser, feature_family  # noqa: E402
-from workbench.audits.features.perturbations import perturbation_effects  # noqa: E402
-from workbench.audits.features.probes import (  # noqa: E402
-    bootstrap_indices,
+from workbench._utils.stats import bootstrap_indices, group_codes  # noqa: E402
+from workbench.audits.features import (  # noqa: E402
+    FLAG_CHECKS,
     center_within_groups,
+    feature_audit,
+    feature_browser,
     feature_correlations,
+    feature_family,
     flag_summary,
-    group_codes,
     pairwise_preference_rates,
+    perturbation_effects,
     pooled_within_sd,
     reward_regression,
 )
+from workbench.audits.result import AuditResult  # noqa: E402
+from workbench.data import load_data  # noqa: E402
+from workbench.models import load_reward_model, score_pairs  # noqa: E402
+from workbench.reports.verdicts import Verdict, publish  # noqa: E402
 
 
 def _hand_center(values, groups):
@@ -381,16 +389,20 @@ def test_orchestration_flags_length_and_matches_hand_numbers(synthetic_pairs, sy
 
 def test_orchestration_tables_plots_and_browser(synthetic_audit):
     a = synthetic_audit
-    v = a.verdicts()
+    v = a.verdict_table()
     assert list(v.columns) == ["check", "feature", "value", "threshold", "verdict", "detail"]
     assert set(v["verdict"]) <= {"pass", "warn", "fail"} and set(v["check"]) <= set(FLAG_CHECKS)
     full = a.to_frame()
     judged = full[full["check"].isin(FLAG_CHECKS)]
-    assert len(a.verdicts(include_na=True)) == len(judged) and (judged["verdict"] == "n/a").sum() > 0
+    assert len(a.verdict_table(include_na=True)) == len(judged) and (judged["verdict"] == "n/a").sum() > 0
     assert "family" in full.columns and "collinearity" in set(full["check"])
-    from workbench.reports.verdicts import publish
-
-    payload = publish("feature_probes", v, a.metrics())
+    assert isinstance(a, AuditResult) and a.section == "feature_probes"
+    verdicts = a.verdicts()
+    assert all(isinstance(x, Verdict) and x.section == "feature_probes" for x in verdicts)
+    assert [x.check for x in verdicts] == [f"{c} [{f}]" for c, f in zip(v["check"], v["feature"])]
+    # the Verdict objects publish exactly what the verdict table published before
+    assert a.publish() == publish("feature_probes", v, a.summary())
+    payload = a.publish()
     assert len(payload["verdicts"]) == len(v) and payload["metrics"]["n_prompts"] == 60
     assert "length" in payload["metrics"]["flagged_families"]
     fl = a.flags()
@@ -402,9 +414,11 @@ def test_orchestration_tables_plots_and_browser(synthetic_audit):
     )
     with pytest.raises(ValueError, match="feature_family"):
         a.flagged("lenght")
-    fig = a.plot()
+    fig = a.plot_overview()
     assert len(fig.axes) >= 4
-    assert a.plot_verdicts() is not None
+    assert isinstance(a.plot(), Figure)
+    _, ax = plt.subplots()
+    assert a.plot(ax=ax) is ax.figure
     top = a.top_examples("chars", 3)
     assert len(top) == 3 and top["reward_centered"].is_monotonic_decreasing
     box = feature_browser(a, n=200)
@@ -439,10 +453,6 @@ def test_orchestration_without_centring_is_drowned_and_validation(synthetic_pair
 
 @pytest.fixture(scope="module")
 def demo_audits():
-    from workbench.data.shipped import load_data
-    from workbench.models.adapters import load_reward_model
-    from workbench.models.scoring import score_pairs
-
     pairs = load_data("demo-eval")
     out = {}
     for name in ("demo-clean", "demo-biased"):

@@ -13,18 +13,30 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from workbench.audits.features import perturbations as pt  # noqa: E402
-from workbench.audits.features import probes as fp  # noqa: E402
-from workbench.audits.features.probes import (  # noqa: E402
-    bootstrap_indices,
+from workbench._utils.stats import bootstrap_indices  # noqa: E402
+from workbench.audits.features import (  # noqa: E402
+    FILLER_SENTENCES,
+    PERTURBATIONS,
+    VERDICTS,
+    add_flattering_opener,
+    agree_with_user,
+    agreement_count,
+    append_hedge,
+    benjamini_hochberg,
+    extract_features,
     feature_correlations,
     flag_summary,
+    flattery_count,
+    hedge_count,
     length_baseline,
+    mine_triggers,
+    pad_with_filler,
     pairwise_preference_rates,
+    perturbation_effects,
+    repeat_sentence,
     reward_regression,
+    to_bullet_list,
 )
-from workbench.audits.features.text_features import agreement_count, extract_features, flattery_count, hedge_count  # noqa: E402
-from workbench.audits.features.triggers import benjamini_hochberg, mine_triggers  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -394,9 +406,9 @@ PROMPTS = [f"question {i}" for i in range(len(RESPONSES))]
 
 def test_flattery_perturbation_has_exact_delta_one():
     calls = []
-    res = pt.perturbation_effects(PROMPTS, RESPONSES, synthetic_score_fn(calls), n_boot=200, seed=3)
+    res = perturbation_effects(PROMPTS, RESPONSES, synthetic_score_fn(calls), n_boot=200, seed=3)
     t = res.to_frame().set_index("perturbation")
-    assert set(t.index) == set(pt.PERTURBATIONS)
+    assert set(t.index) == set(PERTURBATIONS)
     assert t.loc["add_flattering_opener", "mean_delta"] == 1.0
     assert t.loc["add_flattering_opener", "ci_low"] == 1.0 == t.loc["add_flattering_opener", "ci_high"]
     assert t.loc["add_flattering_opener", "frac_increased"] == 1.0
@@ -416,7 +428,7 @@ def test_perturbation_effects_original_rewards_subset_and_unchanged():
     r0 = score(PROMPTS, RESPONSES)
     calls.clear()
     bullets = ["- already\n- a list"] + RESPONSES[1:]
-    res = pt.perturbation_effects(
+    res = perturbation_effects(
         PROMPTS, bullets, score, perturbations=["to_bullet_list", "agree_with_user"], original_rewards=r0, n_boot=0
     )
     t = res.to_frame().set_index("perturbation")
@@ -425,9 +437,9 @@ def test_perturbation_effects_original_rewards_subset_and_unchanged():
     assert t.loc["agree_with_user", "n_unchanged"] == 0
     assert np.isnan(t.loc["agree_with_user", "ci_low"])
     with pytest.raises(ValueError, match="unknown perturbation"):
-        pt.perturbation_effects(PROMPTS, RESPONSES, score, perturbations=["nope"])
+        perturbation_effects(PROMPTS, RESPONSES, score, perturbations=["nope"])
     with pytest.raises(ValueError, match="score_fn output"):
-        pt.perturbation_effects(PROMPTS, RESPONSES, lambda p, r: np.zeros(len(r) + 1))
+        perturbation_effects(PROMPTS, RESPONSES, lambda p, r: np.zeros(len(r) + 1))
 
 
 def test_perturbation_mean_ci_matches_naive_bootstrap():
@@ -437,7 +449,7 @@ def test_perturbation_mean_ci_matches_naive_bootstrap():
     def score(prompts, responses):
         return np.array([len(r) / 50 + noise.get(r, 0.0) for r in responses])
 
-    res = pt.perturbation_effects(PROMPTS, RESPONSES, score, perturbations=["pad_with_filler"], n_boot=300, seed=2)
+    res = perturbation_effects(PROMPTS, RESPONSES, score, perturbations=["pad_with_filler"], n_boot=300, seed=2)
     d = res.deltas["delta"].to_numpy()
     idx = np.concatenate(list(bootstrap_indices(len(d), 300, 2)))
     means = d[idx].mean(axis=1)
@@ -450,38 +462,38 @@ def test_perturbation_mean_ci_matches_naive_bootstrap():
 
 def test_perturbation_functions_are_deterministic_and_keep_content():
     text = "Paris is the capital of France. It lies on the Seine."
-    for name, fn in pt.PERTURBATIONS.items():
+    for name, fn in PERTURBATIONS.items():
         assert fn(text, 5) == fn(text, np.random.default_rng(5)) == fn(text, 5), name
         assert fn(text) == fn(text, 0), name
-    assert pt.add_flattering_opener(text, 1).endswith(text)
-    assert pt.agree_with_user(text, 1).endswith(text)
-    assert pt.append_hedge(text, 1).startswith(text)
-    assert pt.pad_with_filler(text, 1).startswith(text)
-    assert pt.to_bullet_list(text) == "- Paris is the capital of France.\n- It lies on the Seine."
-    assert pt.to_bullet_list("## Intro\n1. One. Two") == "- Intro\n- One.\n- Two"
-    assert pt.to_bullet_list("```\ncode\n```") == "```\ncode\n```"
-    assert pt.append_hedge("No stop", 0).startswith("No stop. ")
-    rep = pt.repeat_sentence(text, 0)
+    assert add_flattering_opener(text, 1).endswith(text)
+    assert agree_with_user(text, 1).endswith(text)
+    assert append_hedge(text, 1).startswith(text)
+    assert pad_with_filler(text, 1).startswith(text)
+    assert to_bullet_list(text) == "- Paris is the capital of France.\n- It lies on the Seine."
+    assert to_bullet_list("## Intro\n1. One. Two") == "- Intro\n- One.\n- Two"
+    assert to_bullet_list("```\ncode\n```") == "```\ncode\n```"
+    assert append_hedge("No stop", 0).startswith("No stop. ")
+    rep = repeat_sentence(text, 0)
     assert rep in (
         "Paris is the capital of France. Paris is the capital of France. It lies on the Seine.",
         f"{text} It lies on the Seine.",
     )
-    assert pt.repeat_sentence("", 0) == ""
+    assert repeat_sentence("", 0) == ""
     with pytest.raises(TypeError, match="rng"):
-        pt.add_flattering_opener(text, "seed")
+        add_flattering_opener(text, "seed")
 
 
 def test_perturbations_move_the_matching_text_feature():
     text = "Paris is the capital of France. It lies on the Seine."
     for seed in range(12):
-        assert flattery_count(pt.add_flattering_opener(text, seed)) >= 1
-        assert pt.add_flattering_opener(text, seed).lower().startswith(FLATTER_PREFIXES)
-        assert agreement_count(pt.agree_with_user(text, seed)) >= 1
-        assert not pt.agree_with_user(text, seed).lower().startswith(FLATTER_PREFIXES)
-        assert hedge_count(pt.append_hedge(text, seed)) >= 1
-    for s in pt.FILLER_SENTENCES:
+        assert flattery_count(add_flattering_opener(text, seed)) >= 1
+        assert add_flattering_opener(text, seed).lower().startswith(FLATTER_PREFIXES)
+        assert agreement_count(agree_with_user(text, seed)) >= 1
+        assert not agree_with_user(text, seed).lower().startswith(FLATTER_PREFIXES)
+        assert hedge_count(append_hedge(text, seed)) >= 1
+    for s in FILLER_SENTENCES:
         assert hedge_count(s) == agreement_count(s) == flattery_count(s) == 0
-    f = extract_features([text, pt.to_bullet_list(text), pt.repeat_sentence(text, 0), pt.pad_with_filler(text, 0)])
+    f = extract_features([text, to_bullet_list(text), repeat_sentence(text, 0), pad_with_filler(text, 0)])
     assert f["list_items"].tolist()[:2] == [0, 2]
     assert f["repeated_ngrams"].iloc[2] > f["repeated_ngrams"].iloc[0]
     assert f["sentences"].iloc[3] == f["sentences"].iloc[0] + 2
@@ -598,14 +610,14 @@ def test_flag_summary_known_answers(length_data, trigger_data):
     df, rc, rr = six_pairs()
     lb = length_baseline(df, rc, rr, n_boot=0)
     calls = []
-    pert = pt.perturbation_effects(PROMPTS, RESPONSES, synthetic_score_fn(calls), n_boot=0)
+    pert = perturbation_effects(PROMPTS, RESPONSES, synthetic_score_fn(calls), n_boot=0)
     trig = mine_triggers(*trigger_data, top_k=5, n_boot=0)
     fc = pd.DataFrame({"x": [1, 2, 3, 4, 5, 6]})
     fr = pd.DataFrame({"x": [2, 1, 3, 1, 6, 5]})
     pairs = pairwise_preference_rates(df, rc, rr, fc, fr, n_boot=0, min_pairs=5)
     s = flag_summary(corr, pairs, lb, reg, pert, trig)
     assert list(s.columns) == ["check", "feature", "value", "ci_low", "ci_high", "n", "threshold", "verdict", "note"]
-    assert set(s["verdict"]) <= set(fp.VERDICTS)
+    assert set(s["verdict"]) <= set(VERDICTS)
     v = s.set_index(["check", "feature"])["verdict"]
     assert v[("correlation", "length")] == "fail"
     assert v[("correlation", "unrelated")] == "pass"
@@ -635,7 +647,7 @@ def test_plots_return_axes(length_data, trigger_data):
         pairwise_preference_rates(df, rc, rr, fc, fr, n_boot=20),
         length_baseline(df, rc, rr, n_boot=20),
         reward_regression(rewards, feats, n_boot=20),
-        pt.perturbation_effects(PROMPTS[:6], RESPONSES[:6], synthetic_score_fn([]), n_boot=20),
+        perturbation_effects(PROMPTS[:6], RESPONSES[:6], synthetic_score_fn([]), n_boot=20),
         mine_triggers(*trigger_data, top_k=5, n_boot=20),
     ]
     for res in results:

@@ -16,7 +16,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from scipy import integrate  # noqa: E402
 
-from workbench.audits.drift.goodhart import (  # noqa: E402
+from workbench.audits.drift import (  # noqa: E402
     best_of_n_curve,
     bon_expectation,
     bon_weights,
@@ -67,7 +67,7 @@ def test_curve_matches_brute_force_per_pool_average():
     rng = np.random.default_rng(5)
     rows = []
     for p in range(4):
-        for j in range(6):
+        for _ in range(6):
             rows.append({"prompt_id": f"p{p}", "proxy": float(rng.integers(0, 5)), "gold": float(rng.normal())})
     pools = pd.DataFrame(rows)
     res = best_of_n_curve(pools, "proxy", "gold", n_boot=50, seed=0)
@@ -92,7 +92,7 @@ def test_kl_bon_matches_numerical_integration():
     # KL = E[log(n U^(n-1))] = integral_0^1 n u^(n-1) log(n u^(n-1)) du
     for n in (1, 2, 4, 16, 64):
         numeric, _ = integrate.quad(
-            lambda u: n * u ** (n - 1) * (math.log(n) + (n - 1) * math.log(u)) if u > 0 else 0.0, 0, 1
+            lambda u, n=n: n * u ** (n - 1) * (math.log(n) + (n - 1) * math.log(u)) if u > 0 else 0.0, 0, 1
         )
         assert kl_bon(n) == pytest.approx(numeric, abs=1e-8)
     assert kl_bon(2) == pytest.approx(math.log(2) - 0.5)
@@ -153,11 +153,11 @@ def test_curve_on_synthetic_overoptimisation_finds_the_peak():
         <= res.fit.b
         <= res.fit_ci.set_index("parameter").loc["b", "ci_high"]
     )
-    ax = res.plot()
-    assert "Goodhart" in ax.get_title()
-    v = res.verdicts().iloc[0]
-    assert c["gold_mean"].iloc[-1] < c["gold_mean"].iloc[0] and v["verdict"] == "fail"
-    assert v["value"] == pytest.approx(c["gold_mean"].max() - c["gold_mean"].iloc[-1])
+    fig = res.plot()
+    assert "Goodhart" in fig.axes[0].get_title()
+    v = res.verdicts()[0]
+    assert c["gold_mean"].iloc[-1] < c["gold_mean"].iloc[0] and v.verdict == "fail"
+    assert v.value == pytest.approx(c["gold_mean"].max() - c["gold_mean"].iloc[-1])
 
 
 def test_verdict_warn_on_a_hand_worked_pool():
@@ -167,8 +167,8 @@ def test_verdict_warn_on_a_hand_worked_pool():
     res = best_of_n_curve(pools, "proxy", "gold", n_boot=0)
     assert res.curve["gold_mean"].tolist() == pytest.approx([0.375, 0.5 * 0.5 + 1.0 / 3, 0.75 * 0.5 + 0.25 * 1.0, 0.5])
     assert res.best_n == 3
-    v = res.verdicts().iloc[0]
-    assert v["verdict"] == "warn" and v["value"] == pytest.approx(0.625 - 0.5)
+    v = res.verdicts()[0]
+    assert v.verdict == "warn" and v.value == pytest.approx(0.625 - 0.5)
 
 
 def test_curve_validation():
@@ -224,7 +224,7 @@ def test_demo_pools_with_length_proxy():
     assert pools["prompt_id"].nunique() == 60 and len(pools) == 960
     res = best_of_n_curve(pools, pools["response"].str.len().to_numpy(dtype=float), n_boot=100)
     assert res.best_n == 1 and res.curve["gold_mean"].iloc[-1] < res.curve["gold_mean"].iloc[0]
-    assert res.verdicts()["verdict"].tolist() == ["fail"]
+    assert [v.verdict for v in res.verdicts()] == ["fail"]
     gold_proxy = best_of_n_curve(pools, pools["gold"].to_numpy(), n_boot=0)
     assert gold_proxy.curve["gold_mean"].iloc[-1] == pytest.approx(gold_proxy.gold_oracle)
-    assert gold_proxy.verdicts()["verdict"].tolist() == ["pass"]
+    assert [v.verdict for v in gold_proxy.verdicts()] == ["pass"]

@@ -1,4 +1,4 @@
-"""Tests for workbench.data.preferences: one schema, many input formats.
+"""Tests for workbench.data (preferences): one schema, many input formats.
 
 Every fixture file is written into ``tmp_path`` by the test that reads it.
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from workbench.data.preferences import (
+from workbench.data import (
     SCHEMA_COLUMNS,
     DataFormatError,
     PreferenceSet,

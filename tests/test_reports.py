@@ -11,17 +11,26 @@ import shutil
 from html.parser import HTMLParser
 from pathlib import Path
 
-import nbformat
+import notebook_helpers
 import numpy as np
 import pandas as pd
 import pytest
 
+import workbench.reports
 from workbench.cli import main
-from workbench.reports.compare import compare_summaries
-from workbench.reports.index import write_top_index
-from workbench.reports.runner import NOTEBOOK_DIR, export_html, run_notebook
-from workbench.reports.summary import SCHEMA, load_summary
-from workbench.reports.verdicts import MIME
+from workbench.data import load_data
+from workbench.reports import (
+    MIME,
+    NOTEBOOK_DIR,
+    SCHEMA,
+    ParameterError,
+    compare_summaries,
+    export_html,
+    export_report,
+    load_summary,
+    run_notebook,
+    write_top_index,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -33,16 +42,8 @@ def score(prompts, responses):
 
 
 def make_notebook(path: Path, parameters: str, *cells: str) -> Path:
-    """A notebook with a tagged parameters cell followed by code cells."""
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    p = nbformat.v4.new_code_cell(parameters.strip())
-    p.metadata["tags"] = ["parameters"]
-    nb.cells = [nbformat.v4.new_markdown_cell(f"# {path.stem}"), p] + [
-        nbformat.v4.new_code_cell(c.strip()) for c in cells
-    ]
-    nbformat.write(nb, str(path))
-    return path
+    """A notebook with a ``# stem`` markdown cell, a tagged parameters cell and code cells."""
+    return notebook_helpers.make_notebook(path, parameters, *cells, heading=True)
 
 
 PARAMS = """
@@ -54,11 +55,10 @@ n_boot = 200            # bootstrap resamples
 
 PUBLISH = """
 import numpy as np
-from workbench.audits.calibration.metrics import bootstrap_ci
-from workbench.models.adapters import load_reward_model
-from workbench.models.scoring import score_pairs
-from workbench.data.shipped import load_data
-from workbench.reports.verdicts import grade, publish
+from workbench.audits.calibration import bootstrap_ci
+from workbench.data import load_data
+from workbench.models import load_reward_model, score_pairs
+from workbench.reports import grade, publish
 
 frame = score_pairs(load_reward_model(model), load_data(data)).to_frame()
 margin = frame["margin"].to_numpy()
@@ -223,8 +223,6 @@ def test_index_verdict_table_and_summary_values(env):
     assert summary["inputs"]["seed"] == 3 and summary["inputs"]["notebooks"]["20_publishes"]["seed"] == 3
     assert summary["inputs"]["model_fingerprint"]  # the python: RM loaded in the CLI process
     hashes = summary["inputs"]["data_hashes"]
-    from workbench.data.shipped import load_data
-
     assert hashes == [
         {"spec": str(env["data"]), "kind": "preference-pairs", "sha256": load_data(env["data"]).content_hash()}
     ]
@@ -298,7 +296,7 @@ def test_export_hides_code_embeds_images_and_drops_noise(tmp_path):
         "import sys  # SECRET-CODE-MARKER\nimport matplotlib\nmatplotlib.use('agg')\nimport matplotlib.pyplot as plt\n"
         "fig, ax = plt.subplots()\nax.plot([1, 2, 3])\nax.set_title(title)\nplt.show()\n"
         "print('progress noise 12345', file=sys.stderr)\nprint('visible stdout 67890')",
-        "from workbench.reports.verdicts import publish\npublish('sec', [{'check': 'c', 'value': 1.0, 'threshold': 't', 'verdict': 'pass'}], {'m': 1})",
+        "from workbench.reports import publish\npublish('sec', [{'check': 'c', 'value': 1.0, 'threshold': 't', 'verdict': 'pass'}], {'m': 1})",
     )
     run = run_notebook(nb, tmp_path / "out", {"title": "my title"}, kernel_name="python3")
     assert run.ok and run.error is None
@@ -334,12 +332,31 @@ def test_missing_kernel_is_a_failure_with_html(tmp_path):
 
 
 def test_unknown_parameter_rejected_before_running(tmp_path):
-    from workbench.reports.runner import ParameterError
-
     nb = make_notebook(tmp_path / "p.ipynb", PARAMS, "print(model)")
     with pytest.raises(ParameterError, match=r"unknown parameter\(s\) \['n_bot'\]"):
         run_notebook(nb, tmp_path / "out", {"n_bot": 5})
     assert not (tmp_path / "out").exists()
+
+
+def test_failed_export_leaves_an_escaped_page(tmp_path):
+    broken = tmp_path / "broken.ipynb"
+    broken.write_text("not a notebook <b>")
+    html = tmp_path / "broken.html"
+    error = export_report(broken, html, title="<i>broken</i>.ipynb", error=None)
+    assert error.startswith("HTML export failed: ")
+    page = html.read_text()
+    assert "&lt;i&gt;broken&lt;/i&gt;.ipynb failed" in page and "<i>" not in page
+    assert "Content-Security-Policy" in page and "<script" not in page
+    # an error from the run itself is kept
+    assert export_report(broken, html, title="b", error="ValueError: first") == "ValueError: first"
+
+
+def test_public_surface_resolves():
+    for name in workbench.reports.__all__:
+        assert getattr(workbench.reports, name) is not None, name
+    assert {"Verdict", "grade", "publish", "collect", "worst", "run_audit", "build_summary"} <= set(
+        workbench.reports.__all__
+    )
 
 
 # --- top index and compare ------------------------------------------------------------------------

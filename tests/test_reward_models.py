@@ -9,17 +9,19 @@ import pandas as pd
 import pytest
 import torch
 
-from workbench.models.adapters import (
+from workbench.models import (
     CallableRM,
+    Formatter,
     PrecomputedScoresRM,
     SequenceClassifierRM,
+    TextTemplate,
     ValueHeadConfig,
     ValueHeadRM,
     load_reward_model,
     pool_hidden,
+    score_texts,
 )
-from workbench.models.formatting import Formatter, TextTemplate
-from workbench.models.scoring import score_texts
+from workbench.paths import minilm_dir
 
 PROMPTS = ["What is 2+2?", "Tell me about Paris.", "hi", "Write a function that adds two numbers."]
 RESPONSES = [
@@ -68,6 +70,82 @@ def test_scores_do_not_depend_on_batch_size_or_padding_side(tiny_models, arch):
     ]:
         other = score_texts(rm, PROMPTS, RESPONSES, cache=None, progress=False, **kwargs).scores
         np.testing.assert_allclose(other, one, atol=1e-4, err_msg=str(kwargs))
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_forward_tensors_is_the_differentiable_forward_of_scoring(tiny_models, arch):
+    rm = load_reward_model(str(tiny_models[arch]))
+    ids = [rm.encode(rm.format(p, r))[0] for p, r in zip(PROMPTS, RESPONSES)]
+    expected = score_texts(rm, PROMPTS, RESPONSES, cache=None, progress=False).scores
+    input_ids, mask = rm.pad(ids)
+    embeds = []
+
+    def keep_grad(module, inputs, output):
+        output.retain_grad()
+        embeds.append(output)
+
+    with torch.enable_grad():
+        handle = rm.model.get_input_embeddings().register_forward_hook(keep_grad)
+        try:
+            out = rm.forward_tensors(input_ids, mask)
+        finally:
+            handle.remove()
+        assert out.shape == (len(ids),) and out.dtype == torch.float32 and out.requires_grad
+        out.sum().backward()
+    np.testing.assert_allclose(out.detach().cpu().numpy(), expected, atol=1e-4)
+    assert embeds[0].grad is not None and float(embeds[0].grad.abs().sum()) > 0
+    np.testing.assert_allclose(rm.forward_ids(ids), expected, atol=1e-4)
+
+
+def test_forward_tensors_reads_the_given_pool_index(tiny_models):
+    rm = load_reward_model(str(tiny_models["gpt2"]))
+    input_ids, mask = rm.pad([rm.encode(rm.format(PROMPTS[0], RESPONSES[0]))[0]])
+    last = input_ids.shape[1] - 1
+    idx = rm.pool_index(input_ids, mask)
+    assert int(idx[0]) == last
+    # A perturbed copy whose last token is the pad id moves the default index; the caller can keep the real one.
+    perturbed = input_ids.clone()
+    perturbed[0, -1] = rm.pad_id
+    assert int(rm.pool_index(perturbed, mask)[0]) == last - 1
+    with torch.no_grad():
+        moved = rm.forward_tensors(perturbed, mask)
+        kept = rm.forward_tensors(perturbed, mask, pool_index=idx)
+        per_position = rm.model(input_ids=perturbed, attention_mask=mask).logits  # transformers pools itself
+    assert float(moved[0]) != pytest.approx(float(kept[0]), abs=1e-6)
+    assert float(moved[0]) == pytest.approx(float(per_position[0, 0]), abs=1e-4)
+    assert load_reward_model(str(tiny_models["bert"])).pool_index(input_ids, mask) is None
+
+
+def test_load_reward_model_lives_in_loading_and_the_package_surface():
+    import workbench.models.adapters as adapters
+    from workbench.models import load_reward_model as from_package
+    from workbench.models.loading import load_reward_model as from_loading
+
+    assert from_package is from_loading is load_reward_model
+    assert not hasattr(adapters, "load_reward_model")  # adapters no longer knows about the demo RMs
+
+
+def test_top_level_quick_start_names_are_lazy():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, workbench\n"
+        "assert 'torch' not in sys.modules and 'workbench.models' not in sys.modules\n"
+        "assert set(dir(workbench)) >= set(workbench.__all__) | {'__version__'}\n"
+        "from workbench import load_reward_model, load_data, load_preferences, score_pairs\n"
+        "import workbench.models, workbench.data\n"
+        "assert load_reward_model is workbench.models.load_reward_model and score_pairs is workbench.models.score_pairs\n"
+        "assert load_data is workbench.data.load_data and load_preferences is workbench.data.load_preferences\n"
+        "assert 'torch' not in sys.modules\n"
+        "try:\n"
+        "    workbench.no_such_name\n"
+        "except AttributeError:\n"
+        "    pass\n"
+        "else:\n"
+        "    raise AssertionError('no AttributeError')\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_chat_template_is_used_without_double_bos(tiny_models):
@@ -123,8 +201,6 @@ def test_fingerprint_is_stable_and_distinguishes_models(tiny_models):
 def test_two_logit_classifier_is_rejected(tmp_path):
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
-    from workbench.paths import minilm_dir
-
     tok = AutoTokenizer.from_pretrained(minilm_dir())
     model = BertForSequenceClassification(
         BertConfig(
@@ -172,8 +248,6 @@ def test_missing_model_folder_is_a_clear_error(tmp_path):
 @pytest.mark.parametrize("pooling", ["mean", "cls", "last"])
 def test_value_head_rm_round_trip_matches_manual_pooling(tmp_path, pooling):
     from transformers import AutoModel, AutoTokenizer, BertConfig, BertModel
-
-    from workbench.paths import minilm_dir
 
     torch.manual_seed(1)
     tok = AutoTokenizer.from_pretrained(minilm_dir())

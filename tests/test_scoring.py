@@ -6,9 +6,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workbench.models.adapters import CallableRM, load_reward_model
-from workbench.models.cache import ScoreCache, score_key
-from workbench.models.scoring import plan_batches, score_pairs, score_texts
+from workbench.models import (
+    CallableRM,
+    ScoreCache,
+    load_reward_model,
+    plan_batches,
+    score_key,
+    score_pairs,
+    score_texts,
+)
 
 
 def test_plan_batches_respects_budget_and_covers_every_index():

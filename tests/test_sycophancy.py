@@ -9,9 +9,11 @@ import pandas as pd
 import pytest
 
 from workbench.audits.calibration.metrics import bootstrap_ci
+from workbench.audits.result import AuditResult
 from workbench.audits.sycophancy import (
     DEFAULT_TEMPLATES,
     PressureTemplate,
+    SycophancyResult,
     analyze_sycophancy,
     build_sycophancy_pairs,
     capitalize_first,
@@ -28,7 +30,8 @@ from workbench.audits.sycophancy import (
     worst_items_browser,
 )
 from workbench.data.preferences import DataFormatError
-from workbench.models.adapters import CallableRM
+from workbench.models import CallableRM
+from workbench.reports.verdicts import Verdict
 
 # --------------------------------------------------------------------------- fixtures and helpers
 
@@ -185,7 +188,7 @@ def _keyword_rm():
 
 
 def test_metrics_match_hand_computation(monkeypatch):
-    import workbench.models.scoring as scoring
+    import workbench.audits.sycophancy.audit as scoring  # the module that calls score_texts
 
     calls = []
     real = scoring.score_texts
@@ -297,6 +300,38 @@ def test_cluster_bootstrap_reproduces_calibration_bootstrap_ci():
     np.testing.assert_allclose(ours, [ref.low, ref.high], rtol=1e-12)
 
 
+def _old_cluster_bootstrap(values, masks, clusters, n_boot, seed):
+    """The private resampling loop this module had before the shared bootstrap (reference)."""
+    codes, uniques = pd.factorize(pd.Series(np.asarray(clusters, dtype=object)))
+    k, n_cells = len(uniques), len(values)
+    sums, counts = np.zeros((k, n_cells)), np.zeros((k, n_cells))
+    for j, (v, m) in enumerate(zip(values, masks)):
+        sums[:, j] = np.bincount(codes[m], weights=v[m], minlength=k)
+        counts[:, j] = np.bincount(codes[m], minlength=k)
+    boot = np.empty((n_boot, n_cells))
+    rng = np.random.default_rng(seed)
+    chunk = max(1, min(n_boot, 2_000_000 // max(k, 1)))
+    for start in range(0, n_boot, chunk):
+        m = min(chunk, n_boot - start)
+        picks = rng.integers(0, k, (m, k))
+        w = np.bincount((np.arange(m)[:, None] * k + picks).ravel(), minlength=m * k).reshape(m, k)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            boot[start : start + m] = np.where(
+                w @ counts > 0, (w @ sums) / np.where(w @ counts > 0, w @ counts, 1), np.nan
+            )
+    return boot
+
+
+def test_cluster_bootstrap_draws_are_unchanged():
+    rng = np.random.default_rng(11)
+    clusters = np.repeat([f"c{k}" for k in rng.permutation(37)], 3)
+    wrong = rng.random(len(clusters)) < 0.6
+    margin = rng.normal(size=len(clusters))
+    values, masks = [margin, margin], [wrong, ~wrong]
+    _, boot = cluster_bootstrap(values, masks, clusters, n_boot=250, seed=5)
+    np.testing.assert_array_equal(boot, _old_cluster_bootstrap(values, masks, clusters, 250, 5))
+
+
 def test_clustered_ci_is_wider_when_templates_repeat_the_item_outcome():
     # every item answers identically under its 5 templates: the effective sample is the items
     rng = np.random.default_rng(0)
@@ -370,6 +405,30 @@ def test_verdict_pass_warn_fail():
         agree_all.verdict(metric="control_agreement_rate")
 
 
+def test_result_contract_and_ci_keyword():
+    truth = [False] * 30 + [True] * 10
+    res = analyze_sycophancy(_scored(truth, [1.0] * 40, [0.0] * 40), n_boot=100, threshold=0.6)
+    assert isinstance(res, SycophancyResult) and isinstance(res, AuditResult) and res.section == "sycophancy"
+    (v,) = res.verdicts()
+    assert isinstance(v, Verdict) and v.verdict == res.verdict().status == "fail" and v.detail == res.verdict().message
+    assert res.verdict().threshold == 0.6
+    s = res.summary()
+    assert s["n_pairs"] == 40 and s["sycophancy_rate"] == 1.0 and s["ci"] == 0.95
+    assert all(not isinstance(x, (list, tuple, dict)) for x in s.values())
+    assert s["control_agreement_rate"] == 1.0 and s["n_user_right"] == 10
+    narrow = analyze_sycophancy(_scored(truth, [1.0, 0.0] * 20, [0.0, 1.0] * 20), n_boot=200, ci=0.5)
+    wide = analyze_sycophancy(_scored(truth, [1.0, 0.0] * 20, [0.0, 1.0] * 20), n_boot=200, ci=0.99)
+    assert (
+        wide["sycophancy_rate"][2] - wide["sycophancy_rate"][1]
+        > narrow["sycophancy_rate"][2] - narrow["sycophancy_rate"][1]
+    )
+    assert narrow.verdict(threshold=0.9).message.startswith("PASS") and "50% CI" in narrow.verdict().message
+    with pytest.raises(ValueError, match="ci"):
+        analyze_sycophancy(_scored(truth, [1.0] * 40, [0.0] * 40), ci=95)
+    with pytest.raises(TypeError):
+        analyze_sycophancy(_scored(truth, [1.0] * 40, [0.0] * 40), alpha=0.05)
+
+
 def test_plot_returns_figure():
     import matplotlib
 
@@ -388,8 +447,13 @@ def test_plot_returns_figure():
     assert len(fig.axes) == 3
     assert [t.get_text() for t in fig.axes[1].get_yticklabels()] == ["authority", "are_you_sure"]
     plt.close(fig)
-    fig = res.plot("domain")
+    fig = res.plot(kind="domain")
     assert len(fig.axes) == 1
+    plt.close(fig)
+    fig, axes = plt.subplots(1, 3)
+    assert res.plot(ax=axes) is fig
+    with pytest.raises(ValueError, match="panel"):
+        res.plot(ax=axes[0])
     plt.close(fig)
 
 

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workbench.audits.features import text_features as tf
-from workbench.audits.features.text_features import FEATURE_DESCRIPTIONS, extract_features
+from workbench.audits import features as tf
+from workbench.audits.features import FEATURE_DESCRIPTIONS, extract_features
 
 
 def one(text: str, **kw) -> pd.Series:

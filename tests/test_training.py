@@ -9,9 +9,20 @@ import pandas as pd
 import pytest
 import torch
 
-from workbench.models.adapters import ValueHeadRM, load_reward_model
-from workbench.models.scoring import score_pairs, score_texts
-from workbench.models.training import TrainingConfig, bradley_terry_loss, embed_texts, train_value_head
+from workbench.data import load_data
+from workbench.models import (
+    TrainingConfig,
+    ValueHeadConfig,
+    ValueHeadRM,
+    bradley_terry_loss,
+    demo_model_dir,
+    embed_texts,
+    load_reward_model,
+    score_pairs,
+    score_texts,
+    train_value_head,
+)
+from workbench.paths import minilm_dir
 
 
 def test_bradley_terry_loss_hand_values():
@@ -37,8 +48,6 @@ def test_config_validation():
 def tiny_backbone(tmp_path_factory):
     from transformers import AutoTokenizer, BertConfig, BertModel
 
-    from workbench.paths import minilm_dir
-
     torch.manual_seed(0)
     tok = AutoTokenizer.from_pretrained(minilm_dir())
     model = BertModel(
@@ -62,7 +71,7 @@ def keyword_pairs(n=80, seed=0):
     rng = np.random.default_rng(seed)
     topics = ["cats", "rain", "trains", "soup", "music", "maths", "trees", "boats"]
     rows = []
-    for i in range(n):
+    for _ in range(n):
         t = topics[rng.integers(len(topics))]
         rows.append(
             {
@@ -105,8 +114,6 @@ def test_label_smoothing_shrinks_margins(tiny_backbone):
 def test_embedding_cache_is_reused(tiny_backbone, tmp_path):
     from transformers import AutoModel, AutoTokenizer
 
-    from workbench.models.adapters import ValueHeadConfig
-
     tok = AutoTokenizer.from_pretrained(tiny_backbone)
     rm = ValueHeadRM(
         AutoModel.from_pretrained(tiny_backbone),
@@ -137,8 +144,6 @@ def demo_models():
 def test_demo_models_are_cached_and_distinct(demo_models):
     import time
 
-    from workbench.models.demo import demo_model_dir
-
     clean, biased = demo_models["demo-clean"], demo_models["demo-biased"]
     assert clean.fingerprint != biased.fingerprint
     assert demo_model_dir("demo-clean").exists()
@@ -150,7 +155,6 @@ def test_demo_models_are_cached_and_distinct(demo_models):
 
 @pytest.mark.slow
 def test_demo_models_are_the_intended_controls(demo_models):
-    from workbench.data.shipped import load_data
 
     ev = load_data("demo-eval")
     for name, rm in demo_models.items():

@@ -25,9 +25,16 @@ import pytest
 from notebook_helpers import make_notebook
 
 from workbench.cli import main
-from workbench.reports.index import render_run_index, write_top_index
-from workbench.reports.runner import NOTEBOOK_DIR, available_notebooks, notebook_parameters, parameter_defaults
-from workbench.reports.summary import SCHEMA
+from workbench.reports import (
+    NOTEBOOK_DIR,
+    SCHEMA,
+    available_notebooks,
+    export_report,
+    notebook_parameters,
+    parameter_defaults,
+    render_run_index,
+    write_top_index,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -209,7 +216,7 @@ def audited(tmp_path_factory):
     make_notebook(
         nbdir / "90_payload_verdicts.ipynb",
         params,
-        "from workbench.reports.verdicts import publish\n"
+        "from workbench.reports import publish\n"
         f"P = {payload!r}\n"
         "_ = publish(P, [{'check': P, 'value': 0.5, 'threshold': P, 'verdict': 'warn', 'detail': P}], {P: 1.0})",
     )
@@ -313,3 +320,16 @@ def test_index_pages_escape_every_field(chromium, tmp_path):
         assert not problems, f"{page}: {problems}"
         for snippet in VISIBLE:
             assert snippet in text, f"{page.name} does not show {snippet!r}"
+
+
+def test_failure_page_escapes_name_and_error(chromium, tmp_path):
+    """The page left when a notebook's HTML export fails shows its name and error as text."""
+    p = " ".join(PAYLOADS.values())
+    broken = tmp_path / "broken.ipynb"
+    broken.write_text(p)  # not JSON: the export fails, with the payload in the traceback
+    page = tmp_path / "broken.html"
+    export_report(broken, page, title=p, error=f"ValueError: {p}")
+    problems, text = check_dom(dump_dom(chromium, page, tmp_path / "profile"))
+    assert not problems, problems
+    for snippet in VISIBLE:
+        assert snippet in text, f"the failure page does not show {snippet!r}"

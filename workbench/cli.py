@@ -25,22 +25,26 @@
 
 ``compare A B``
     What changed between two runs (report folders or ``summary.json`` files).
+
+This module only parses arguments and dispatches; the audit pipeline is
+:mod:`workbench.reports.pipeline`. Importing it stays light (no torch) so that
+``python -m workbench --help`` answers at once.
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
-import os
 import shlex
 import sys
 import time
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from collections.abc import Iterable
 
-DEMO_MODELS = ("demo-clean", "demo-biased")
+from workbench.models.demo import load_demo_model
+from workbench.reports.compare import main_compare
+from workbench.reports.pipeline import DEMO_MODELS, AuditRun, run_audit, run_demo
+from workbench.reports.runner import NOTEBOOK_DIR, ParameterError
+from workbench.reports.verdicts import severity
 
 
 def _parse_param(text: str) -> tuple[str, object]:
@@ -59,8 +63,6 @@ def _parse_param(text: str) -> tuple[str, object]:
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
-    from workbench.reports.runner import NOTEBOOK_DIR
-
     p.add_argument(
         "--notebooks",
         nargs="+",
@@ -125,164 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _absolutize(value):
-    """Make a relative path (or ``scores:PATH``) absolute: notebooks run with their own folder as cwd."""
-    if not isinstance(value, str) or not value:
-        return value
-    prefix = ""
-    text = value
-    if value.startswith("scores:"):
-        prefix, text = "scores:", value[len("scores:") :]
-    path = Path(text).expanduser()
-    if not path.is_absolute() and path.exists():
-        return prefix + str(path.resolve())
-    if text.startswith("~"):
-        return prefix + str(path)
-    return value
-
-
-@dataclass
-class AuditResult:
-    """The outcome of :func:`run_audit`."""
-
-    out: Path
-    runs: list
-    summary: dict
-    index: Path
-
-    @property
-    def ok(self) -> bool:
-        return all(r.ok for r in self.runs)
-
-    @property
-    def overall(self) -> str:
-        return self.summary["results"]["overall"]
-
-
-def _log(message: str) -> None:
-    print(f"[workbench] {message}", flush=True)
-
-
-def run_audit(
-    model,
-    data=None,
-    out="reports/audit",
-    notebooks: Iterable[str] | None = None,
-    params: Mapping[str, Any] | Iterable[tuple[str, Any]] | None = None,
-    kernel: str = "python3",
-    show_code: bool = False,
-    timeout: int = 1800,
-    *,
-    seed: int | None = None,
-    notebook_dir=None,
-    command: str | None = None,
-    progress: bool | None = None,
-) -> AuditResult:
-    """Validate parameters, run every selected notebook, write the HTML reports, index.html and summary.json.
-
-    Raises :class:`~workbench.reports.runner.ParameterError` (a ``ValueError``) before
-    running anything when a notebook name or parameter is invalid. A notebook that
-    fails does not stop the others; see ``AuditResult.ok``.
-    """
-    from workbench.reports.index import write_run_index
-    from workbench.reports.runner import (
-        NOTEBOOK_DIR,
-        parameter_defaults,
-        plan_parameters,
-        run_notebook,
-        select_notebooks,
-    )
-    from workbench.reports.summary import (
-        build_summary,
-        data_hash,
-        git_commit,
-        host_info,
-        model_fingerprint,
-        package_versions,
-        utc_now,
-        write_summary,
-    )
-
-    started_at = utc_now()
-    t0 = time.perf_counter()
-    selected = select_notebooks(list(notebooks) if notebooks is not None else None, notebook_dir or NOTEBOOK_DIR)
-    common: dict[str, Any] = {"model": _absolutize(model)}
-    if data is not None:
-        common["data"] = _absolutize(data)
-    if seed is not None:
-        common["seed"] = seed
-    extra = {k: _absolutize(v) for k, v in (params.items() if isinstance(params, Mapping) else (params or []))}
-    plan = plan_parameters(selected, common, extra)
-
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    per_nb = {}
-    for nb, p in plan.items():
-        defaults = parameter_defaults(nb)
-        per_nb[nb.stem] = {
-            "parameters": p,
-            "data": p.get("data", defaults.get("data")),
-            "seed": p.get("seed", defaults.get("seed")),
-        }
-
-    _log(f"auditing model {common['model']} with {len(plan)} notebook(s) -> {out}")
-    _log("reading the model fingerprint (a demo RM is trained on first use) ...")
-    fingerprint, fp_error = model_fingerprint(common["model"])
-    if fp_error:
-        _log(f"  could not load the model here: {fp_error}")
-    specs = sorted({str(v["data"]) for v in per_nb.values() if v["data"] not in (None, "")})
-    hashes = [data_hash(s) for s in specs]
-
-    tty = sys.stdout.isatty() if progress is None else progress
-    runs = []
-    for i, (nb, p) in enumerate(plan.items(), 1):
-        shown = ", ".join(f"{k}={v!r}" for k, v in p.items() if k != "model")
-        _log(f"[{i}/{len(plan)}] {nb.stem}: running{' (' + shown + ')' if shown else ''} ...")
-        run = run_notebook(
-            nb, out, p, kernel_name=kernel, execution_timeout=timeout, show_code=show_code, progress=tty, validate=False
-        )
-        status = "ok" if run.ok else f"FAILED: {run.error}"
-        _log(
-            f"[{i}/{len(plan)}] {nb.stem}: {status} in {run.seconds:.1f}s (elapsed {time.perf_counter() - t0:.1f}s) -> {run.output_html}"
-        )
-        runs.append(run)
-
-    inputs = {
-        "model": common["model"],
-        "model_fingerprint": fingerprint,
-        "data": common.get("data"),
-        "data_hashes": hashes,
-        "seed": seed,
-        "notebooks": per_nb,
-    }
-    run_info = {
-        "started": started_at,
-        "finished": utc_now(),
-        "seconds": round(time.perf_counter() - t0, 2),
-        "versions": package_versions(),
-        "git_commit": git_commit(),
-        "kernel": kernel,
-        "platform": host_info(),
-        "command": command or shlex.join([Path(sys.executable).name, "-m", "workbench", *sys.argv[1:]]),
-        "model_fingerprint_error": fp_error,
-        "cwd": os.getcwd(),
-    }
-    summary = build_summary(runs, inputs=inputs, run_info=run_info)
-    write_summary(out, summary)
-    index = write_run_index(out, summary)
-    results = summary["results"]
-    failed = [r.notebook for r in runs if not r.ok]
-    _log(
-        f"overall verdict: {results['overall']} ({results['counts']}); "
-        f"{len(failed)} notebook(s) failed{': ' + ', '.join(failed) if failed else ''}"
-    )
-    _log(f"wrote {index} and {out / 'summary.json'} in {time.perf_counter() - t0:.1f}s")
-    return AuditResult(out, runs, summary, index)
-
-
-def _exit_status(results: Iterable[AuditResult], fail_on: str | None) -> int:
-    from workbench.reports.verdicts import severity
-
+def exit_status(results: Iterable[AuditRun], fail_on: str | None) -> int:
+    """1 when a notebook failed, 3 when ``fail_on`` is given and an overall verdict reaches it, else 0."""
     results = list(results)
     if not all(r.ok for r in results):
         return 1
@@ -291,28 +137,23 @@ def _exit_status(results: Iterable[AuditResult], fail_on: str | None) -> int:
     return 0
 
 
-def main(argv=None) -> int:
-    from workbench.reports.runner import ParameterError
+def _train_demo(args: argparse.Namespace) -> int:
+    for name in args.names:
+        start = time.perf_counter()
+        rm = load_demo_model(name)
+        print(f"{name}: {rm.path} ({time.perf_counter() - start:.1f}s)")
+    return 0
 
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
-    command = shlex.join(["python", "-m", "workbench", *argv])
-    if args.command == "train-demo":
-        from workbench.models.demo import load_demo_model
 
-        for name in args.names:
-            start = time.perf_counter()
-            rm = load_demo_model(name)
-            print(f"{name}: {rm.path} ({time.perf_counter() - start:.1f}s)")
-        return 0
-    if args.command == "compare":
-        from workbench.reports.compare import main_compare
+def _compare(args: argparse.Namespace) -> int:
+    try:
+        return main_compare(args.a, args.b, fail_on_regression=args.fail_on_regression, tolerance=args.tolerance)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"workbench compare: error: {exc}", file=sys.stderr)
+        return 2
 
-        try:
-            return main_compare(args.a, args.b, fail_on_regression=args.fail_on_regression, tolerance=args.tolerance)
-        except (FileNotFoundError, ValueError) as exc:
-            print(f"workbench compare: error: {exc}", file=sys.stderr)
-            return 2
+
+def _audit_or_demo(args: argparse.Namespace, command: str) -> int:
     options = dict(
         notebooks=args.notebooks,
         params=args.param,
@@ -325,41 +166,24 @@ def main(argv=None) -> int:
     )
     try:
         if args.command == "audit":
-            result = run_audit(args.model, args.data, args.out, **options)
-            return _exit_status([result], args.fail_on)
-        if args.command == "demo":
-            return run_demo(args.out, data=args.data, fail_on=args.fail_on, **options)
+            results = [run_audit(args.model, args.data, args.out, **options)]
+        else:
+            results = run_demo(args.out, data=args.data, **options)
     except (ParameterError, FileNotFoundError) as exc:
         print(f"workbench {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    return 2
+    return exit_status(results, args.fail_on)
 
 
-def run_demo(out="reports", *, data=None, fail_on=None, **options) -> int:
-    """Audit both demo RMs with every notebook and write ``out/index.html``; returns the exit status."""
-    from workbench.models.demo import load_demo_model
-    from workbench.reports.index import write_top_index
-    from workbench.reports.runner import NOTEBOOK_DIR, plan_parameters, select_notebooks
-
-    start = time.perf_counter()
-    # Check names and parameters before training anything.
-    selected = select_notebooks(options.get("notebooks"), options.get("notebook_dir") or NOTEBOOK_DIR)
-    common = {
-        "model": DEMO_MODELS[0],
-        **({"data": data} if data is not None else {}),
-        **({"seed": options["seed"]} if options.get("seed") is not None else {}),
-    }
-    plan_parameters(selected, common, dict(options.get("params") or []))
-    for name in DEMO_MODELS:
-        t = time.perf_counter()
-        load_demo_model(name)
-        _log(f"{name} ready ({time.perf_counter() - t:.1f}s)")
-    results = [run_audit(name, data, Path(out) / name, **options) for name in DEMO_MODELS]
-    index = write_top_index(Path(out), [r.out for r in results])
-    for r in results:
-        _log(f"{r.out.name}: overall {r.overall}, {'all notebooks ran' if r.ok else 'some notebooks FAILED'}")
-    _log(f"wrote {index} in {time.perf_counter() - start:.1f}s")
-    return _exit_status(results, fail_on)
+def main(argv=None) -> int:
+    """Parse ``argv`` and run the command; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    if args.command == "train-demo":
+        return _train_demo(args)
+    if args.command == "compare":
+        return _compare(args)
+    return _audit_or_demo(args, shlex.join(["python", "-m", "workbench", *argv]))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["ensure_ax"]
+__all__ = ["ensure_ax", "mpl_text"]
 
 
 def ensure_ax(ax, figsize):
@@ -11,3 +11,8 @@ def ensure_ax(ax, figsize):
     if ax is None:
         _, ax = plt.subplots(figsize=figsize)
     return ax
+
+
+def mpl_text(text) -> str:
+    """Plain text for matplotlib labels (a ``$`` would start math mode)."""
+    return str(text).replace("$", r"\$")

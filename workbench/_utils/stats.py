@@ -15,6 +15,9 @@ import pandas as pd
 from workbench._utils.validation import as_float_array
 
 __all__ = [
+    "CLUSTER_COLUMNS",
+    "cluster_labels",
+    "normalize_prompt",
     "BOOT_CHUNK_ELEMS",
     "boot_masked_means",
     "bootstrap_indices",
@@ -47,7 +50,7 @@ def percentile_ci(samples: np.ndarray, ci: float = 0.95) -> tuple[np.ndarray, np
     if samples.shape[0] == 0:
         nan = np.full(samples.shape[1:], np.nan)
         return (float("nan"), float("nan")) if nan.ndim == 0 else (nan, nan.copy())
-    alpha = (1.0 - ci) / 2.0
+    alpha = round((1.0 - ci) / 2.0, 12)  # 0.025, not 0.025000000000000022
     clean = np.where(np.isfinite(samples), samples, np.nan)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices -> NaN
@@ -163,3 +166,32 @@ def resample_indices(n: int, n_boot: int, seed: Any = 0, clusters: np.ndarray | 
     for chunk in bootstrap_indices(len(members), n_boot, seed):
         for pick in chunk:
             yield np.concatenate([members[c] for c in pick])
+
+
+#: columns that name a group of related prompts, coarsest first; the first present one is the cluster
+CLUSTER_COLUMNS = ("topic_id", "topic", "group", "cluster", "prompt_id")
+
+
+def normalize_prompt(text: Any) -> str:
+    """Prompt text as a cluster key: case-folded, white space collapsed."""
+    return " ".join(str(text).casefold().split())
+
+
+def cluster_labels(frame: pd.DataFrame, column: str | None = None) -> tuple[np.ndarray, str]:
+    """The resampling unit of every row, as integer codes, and its name.
+
+    ``column`` names it explicitly. Otherwise the first of :data:`CLUSTER_COLUMNS` that the
+    frame has without missing values is used (topics group several prompts, so they are the
+    safer unit), and else the normalised ``prompt`` text: pairs that share a prompt are
+    never treated as independent.
+    """
+    if column is not None:
+        if column not in frame.columns:
+            raise ValueError(f"cluster column {column!r} is not in the data (columns: {list(frame.columns)})")
+        return group_codes(frame[column], len(frame), name=column), column
+    for col in CLUSTER_COLUMNS:
+        if col in frame.columns and not frame[col].isna().any():
+            return group_codes(frame[col], len(frame), name=col), col
+    if "prompt" not in frame.columns:
+        raise ValueError("the data has no 'prompt' column and none of " + ", ".join(CLUSTER_COLUMNS))
+    return group_codes(frame["prompt"].map(normalize_prompt), len(frame), name="prompt"), "prompt"

@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+import math
+import numbers
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
-__all__ = ["as_float_array", "check_ci", "check_n_boot", "check_thresholds"]
+__all__ = [
+    "as_float_array",
+    "check_ci",
+    "check_n_boot",
+    "check_thresholds",
+    "ON_ERROR",
+    "check_on_error",
+    "is_missing",
+    "is_listlike",
+    "describe_value",
+]
 
 
 def as_float_array(x: Any, name: str, n: int | None = None, finite: bool = True) -> np.ndarray:
@@ -46,3 +60,48 @@ def check_thresholds(warn: Any, fail: Any, what: str = "thresholds") -> tuple[fl
     if not (0.0 <= warn <= fail):
         raise ValueError(f"{what}: need 0 <= warn <= fail, got warn={warn}, fail={fail}")
     return warn, fail
+
+
+# --------------------------------------------------------------------------- row-level checks of data loaders
+
+ON_ERROR: tuple[str, ...] = ("raise", "skip")
+
+
+def check_on_error(on_error: Any) -> str:
+    """``on_error`` of a loader: ``"raise"`` (first bad row raises) or ``"skip"`` (bad rows are recorded)."""
+    if on_error not in ON_ERROR:
+        raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
+    return on_error
+
+
+def is_missing(value: Any) -> bool:
+    """None, pandas NA/NaT or a float NaN."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return True
+    return isinstance(value, (float, np.floating)) and math.isnan(value)
+
+
+def is_listlike(value: Any) -> bool:
+    return isinstance(value, (list, tuple, np.ndarray))
+
+
+def describe_value(value: Any) -> str:
+    """Short description of a bad value for error messages (never the whole text)."""
+    if is_missing(value):
+        return "null"
+    if isinstance(value, str):
+        if value == "":
+            return "an empty string"
+        if not value.strip():
+            return "a blank string"
+        shown = value if len(value) <= 40 else value[:37] + "..."
+        return f"the string {shown!r}"
+    if isinstance(value, (bool, np.bool_)):
+        return f"the boolean {bool(value)}"
+    if isinstance(value, numbers.Number):
+        return f"the number {value!r}"
+    if is_listlike(value):
+        return f"a list of {len(value)} items"
+    if isinstance(value, Mapping):
+        return "an object"
+    return f"a value of type {type(value).__name__}"

@@ -60,6 +60,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from workbench._utils.io import iter_jsonl
+from workbench._utils.validation import check_on_error, describe_value, is_listlike, is_missing
+
 __all__ = [
     "SCHEMA_COLUMNS",
     "FORMATS",
@@ -89,7 +92,6 @@ SCHEMA_COLUMNS: tuple[str, ...] = (
     "rationale",
 )
 FORMATS: tuple[str, ...] = ("jsonl", "json", "csv", "parquet", "hf_disk", "hf_hub")
-ON_ERROR: tuple[str, ...] = ("raise", "skip")
 ROLES: tuple[str, ...] = ("system", "user", "assistant")
 
 _SUFFIX_FORMATS = {
@@ -286,42 +288,17 @@ class PreferenceSet:
 
 
 def _is_missing(value: Any) -> bool:
-    if value is None or value is _MISSING or value is pd.NA or value is pd.NaT:
-        return True
-    return isinstance(value, (float, np.floating)) and math.isnan(value)
-
-
-def _is_listlike(value: Any) -> bool:
-    return isinstance(value, (list, tuple, np.ndarray))
+    return value is _MISSING or is_missing(value)
 
 
 def _describe(value: Any) -> str:
     """Short description of a bad value for error messages (never the whole text)."""
-    if value is _MISSING:
-        return "a missing field"
-    if _is_missing(value):
-        return "null"
-    if isinstance(value, str):
-        if value == "":
-            return "an empty string"
-        if not value.strip():
-            return "a blank string"
-        shown = value if len(value) <= 40 else value[:37] + "..."
-        return f"the string {shown!r}"
-    if isinstance(value, (bool, np.bool_)):
-        return f"the boolean {bool(value)}"
-    if isinstance(value, numbers.Number):
-        return f"the number {value!r}"
-    if _is_listlike(value):
-        return f"a list of {len(value)} items"
-    if isinstance(value, Mapping):
-        return "an object"
-    return f"a value of type {type(value).__name__}"
+    return "a missing field" if value is _MISSING else describe_value(value)
 
 
 def _check_messages(value: Any) -> list[dict]:
     """Validate a message list; returns fresh ``{"role", "content"}`` dicts. Raises ValueError."""
-    if not _is_listlike(value):
+    if not is_listlike(value):
         raise ValueError(f"expected a list of messages, got {_describe(value)}")
     messages = []
     for i, msg in enumerate(value):
@@ -534,11 +511,11 @@ def _normalise_row(record: Any, names: dict[str, str], decode_json: bool) -> dic
     prompt, history, chosen, rejected = get("prompt"), get("history"), get("chosen"), get("rejected")
     n_prompt, n_hist, n_chosen, n_rej = names["prompt"], names["history"], names["chosen"], names["rejected"]
 
-    if _is_listlike(chosen) or _is_listlike(rejected):
+    if is_listlike(chosen) or is_listlike(rejected):
         parts = _chat_shape(prompt, chosen, rejected, names)
         if not _is_missing(history):
             raise _RowError(n_hist, "cannot combine a 'history' field with message-list chosen/rejected")
-    elif _is_listlike(prompt):
+    elif is_listlike(prompt):
         parts = _prompt_messages_shape(prompt, chosen, rejected, names)
         if not _is_missing(history):
             raise _RowError(n_hist, "cannot combine a 'history' field with a message-list prompt")
@@ -639,14 +616,14 @@ def _chat_shape(prompt: Any, chosen: Any, rejected: Any, names: dict[str, str]):
     n_prompt, n_chosen, n_rej = names["prompt"], names["chosen"], names["rejected"]
     msgs = {}
     for name, value, other in ((n_chosen, chosen, n_rej), (n_rej, rejected, n_chosen)):
-        if not _is_listlike(value):
+        if not is_listlike(value):
             raise _RowError(name, f"expected a list of messages like {other!r}, got {_describe(value)}")
         try:
             msgs[name] = _check_messages(value)
         except ValueError as exc:
             raise _RowError(name, str(exc)) from None
     prompt_text = None
-    if _is_listlike(prompt):
+    if is_listlike(prompt):
         try:
             prompt_msgs = _check_messages(prompt)
         except ValueError as exc:
@@ -682,11 +659,6 @@ def _prompt_messages_shape(prompt: Any, chosen: Any, rejected: Any, names: dict[
 
 
 # --------------------------------------------------------------------------- building a set
-
-
-def _check_on_error(on_error: str) -> None:
-    if on_error not in ON_ERROR:
-        raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
 
 
 def _resolve_columns(columns: Mapping[str, str] | None) -> dict[str, str]:
@@ -733,7 +705,7 @@ def _build(
     A record may be a ``_RowError`` instance for rows that could not even be
     parsed (e.g. invalid JSON on a line).
     """
-    _check_on_error(on_error)
+    check_on_error(on_error)
     names = _resolve_columns(columns)
     rows = list(rows)
     if columns:
@@ -837,7 +809,7 @@ def _extra_columns(
     data = {}
     for col in order:
         values = [rec.get(col) for rec in records]
-        nested = any(_is_listlike(v) or isinstance(v, Mapping) for v in values)
+        nested = any(is_listlike(v) or isinstance(v, Mapping) for v in values)
         data[_extra_name(col)] = pd.Series(values, dtype=object if nested else None)
     return pd.DataFrame(data)
 
@@ -857,7 +829,7 @@ def from_records(
     See :func:`load_preferences` for ``on_error`` and ``columns``. Generated
     ids are ``"<source without angle brackets>-<row>"`` (``"records-3"``).
     """
-    _check_on_error(on_error)
+    check_on_error(on_error)
     return _build(
         enumerate(records, start=1),
         source=source,
@@ -882,7 +854,7 @@ def from_frame(
     """
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"expected a pandas DataFrame, got {type(df).__name__}")
-    _check_on_error(on_error)
+    check_on_error(on_error)
     if df.columns.has_duplicates:
         dupes = sorted({str(c) for c in df.columns[df.columns.duplicated()]})
         raise ValueError(f"{source}: duplicate column names {dupes}")
@@ -904,18 +876,9 @@ def from_frame(
 
 
 def _read_jsonl(path: Path, limit: int | None) -> Iterator[tuple[int, Any]]:
-    n = 0
-    with path.open("r", encoding="utf-8-sig") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            if limit is not None and n >= limit:
-                return
-            n += 1
-            try:
-                yield lineno, json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield lineno, _RowError(None, f"invalid JSON ({exc.msg} at column {exc.colno})")
+    """``(physical line, record)`` pairs; an unparsable line carries a ``_RowError`` instead."""
+    for lineno, record, error in iter_jsonl(path, limit=limit):
+        yield lineno, (_RowError(None, error) if error is not None else record)
 
 
 def _read_json(path: Path, source: str, limit: int | None) -> tuple[str, list[tuple[int, Any]]]:
@@ -1100,7 +1063,7 @@ def load_preferences(
     ValueError
         For invalid arguments, unknown formats and missing/ambiguous splits.
     """
-    _check_on_error(on_error)
+    check_on_error(on_error)
     _resolve_columns(columns)
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, numbers.Integral) or limit < 1):
         raise ValueError(f"limit must be None or a positive integer, got {limit!r}")

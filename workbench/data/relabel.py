@@ -56,6 +56,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from workbench._utils.io import iter_jsonl
 from workbench.data.preferences import DataFormatError, PreferenceSet, SkippedRow, from_frame
 
 __all__ = ["QUEUE_COLUMNS", "HUMAN_LABELS", "export_relabel_queue", "import_relabels"]
@@ -143,7 +144,7 @@ def export_relabel_queue(
 
     ``items`` is a PreferenceSet or DataFrame with ``prompt`` and either
     ``chosen``/``rejected`` (preference pairs) or ``response_a``/``response_b``
-    (e.g. :func:`workbench.audits.drift.checkpoints.checkpoint_pairs`), and an id column. The RM's
+    (e.g. :func:`workbench.audits.drift.checkpoint_pairs`), and an id column. The RM's
     current preference comes from ``score_a``/``score_b``, ``chosen_score``/
     ``rejected_score``, ``margin`` or ``mean_margin`` when present. ``reason``
     applies to every row unless the items have a ``reason`` column.
@@ -242,19 +243,12 @@ def _read_queue(path: Path) -> tuple[str, list[tuple[int, dict]]]:
                     rec[col] = _csv_unprotect(rec[col])
         return "row", list(enumerate(records, start=1))
     rows = []
-    with path.open(encoding="utf-8-sig") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataFormatError(
-                    name, lineno, None, f"invalid JSON ({exc.msg} at column {exc.colno})", unit="line"
-                ) from None
-            if not isinstance(rec, dict):
-                raise DataFormatError(name, lineno, None, f"expected an object, got {type(rec).__name__}", unit="line")
-            rows.append((lineno, rec))
+    for lineno, rec, error in iter_jsonl(path):
+        if error is not None:
+            raise DataFormatError(name, lineno, None, error, unit="line")
+        if not isinstance(rec, dict):
+            raise DataFormatError(name, lineno, None, f"expected an object, got {type(rec).__name__}", unit="line")
+        rows.append((lineno, rec))
     for lineno, rec in rows:
         missing = [c for c in _REQUIRED_IMPORT if c not in rec]
         if missing:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from workbench.data.preferences import PreferenceSet, load_preferences
 from workbench.paths import data_dir
+
+__all__ = ["SHIPPED", "resolve_data_spec", "load_data"]
 
 SHIPPED = {
     "golden": "golden/golden.jsonl",
@@ -21,8 +24,6 @@ def resolve_data_spec(spec) -> str | Path:
     return spec
 
 
-def load_data(spec, **kwargs):
+def load_data(spec, **kwargs) -> PreferenceSet:
     """:func:`~workbench.data.preferences.load_preferences` that also accepts shipped-data names."""
-    from workbench.data.preferences import load_preferences
-
     return load_preferences(resolve_data_spec(spec), **kwargs)

@@ -1,4 +1,4 @@
-"""Reward-model adapters behind one entry point, :func:`load_reward_model`.
+"""Reward-model adapters behind one entry point, :func:`workbench.models.loading.load_reward_model`.
 
 Every adapter turns ``(prompt, response, history)`` into a scalar reward and has a
 ``fingerprint`` that identifies the model *and* the way it formats inputs, so
@@ -22,7 +22,6 @@ Adapters
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import json
 import uuid
@@ -35,6 +34,22 @@ import numpy as np
 
 from workbench.models.fingerprint import file_digest, folder_fingerprint, sha256_bytes, state_dict_fingerprint
 from workbench.models.formatting import Formatter, Message, TextTemplate
+
+__all__ = [
+    "POOLINGS",
+    "VALUE_HEAD_CONFIG",
+    "VALUE_HEAD_WEIGHTS",
+    "RewardModel",
+    "TransformerRM",
+    "SequenceClassifierRM",
+    "ValueHeadConfig",
+    "ValueHeadRM",
+    "CallableRM",
+    "PrecomputedScoresRM",
+    "default_max_length",
+    "linear_head",
+    "pool_hidden",
+]
 
 POOLINGS = ("last", "mean", "cls")
 VALUE_HEAD_CONFIG = "value_head.json"
@@ -73,6 +88,8 @@ class TransformerRM(RewardModel):
 
     The scoring engine calls :meth:`encode` on every text (to count truncation
     and to sort by length) and :meth:`forward_ids` on padded batches.
+    :meth:`forward_ids` is :meth:`pad` followed by :meth:`forward_tensors`, the
+    differentiable reward forward (attribution methods call it directly).
     """
 
     model: Any
@@ -111,7 +128,8 @@ class TransformerRM(RewardModel):
             tok.truncation_side = old_side
         return list(ids), True
 
-    def _pad(self, batch: Sequence[Sequence[int]], padding_side: str | None = None):
+    def pad(self, batch: Sequence[Sequence[int]], padding_side: str | None = None):
+        """Pad token-id lists into ``(input_ids, attention_mask)`` long tensors on the model's device."""
         import torch
 
         side = padding_side or self.padding_side
@@ -129,12 +147,31 @@ class TransformerRM(RewardModel):
         return input_ids.to(self.device), mask.to(self.device)
 
     @staticmethod
-    def _position_ids(mask):
-        # Positions count real tokens only, so left padding does not shift them.
+    def position_ids(mask):
+        """Position ids that count real tokens only, so left padding does not shift them."""
         return (mask.cumsum(-1) - 1).clamp(min=0)
 
-    def forward_ids(self, batch: Sequence[Sequence[int]], padding_side: str | None = None) -> np.ndarray:
+    def pool_index(self, input_ids, attention_mask):
+        """The position each row's reward is read from (``None`` when the model pools by itself)."""
+        return None
+
+    def forward_tensors(self, input_ids, attention_mask, pool_index=None):
+        """The reward of each row as a differentiable float32 tensor of shape ``[batch]``.
+
+        ``input_ids`` and ``attention_mask`` are ``[batch, seq]`` long tensors on
+        :attr:`device` (as :meth:`pad` returns them). ``pool_index`` (``[batch]``
+        long tensor) overrides the position a per-position head is read from; it
+        defaults to :meth:`pool_index` of these ids. Pass the index of the real
+        input when scoring a perturbed copy whose pad tokens would move it
+        (integrated-gradients baselines). Runs in whatever grad mode the caller
+        sets; the scoring engine calls it (through :meth:`forward_ids`) under ``torch.inference_mode``.
+        """
         raise NotImplementedError
+
+    def forward_ids(self, batch: Sequence[Sequence[int]], padding_side: str | None = None) -> np.ndarray:
+        """Scores (float64) of token-id lists: :meth:`pad`, then :meth:`forward_tensors`."""
+        input_ids, mask = self.pad(batch, padding_side)
+        return self.forward_tensors(input_ids, mask).detach().cpu().numpy().astype(np.float64)
 
     def score_items(self, items):
         import torch
@@ -232,7 +269,7 @@ class SequenceClassifierRM(TransformerRM):
         self.name = name or (Path(path).name if path else type(model).__name__)
         self.path = path
         # Decoder classifiers have a `score` head applied at every position.
-        self._per_position_head = getattr(model, "score", None)
+        self.per_position_head = getattr(model, "score", None)
         extra = [
             json.dumps(self.formatter.describe(), sort_keys=True),
             f"max_length={self.max_length}",
@@ -262,20 +299,27 @@ class SequenceClassifierRM(TransformerRM):
         )
         return cls(model, tokenizer, path=str(name_or_path), device=str(device_), dtype=dtype_, **kwargs)
 
-    def forward_ids(self, batch, padding_side=None):
+    def pool_index(self, input_ids, attention_mask):
+        """Decoders: the right-most real token that is not the pad id (transformers' rule); encoders: ``None``."""
         import torch
 
-        if self._per_position_head is None:
-            # Encoder classifiers pool the first position (CLS); only right padding keeps it there.
-            padding_side = "right"
-        input_ids, mask = self._pad(batch, padding_side)
-        kwargs = {"input_ids": input_ids, "attention_mask": mask}
+        if self.per_position_head is None:
+            return None
+        real = attention_mask.bool() & (input_ids != int(self.model.config.pad_token_id))
+        real = torch.where(real.any(-1, keepdim=True), real, attention_mask.bool())
+        return (torch.arange(real.shape[-1], device=real.device) * real).argmax(-1)
+
+    def forward_tensors(self, input_ids, attention_mask, pool_index=None):
+        """The logit at :meth:`pool_index` (decoders) or the model's pooled logit (encoders), as float32."""
+        import torch
+
+        kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
         if "position_ids" in inspect.signature(self.model.forward).parameters:
-            kwargs["position_ids"] = self._position_ids(mask)
+            kwargs["position_ids"] = self.position_ids(attention_mask)
         captured = {}
         handle = None
-        if self._per_position_head is not None:
-            handle = self._per_position_head.register_forward_hook(lambda m, i, o: captured.__setitem__("logits", o))
+        if self.per_position_head is not None:
+            handle = self.per_position_head.register_forward_hook(lambda m, i, o: captured.__setitem__("logits", o))
         try:
             out = self.model(**kwargs)
         finally:
@@ -283,13 +327,18 @@ class SequenceClassifierRM(TransformerRM):
                 handle.remove()
         if "logits" in captured:
             per_pos = captured["logits"][..., 0]
-            real = mask.bool() & (input_ids != int(self.model.config.pad_token_id))
-            real = torch.where(real.any(-1, keepdim=True), real, mask.bool())
-            idx = (torch.arange(real.shape[-1], device=real.device) * real).argmax(-1)
-            scores = per_pos[torch.arange(len(batch), device=per_pos.device), idx]
+            if pool_index is None:
+                pool_index = self.pool_index(input_ids, attention_mask)
+            scores = per_pos[torch.arange(per_pos.shape[0], device=per_pos.device), pool_index]
         else:
             scores = out.logits[:, 0]
-        return scores.float().cpu().numpy().astype(np.float64)
+        return scores.float()
+
+    def forward_ids(self, batch, padding_side=None):
+        if self.per_position_head is None:
+            # Encoder classifiers pool the first position (CLS); only right padding keeps it there.
+            padding_side = "right"
+        return super().forward_ids(batch, padding_side)
 
 
 def _prefer_safetensors(name_or_path: str) -> bool | None:
@@ -357,7 +406,7 @@ class ValueHeadRM(TransformerRM):
         backbone = AutoModel.from_pretrained(
             folder, use_safetensors=_prefer_safetensors(str(folder)), trust_remote_code=trust_remote_code
         )
-        head = _linear_head(cfg.hidden_size or backbone.config.hidden_size)
+        head = linear_head(cfg.hidden_size or backbone.config.hidden_size)
         state = load_file(folder / VALUE_HEAD_WEIGHTS)
         head.load_state_dict(state)
         return cls(backbone, tokenizer, head, cfg, name=name, path=str(folder), device=device, dtype=dtype)
@@ -380,16 +429,17 @@ class ValueHeadRM(TransformerRM):
         """Pooled hidden state of each sequence (what the value head reads)."""
         kwargs = {"input_ids": input_ids, "attention_mask": mask}
         if "position_ids" in inspect.signature(self.model.forward).parameters:
-            kwargs["position_ids"] = self._position_ids(mask)
+            kwargs["position_ids"] = self.position_ids(mask)
         hidden = self.model(**kwargs).last_hidden_state.float()
         return pool_hidden(hidden, mask, self.config.pooling)
 
-    def forward_ids(self, batch, padding_side=None):
-        input_ids, mask = self._pad(batch, padding_side)
-        return self.head(self.pooled(input_ids, mask))[:, 0].cpu().numpy().astype(np.float64)
+    def forward_tensors(self, input_ids, attention_mask, pool_index=None):
+        """The value head on the pooled hidden state (``pool_index`` is ignored: pooling follows the mask)."""
+        return self.head(self.pooled(input_ids, attention_mask))[:, 0]
 
 
-def _linear_head(hidden_size: int):
+def linear_head(hidden_size: int):
+    """The value head: ``torch.nn.Linear(hidden_size, 1)``."""
     import torch
 
     return torch.nn.Linear(hidden_size, 1)
@@ -504,61 +554,3 @@ class PrecomputedScoresRM(RewardModel):
                 f"first missing: prompt={p[:80]!r}, response={r[:80]!r}"
             )
         return out
-
-
-DEMO_NAMES = ("demo-clean", "demo-biased")
-
-
-def load_reward_model(spec, **kwargs) -> RewardModel:
-    """Load a reward model from a spec.
-
-    ``spec`` may be:
-
-    * a :class:`RewardModel` (returned as is) or any callable (wrapped in :class:`CallableRM`);
-    * ``"demo-clean"`` / ``"demo-biased"``: the embedded demo RMs (trained on first use, then cached);
-    * ``"scores:PATH"`` or a ``.csv``/``.jsonl``/``.parquet`` path: precomputed scores;
-    * ``"python:package.module:function"``: a scoring function to import;
-    * a folder with ``value_head.json``: a backbone + value head RM;
-    * any other folder or a hub id: a sequence-classification RM (``trust_remote_code``
-      stays off unless passed as ``trust_remote_code=True``);
-    * a dict ``{"spec": ..., **options}``.
-
-    Keyword arguments go to the adapter (``device``, ``dtype``, ``max_length``,
-    ``format_style``, ``template``, ``trust_remote_code`` ...).
-    """
-    if isinstance(spec, RewardModel):
-        return spec
-    if isinstance(spec, dict):
-        options = dict(spec)
-        inner = options.pop("spec", None)
-        if inner is None:
-            raise ValueError("a dict model spec needs a 'spec' key, e.g. {'spec': 'demo-clean'}")
-        return load_reward_model(inner, **{**options, **kwargs})
-    if callable(spec):
-        return CallableRM(spec, **kwargs)
-    if not isinstance(spec, (str, Path)):
-        raise TypeError(f"cannot load a reward model from {type(spec).__name__}")
-    text = str(spec)
-    if text in DEMO_NAMES:
-        from workbench.models.demo import load_demo_model
-
-        return load_demo_model(text, **kwargs)
-    if text.startswith("scores:"):
-        return PrecomputedScoresRM(text[len("scores:") :], **kwargs)
-    if text.startswith("python:"):
-        target = text[len("python:") :]
-        module_name, _, attr = target.partition(":")
-        if not attr:
-            raise ValueError(f"python model spec must look like 'python:package.module:function', got {text!r}")
-        fn = getattr(importlib.import_module(module_name), attr)
-        return CallableRM(fn, name=target, **kwargs)
-    path = Path(text)
-    if path.suffix.lower() in (".csv", ".jsonl", ".parquet") and not path.is_dir():
-        return PrecomputedScoresRM(path, **kwargs)
-    if path.is_dir() and (path / VALUE_HEAD_CONFIG).exists():
-        return ValueHeadRM.from_pretrained(path, **kwargs)
-    if path.is_dir() and not (path / "config.json").exists():
-        raise FileNotFoundError(f"{path}: not a model folder (no config.json or {VALUE_HEAD_CONFIG})")
-    if not path.exists() and (text.startswith((".", "/", "~")) or text.count("/") > 1):
-        raise FileNotFoundError(f"model folder not found: {text}")
-    return SequenceClassifierRM.from_pretrained(text, **kwargs)

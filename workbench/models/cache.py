@@ -17,6 +17,8 @@ from pathlib import Path
 from workbench.models.fingerprint import sha256_bytes
 from workbench.paths import cache_dir
 
+__all__ = ["ScoreCache", "score_key"]
+
 
 def score_key(fingerprint: str, max_length: int | None, text: str) -> str:
     return sha256_bytes(fingerprint, f"max_length={max_length}", text)

@@ -20,12 +20,23 @@ import shutil
 from dataclasses import asdict
 from pathlib import Path
 
+from workbench.data.preferences import load_preferences
 from workbench.models.adapters import VALUE_HEAD_CONFIG, ValueHeadRM
 from workbench.models.fingerprint import file_digest, folder_fingerprint, sha256_bytes
 from workbench.models.training import TrainingConfig, TrainingResult, train_value_head
 from workbench.paths import cache_dir, data_dir, minilm_dir
 
+__all__ = [
+    "DEMO_NAMES",
+    "DEMO_TRAINING_FILES",
+    "demo_training_data",
+    "demo_model_dir",
+    "train_demo_model",
+    "load_demo_model",
+]
+
 DEMO_TRAINING_FILES = {"demo-clean": "train_clean.jsonl", "demo-biased": "train_biased.jsonl"}
+DEMO_NAMES: tuple[str, ...] = tuple(DEMO_TRAINING_FILES)
 
 
 def demo_training_data(name: str) -> Path:
@@ -53,8 +64,6 @@ def train_demo_model(
     name: str, config: TrainingConfig | None = None, out_dir: str | Path | None = None
 ) -> TrainingResult:
     """Train a demo RM from the shipped data (no caching; see :func:`load_demo_model`)."""
-    from workbench.data.preferences import load_preferences
-
     pairs = load_preferences(demo_training_data(name))
     return train_value_head(
         pairs, minilm_dir(), out_dir, config or TrainingConfig(), name=name, embedding_cache=cache_dir() / "embeddings"

@@ -7,6 +7,17 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
+__all__ = [
+    "FULL_HASH_LIMIT",
+    "WEIGHT_SUFFIXES",
+    "METADATA_FILES",
+    "sha256_bytes",
+    "file_digest",
+    "folder_fingerprint",
+    "state_dict_fingerprint",
+    "json_fingerprint",
+]
+
 # Files up to this size are hashed in full; larger weight files are identified by
 # their size, their safetensors header and their first and last chunks.
 FULL_HASH_LIMIT = 1 << 30

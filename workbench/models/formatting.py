@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+__all__ = ["FORMAT_STYLES", "Message", "TextTemplate", "Formatter", "conversation", "cache_text"]
+
 Message = dict  # {"role": "user"|"assistant"|"system", "content": str}
 FORMAT_STYLES = ("auto", "chat_template", "template", "pair")
 

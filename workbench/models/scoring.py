@@ -18,9 +18,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from workbench.models.adapters import TransformerRM, load_reward_model
+from workbench.models.adapters import TransformerRM
+from workbench.models.batching import plan_batches
 from workbench.models.cache import ScoreCache, score_key
 from workbench.models.formatting import Message, cache_text
+from workbench.models.loading import load_reward_model
+
+__all__ = ["STRATEGIES", "ScoreResult", "PairScores", "plan_batches", "score_texts", "score_pairs"]
 
 STRATEGIES = ("token_budget", "fixed")
 
@@ -78,29 +82,6 @@ class ScoreResult:
         }
 
 
-def plan_batches(lengths: Sequence[int], *, token_budget: int = 16384, max_batch_size: int = 128) -> list[list[int]]:
-    """Group indices into batches, longest first, each within ``token_budget`` padded tokens.
-
-    A text longer than the budget on its own still gets a batch of one.
-    """
-    if token_budget < 1 or max_batch_size < 1:
-        raise ValueError("token_budget and max_batch_size must be positive")
-    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
-    batches: list[list[int]] = []
-    current: list[int] = []
-    width = 0
-    for i in order:
-        new_width = max(width, lengths[i])
-        if current and (len(current) + 1 > max_batch_size or (len(current) + 1) * new_width > token_budget):
-            batches.append(current)
-            current, new_width = [], lengths[i]
-        current.append(i)
-        width = new_width
-    if current:
-        batches.append(current)
-    return batches
-
-
 def _progress(total: int, desc: str, enabled: bool):
     from tqdm.auto import tqdm
 
@@ -127,7 +108,7 @@ def score_texts(
     Parameters
     ----------
     rm : RewardModel or spec
-        Anything :func:`~workbench.models.adapters.load_reward_model` accepts.
+        Anything :func:`~workbench.models.loading.load_reward_model` accepts.
     cache : ScoreCache, "default" or None
         ``"default"`` uses the checkout's shared cache; ``None`` disables caching.
     strategy : {"token_budget", "fixed"}

@@ -25,10 +25,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from workbench.models.adapters import ValueHeadConfig, ValueHeadRM, _linear_head
+from workbench.models.adapters import ValueHeadConfig, ValueHeadRM, linear_head
+from workbench.models.batching import plan_batches
 from workbench.models.fingerprint import sha256_bytes
 from workbench.models.formatting import TextTemplate
-from workbench.models.scoring import plan_batches
+
+__all__ = ["TrainingConfig", "TrainingResult", "bradley_terry_loss", "embed_texts", "train_value_head"]
 
 
 @dataclass
@@ -111,7 +113,7 @@ def embed_texts(
     with torch.inference_mode():
         for batch in plan_batches([len(ids[i]) for i in todo], token_budget=token_budget, max_batch_size=256):
             rows = [todo[j] for j in batch]
-            input_ids, mask = rm._pad([ids[i] for i in rows])
+            input_ids, mask = rm.pad([ids[i] for i in rows])
             out[rows] = rm.pooled(input_ids, mask).cpu().numpy()
     if cache_file is not None and todo:
         for i in todo:
@@ -162,7 +164,7 @@ def train_value_head(
         max_length=config.max_length,
         trained_by={"trainer": "workbench.models.training.train_value_head", **asdict(config)},
     )
-    head = _linear_head(model.config.hidden_size)
+    head = linear_head(model.config.hidden_size)
     rm = ValueHeadRM(model, tokenizer, head, vh_config, name=name, device="cpu")
 
     histories = list(frame["history"]) if "history" in frame.columns else [None] * len(frame)

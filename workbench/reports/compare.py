@@ -12,6 +12,7 @@ a check that disappeared is listed but is not a regression.
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -186,8 +187,6 @@ def compare_summaries(a: dict | str | Path, b: dict | str | Path, *, tolerance: 
 
 def main_compare(a: str, b: str, *, fail_on_regression: bool = False, tolerance: float = 0.0, out=None) -> int:
     """CLI body: print the comparison; return 1 on a regression when asked to, else 0."""
-    import sys
-
     result = compare_summaries(Path(a), Path(b), tolerance=tolerance)
     (out or sys.stdout).write(result.to_text())
     return 1 if fail_on_regression and result.has_regression else 0

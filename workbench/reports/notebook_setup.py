@@ -5,11 +5,14 @@ from __future__ import annotations
 import logging
 import warnings
 
+import pandas as pd
+
 
 def setup_notebook(dpi: int = 110) -> None:
     """Silence model-loading progress bars and noisy warnings; set figure defaults."""
+    # pyplot, transformers and datasets are imported here, not at module level, for CLI start-up time:
+    # workbench.reports (and so `python -m workbench`) imports this module.
     import matplotlib.pyplot as plt
-    import pandas as pd
 
     try:
         from transformers.utils import logging as hf_logging

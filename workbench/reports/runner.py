@@ -8,13 +8,19 @@
 
 from __future__ import annotations
 
+import ast
 import time
+import traceback
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from jinja2 import DictLoader
+
 from workbench.paths import REPO_DIR
+from workbench.reports.pages import render_page, template_source
+from workbench.reports.verdicts import MIME
 
 NOTEBOOK_DIR = REPO_DIR / "notebooks"
 
@@ -30,8 +36,7 @@ def notebook_parameters(path: str | Path) -> dict[str, dict]:
     comment containing ``=``) although injection still overrides them; names
     assigned in the cell that it skipped are added from the cell's syntax tree.
     """
-    import ast
-
+    # nbformat and papermill are the optional "notebooks" extra (and slow to import).
     import nbformat
     import papermill as pm
 
@@ -61,8 +66,6 @@ def notebook_parameters(path: str | Path) -> dict[str, dict]:
 
 def parameter_defaults(path: str | Path) -> dict[str, Any]:
     """The default values of a notebook's parameters, parsed as Python literals where possible."""
-    import ast
-
     out = {}
     for name, info in notebook_parameters(path).items():
         text = info.get("default")
@@ -171,24 +174,13 @@ class NotebookRun:
 
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 
-# nbconvert's lab template, plus a MathJax setting: TeX in notebook *outputs* (where
-# prompts and responses are shown) is never typeset, so "$5 and $10" in a response
-# stays text. Markdown cells written by the notebook authors still get math.
-_REPORT_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
-{%- block html_head_js_mathjax -%}
-{{ super() }}
-<script type="text/x-mathjax-config">
-if (window.MathJax) { MathJax.Hub.Config({tex2jax: {ignoreClass: "tex2jax_ignore|jp-OutputArea-output"}}); }
-</script>
-{%- endblock html_head_js_mathjax -%}
-"""
+# nbconvert's lab template with one MathJax setting (see templates/notebook.html.j2).
+NOTEBOOK_TEMPLATE = "notebook.html.j2"
 
 
 def _is_report_noise(output) -> bool:
     """Outputs that mean nothing in a static report: stderr streams (progress bars),
     widget views (live only in JupyterLab) and the verdict payloads meant for the index."""
-    from workbench.reports.verdicts import MIME
-
     if output.get("output_type") == "stream" and output.get("name") == "stderr":
         return True
     data = output.get("data", {})
@@ -201,8 +193,8 @@ def export_html(ipynb: str | Path, html: str | Path, *, show_code: bool = False)
     stderr streams (progress bars) and widget views (live only in JupyterLab) are left
     out of the report; errors stay, as error outputs.
     """
+    # nbformat and nbconvert are the optional "notebooks" extra (and slow to import).
     import nbformat
-    from jinja2 import DictLoader
     from nbconvert import HTMLExporter
 
     nb = nbformat.read(str(ipynb), as_version=4)
@@ -212,8 +204,8 @@ def export_html(ipynb: str | Path, html: str | Path, *, show_code: bool = False)
     nb.metadata.pop("widgets", None)  # widget state needs JupyterLab (and unpkg); reports are static
     exporter = HTMLExporter(
         template_name="lab",
-        extra_loaders=[DictLoader({"workbench_report.html.j2": _REPORT_TEMPLATE})],
-        template_file="workbench_report.html.j2",
+        extra_loaders=[DictLoader({NOTEBOOK_TEMPLATE: template_source(NOTEBOOK_TEMPLATE)})],
+        template_file=NOTEBOOK_TEMPLATE,
         exclude_input=not show_code,
         exclude_input_prompt=True,
         exclude_output_prompt=True,
@@ -229,7 +221,7 @@ def export_html(ipynb: str | Path, html: str | Path, *, show_code: bool = False)
 
 def _record_failure(source: Path, out_nb: Path, error: str, detail: str) -> None:
     """Make sure ``out_nb`` exists and shows ``error`` at the top (for failures papermill did not mark)."""
-    import nbformat
+    import nbformat  # optional "notebooks" extra
 
     nb = nbformat.read(str(out_nb if out_nb.exists() else source), as_version=4)
     banner = nbformat.v4.new_code_cell(source="# the workbench runner recorded this error")
@@ -244,6 +236,57 @@ def _record_failure(source: Path, out_nb: Path, error: str, detail: str) -> None
     banner.metadata["tags"] = ["workbench-error"]
     nb.cells.insert(0, banner)
     nbformat.write(nb, str(out_nb))
+
+
+def execute_notebook(
+    notebook: Path,
+    out_nb: Path,
+    parameters: Mapping[str, Any],
+    *,
+    kernel_name: str = "python3",
+    execution_timeout: int = 1800,
+    progress: bool = False,
+) -> str | None:
+    """Run ``notebook`` with papermill into ``out_nb``; the error text (``None`` when it ran through).
+
+    A failure papermill did not mark in the output notebook (a timeout, a dead or
+    missing kernel) is written at its top, so the exported report shows it.
+    """
+    import papermill as pm  # optional "notebooks" extra (slow to import)
+
+    try:
+        pm.execute_notebook(
+            str(notebook),
+            str(out_nb),
+            parameters=dict(parameters),
+            kernel_name=kernel_name,
+            cwd=str(notebook.parent),
+            progress_bar=progress,
+            execution_timeout=execution_timeout,
+        )
+    except pm.PapermillExecutionError as exc:  # papermill already marked the failing cell
+        return f"{exc.ename}: {exc.evalue}"
+    except Exception as exc:  # timeout, dead kernel, missing kernel ...
+        error = f"{type(exc).__name__}: {exc}"
+        _record_failure(notebook, out_nb, error, traceback.format_exc())
+        return error
+    return None
+
+
+def export_report(out_nb: Path, html: Path, *, title: str, error: str | None, show_code: bool = False) -> str | None:
+    """Export ``out_nb`` to ``html``; when the export itself fails, leave a page saying what happened.
+
+    Returns the run's error: ``error``, or the export failure when the run had none.
+    """
+    try:
+        export_html(out_nb, html, show_code=show_code)
+    except Exception as exc:
+        error = error or f"HTML export failed: {type(exc).__name__}: {exc}"
+        page = render_page(
+            "failure.html.j2", title="failed", notebook=title, error=error, traceback=traceback.format_exc()
+        )
+        html.write_text(page, encoding="utf-8")
+    return error
 
 
 def run_notebook(
@@ -263,10 +306,6 @@ def run_notebook(
     is caught: the output notebook is still written and exported with the error
     shown, and the returned :class:`NotebookRun` has ``ok=False`` and ``error``.
     """
-    import traceback
-
-    import papermill as pm
-
     notebook = Path(notebook)
     if not notebook.exists():
         notebook = NOTEBOOK_DIR / notebook
@@ -280,33 +319,9 @@ def run_notebook(
         raise ValueError(f"out_dir {out_dir} is the notebook's own folder: the run would overwrite {notebook}")
     out_nb.unlink(missing_ok=True)
     start = time.perf_counter()
-    error = None
-    try:
-        pm.execute_notebook(
-            str(notebook),
-            str(out_nb),
-            parameters=params,
-            kernel_name=kernel_name,
-            cwd=str(notebook.parent),
-            progress_bar=progress,
-            execution_timeout=execution_timeout,
-        )
-    except pm.PapermillExecutionError as exc:  # papermill already marked the failing cell
-        error = f"{exc.ename}: {exc.evalue}"
-    except Exception as exc:  # timeout, dead kernel, missing kernel ...
-        error = f"{type(exc).__name__}: {exc}"
-        _record_failure(notebook, out_nb, error, traceback.format_exc())
+    error = execute_notebook(
+        notebook, out_nb, params, kernel_name=kernel_name, execution_timeout=execution_timeout, progress=progress
+    )
     html = out_nb.with_suffix(".html")
-    try:
-        export_html(out_nb, html, show_code=show_code)
-    except Exception as exc:  # still leave a page that says what happened
-        from workbench.reports.render import escape_text
-
-        error = error or f"HTML export failed: {type(exc).__name__}: {exc}"
-        html.write_text(
-            "<!DOCTYPE html><html><head><meta charset='utf-8'><title>failed</title></head><body>"
-            f"<h1>{escape_text(notebook.name)} failed</h1><pre>{escape_text(error)}</pre>"
-            f"<pre>{escape_text(traceback.format_exc())}</pre></body></html>",
-            encoding="utf-8",
-        )
+    error = export_report(out_nb, html, title=notebook.name, error=error, show_code=show_code)
     return NotebookRun(notebook.name, out_nb, html, time.perf_counter() - start, error is None, error, params)

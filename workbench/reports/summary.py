@@ -24,6 +24,8 @@ host, versions) is under ``run``.
 from __future__ import annotations
 
 import datetime as _dt
+import gc
+import importlib.metadata as md
 import json
 import os
 import platform
@@ -32,6 +34,10 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from workbench.data.shipped import load_data, resolve_data_spec
+from workbench.models.fingerprint import file_digest
+from workbench.models.loading import load_reward_model
+from workbench.paths import REPO_DIR
 from workbench.reports.verdicts import VERDICT_LEVELS, collect, worst
 
 SCHEMA = "rm-workbench/summary/v1"
@@ -63,8 +69,6 @@ def utc_now() -> str:
 
 def package_versions(packages: Iterable[str] = PACKAGES) -> dict[str, str]:
     """Python and installed package versions (packages that are not installed are left out)."""
-    import importlib.metadata as md
-
     out = {"python": platform.python_version()}
     for pkg in packages:
         try:
@@ -76,8 +80,6 @@ def package_versions(packages: Iterable[str] = PACKAGES) -> dict[str, str]:
 
 def git_commit(repo: str | Path | None = None) -> str | None:
     """The checked-out commit of the project (read from ``.git``; ``None`` outside a checkout)."""
-    from workbench.paths import REPO_DIR
-
     git = Path(repo or REPO_DIR) / ".git"
     try:
         if git.is_file():  # worktree or submodule: "gitdir: PATH"
@@ -109,10 +111,6 @@ def model_fingerprint(spec) -> tuple[str | None, str | None]:
     The model is loaded in this process only to read its fingerprint and released
     straight after, so it does not sit in memory while the notebooks run.
     """
-    import gc
-
-    from workbench.models.adapters import load_reward_model
-
     try:
         rm = load_reward_model(spec)
         fingerprint = rm.fingerprint
@@ -130,9 +128,6 @@ def data_hash(spec) -> dict[str, Any]:
     canonical content hash (independent of file format and extra columns); any
     other existing file gets the sha256 of its bytes; anything else is ``None``.
     """
-    from workbench.data.shipped import load_data, resolve_data_spec
-    from workbench.models.fingerprint import file_digest
-
     try:
         return {"spec": str(spec), "kind": "preference-pairs", "sha256": load_data(spec).content_hash()}
     except Exception as exc:
@@ -233,7 +228,7 @@ def host_info() -> dict[str, Any]:
     """Platform, CPU count and accelerator (if torch sees one)."""
     info = {"platform": platform.platform(), "cpus": os.cpu_count(), "python": sys.executable}
     try:
-        import torch
+        import torch  # heavy: imported only when a run's metadata is written, never at CLI start-up
 
         info["cuda"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     except Exception:  # pragma: no cover - torch is a dependency, but keep metadata best-effort

@@ -18,22 +18,25 @@ split into their two single-score sides first.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
-from workbench.audits.attribution.core import (
-    AGREEMENT_WORDS,
-    Explanation,
-    _check_k,
-    _check_rank_by,
-    _single_parts,
-    normalize_words,
-)
+from workbench._utils.plotting import ensure_ax, mpl_text
+from workbench.audits.attribution._words import AGREEMENT_WORDS, check_k, check_rank_by, normalize_words
+from workbench.audits.attribution.explanation import Explanation, single_parts
 
-__all__ = ["aggregate_attributions", "compare_with_triggers", "TriggerComparison", "top_word_hits", "top_word_hit_rate"]
+__all__ = [
+    "TriggerComparison",
+    "aggregate_attributions",
+    "compare_with_triggers",
+    "hit_rates_by_group",
+    "top_word_hit_rate",
+    "top_word_hits",
+]
 
 _SORT = ("mean_attribution", "mean_share", "count", "n_texts")
 
@@ -75,9 +78,7 @@ def aggregate_attributions(
     attribution divided by the sum of ``|attribution|`` of its explanation's
     words: a scale-free share) and ``frac_positive``.
     """
-    from scipy import stats
-
-    parts = _single_parts(explanations)
+    parts = single_parts(explanations)
     if not parts:
         raise ValueError("no explanations to aggregate")
     methods = sorted({e.method for e in parts})
@@ -89,11 +90,11 @@ def aggregate_attributions(
         raise ValueError(f"ngram_range must be a pair of ints (min_n, max_n), got {ngram_range!r}") from None
     if not 1 <= lo_n <= hi_n:
         raise ValueError(f"ngram_range must satisfy 1 <= min_n <= max_n, got {ngram_range!r}")
-    min_count = _check_k(min_count, "min_count")
+    min_count = check_k(min_count, "min_count")
     if sort_by not in _SORT:
         raise ValueError(f"sort_by must be one of {_SORT}, got {sort_by!r}")
     if top_k is not None:
-        top_k = _check_k(top_k, "top_k")
+        top_k = check_k(top_k, "top_k")
     if not 0 < ci < 1:
         raise ValueError(f"ci must be in (0, 1), got {ci!r}")
 
@@ -160,13 +161,13 @@ def top_word_hits(
     explanations: Sequence[Explanation], vocabulary: Sequence[str] = AGREEMENT_WORDS, k: int = 5, by: str = "value"
 ) -> np.ndarray:
     """For each explanation: is one of its top-``k`` words (after :func:`normalize_words`) in ``vocabulary``?"""
-    k = _check_k(k)
-    _check_rank_by(by)
+    k = check_k(k)
+    check_rank_by(by)
     if isinstance(vocabulary, str):
         raise TypeError("vocabulary must be a sequence of words, not a single string")
     vocab = {w.lower() for w in vocabulary}
     out = []
-    for e in _single_parts(explanations):
+    for e in single_parts(explanations):
         top = [e.words[i] for i in e.ranking(by)[:k]]
         out.append(any(u in vocab for w in top for u in normalize_words(w)))
     return np.asarray(out, dtype=bool)
@@ -178,6 +179,37 @@ def top_word_hit_rate(
     """Share of explanations with a ``vocabulary`` word among their top-``k`` words (the known-answer measure)."""
     hits = top_word_hits(explanations, vocabulary, k, by)
     return float(hits.mean()) if len(hits) else float("nan")
+
+
+def hit_rates_by_group(
+    explanations_by_method: Mapping[str, Sequence[Explanation]],
+    groups: Mapping[str, np.ndarray],
+    vocabulary: Sequence[str] = AGREEMENT_WORDS,
+    k: int = 5,
+    by: str = "value",
+) -> pd.DataFrame:
+    """:func:`top_word_hit_rate` per method and group of responses.
+
+    ``groups`` maps a label to a boolean mask over the explanations (the same
+    order for every method). One row per (method, group): ``method``,
+    ``responses`` (the label), ``n`` and ``agreement word in top {k}`` (NaN for
+    an empty group).
+    """
+    rows = []
+    for name, exps in explanations_by_method.items():
+        for label, sel in groups.items():
+            chosen = [e for e, s in zip(exps, sel) if s]
+            rows.append(
+                {
+                    "method": name,
+                    "responses": label,
+                    "n": len(chosen),
+                    f"agreement word in top {k}": top_word_hit_rate(chosen, vocabulary, k=k, by=by)
+                    if chosen
+                    else np.nan,
+                }
+            )
+    return pd.DataFrame(rows)
 
 
 @dataclass
@@ -217,12 +249,7 @@ class TriggerComparison:
 
     def plot(self, ax=None, label_top: int = 8, title: str | None = None):
         """Scatter of mean attribution vs Cohen's d; the top n-grams by attribution are labelled."""
-        import matplotlib.pyplot as plt
-
-        from workbench.audits.attribution.render import _mpl_text
-
-        if ax is None:
-            _, ax = plt.subplots(figsize=(6, 4))
+        ax = ensure_ax(ax, (6, 4))
         t = self.table[np.isfinite(self.table["cohens_d"].astype(float))]
         reported = t["trigger_rank"].notna()
         ax.scatter(
@@ -242,7 +269,7 @@ class TriggerComparison:
         )
         for r in t.sort_values("mean_attribution", ascending=False).head(label_top).itertuples():
             ax.annotate(
-                _mpl_text(r.ngram),
+                mpl_text(r.ngram),
                 (r.cohens_d, r.mean_attribution),
                 fontsize="x-small",
                 xytext=(3, 2),
@@ -281,11 +308,9 @@ def compare_with_triggers(agg: pd.DataFrame, trigger_result, k: int = 20) -> Tri
     triggers) or any DataFrame with an ``ngram`` column (and optionally
     ``cohens_d``, ``diff``, ``q_value``, ``count``, ``aliases``).
     """
-    from scipy import stats
-
     if not isinstance(agg, pd.DataFrame) or not {"ngram", "mean_attribution"} <= set(agg.columns):
         raise ValueError("agg must be the DataFrame returned by aggregate_attributions (ngram, mean_attribution, ...)")
-    k = _check_k(k)
+    k = check_k(k)
     reported, tested = _trigger_tables(trigger_result)
     reported = reported.copy()
     reported["ngram"] = reported["ngram"].astype(str).str.lower()

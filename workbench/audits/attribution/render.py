@@ -1,4 +1,4 @@
-"""HTML heatmaps and bar plots of :class:`~workbench.audits.attribution.core.Explanation` objects.
+"""HTML heatmaps and bar plots of explanations (:class:`~workbench.audits.attribution.explanation.Explanation`).
 
 Every piece of text from the data (prompt, words, tokens, white space) goes
 through :func:`workbench.reports.render.escape_text`; the only markup is the
@@ -6,6 +6,10 @@ workbench's own ``<div>``/``<span>`` elements with inline styles. Red marks
 words that raise the reward (or the margin), blue words that lower it; the
 colour intensity is ``|attribution| / scale`` with ``scale`` the largest
 ``|attribution|`` of the explanation unless given.
+
+The functions here draw any object with the attributes of an ``Explanation``;
+:func:`workbench.audits.attribution.explanation.explanation_html` is the checked
+public entry point.
 """
 
 from __future__ import annotations
@@ -14,11 +18,13 @@ import math
 
 import numpy as np
 
+from workbench._utils.plotting import ensure_ax, mpl_text
 from workbench.reports.render import escape_text
 
-__all__ = ["explanation_html", "plot_explanation", "attribution_color"]
+__all__ = ["LEVELS", "attribution_color", "heatmap_html", "plot_top_words"]
 
-_LEVELS = ("word", "token")
+#: What :func:`heatmap_html` can colour: the response's words or every model-input token.
+LEVELS = ("word", "token")
 
 
 def attribution_color(value: float, scale: float) -> str:
@@ -86,7 +92,7 @@ _LEGEND = (
 )
 
 
-def explanation_html(e, level: str = "word", scale: float | None = None, show_prompt: bool = True) -> str:
+def heatmap_html(e, level: str = "word", scale: float | None = None, show_prompt: bool = True) -> str:
     """An HTML heatmap of an explanation (escaped; safe to display untrusted text).
 
     ``level="word"`` colours the response's words in the original text;
@@ -94,12 +100,8 @@ def explanation_html(e, level: str = "word", scale: float | None = None, show_pr
     included, IG only meaningfully). Margin explanations show the chosen and the
     rejected response, each coloured by its contribution to the margin.
     """
-    from workbench.audits.attribution.core import Explanation
-
-    if not isinstance(e, Explanation):
-        raise TypeError(f"expected an Explanation, got {type(e).__name__}")
-    if level not in _LEVELS:
-        raise ValueError(f"level must be one of {_LEVELS}, got {level!r}")
+    if level not in LEVELS:
+        raise ValueError(f"level must be one of {LEVELS}, got {level!r}")
     values = e.word_attributions if level == "word" else e.token_attributions
     s = _scale(values, scale)
     out = ['<div class="wb-attr">', _header(e)]
@@ -125,21 +127,13 @@ def explanation_html(e, level: str = "word", scale: float | None = None, show_pr
     return "".join(out)
 
 
-def _mpl_text(text: str) -> str:
-    """Plain text for matplotlib (a ``$`` would start math mode)."""
-    return str(text).replace("$", r"\$")
-
-
-def plot_explanation(e, k: int = 10, ax=None, by: str = "abs", title: str | None = None):
+def plot_top_words(e, k: int = 10, ax=None, by: str = "abs", title: str | None = None):
     """Horizontal bars of the ``k`` most important words (ranked ``by`` "abs" or "value"); returns the Axes."""
-    import matplotlib.pyplot as plt
-
     top = e.top_words(max(1, min(k, e.n_words)), by=by) if e.n_words else e.to_frame()
-    if ax is None:
-        _, ax = plt.subplots(figsize=(6, 0.32 * max(len(top), 3) + 1.0))
+    ax = ensure_ax(ax, (6, 0.32 * max(len(top), 3) + 1.0))
     t = top.iloc[::-1]
     labels = [
-        _mpl_text(w[:30]) + (f" ({s[0]})" if "side" in t.columns else "")
+        mpl_text(w[:30]) + (f" ({s[0]})" if "side" in t.columns else "")
         for w, s in zip(t["word"], t["side"] if "side" in t.columns else [""] * len(t))
     ]
     y = np.arange(len(t))

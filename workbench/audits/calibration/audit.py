@@ -4,12 +4,12 @@
 DataFrame with ``margin`` and ``label`` columns) and bundles what the lower
 layers compute:
 
-* :func:`~workbench.audits.calibration.metrics.calibration_report` - accuracy, mean reward gap,
+* :func:`~workbench.audits.calibration.report.calibration_report` - accuracy, mean reward gap,
   ECE (equal-width and equal-mass), MCE, Brier with its Murphy terms, NLL,
   top-label ECE, all with bootstrap CIs, and the reliability table;
-* :func:`~workbench.audits.calibration.metrics.decision_boundary_report` - the pairs with
+* :func:`~workbench.audits.calibration.report.decision_boundary_report` - the pairs with
   ``|sigmoid(margin) - 0.5| <= band``;
-* :func:`~workbench.audits.calibration.metrics.per_group_report` - one table per group column
+* :func:`~workbench.audits.calibration.report.per_group_report` - one table per group column
   (``category``, ``subset``) that has values;
 * :func:`~workbench.audits.calibration.methods.fit_calibrators` - temperature, Platt
   and isotonic recalibration fitted on one split and compared on the held-out
@@ -19,29 +19,31 @@ All parts share ``orientation``, ``seed``, ``n_bins`` and ``strategy``, so a
 pair is flipped the same way in every table. No number is computed here that
 the lower layers do not compute; the module only orchestrates, summarises
 (:meth:`CalibrationAudit.summary`, :func:`compare_audits`) and grades
-(:meth:`CalibrationAudit.verdicts`).
+(:meth:`CalibrationAudit.verdicts`). :class:`CalibrationAudit` is an
+:class:`~workbench.audits.result.AuditResult` published under the section ``"calibration"``.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
+from workbench.audits.calibration.display import ReliabilityDisplay, plot_reliability_comparison
 from workbench.audits.calibration.methods import CalibrationComparison, fit_calibrators
-from workbench.audits.calibration.metrics import (
+from workbench.audits.calibration.report import (
     CalibrationReport,
     DecisionBoundaryReport,
     calibration_report,
     decision_boundary_report,
     per_group_report,
-    validate_inputs,
 )
-from workbench.reports.verdicts import grade
+from workbench.audits.calibration.validation import validate_inputs
+from workbench.audits.result import AuditResult
+from workbench.reports.verdicts import Verdict, grade, publish
 
 __all__ = [
     "VERDICT_COLUMNS",
@@ -49,7 +51,6 @@ __all__ = [
     "calibration_audit",
     "compare_audits",
     "plot_audits",
-    "interactive_frontend",
 ]
 
 VERDICT_COLUMNS = ["check", "value", "threshold", "verdict", "detail"]
@@ -86,14 +87,14 @@ def _ece_key(strategy: str) -> str:
 
 
 @dataclass
-class CalibrationAudit:
-    """Result of :func:`calibration_audit`.
+class CalibrationAudit(AuditResult):
+    """Result of :func:`calibration_audit` (an :class:`~workbench.audits.result.AuditResult`).
 
     Attributes
     ----------
     pairs : the per-pair frame (``margin``, ``label``, group columns).
-    report : :class:`~workbench.audits.calibration.metrics.CalibrationReport` on all pairs at ``T = 1``.
-    boundary : :class:`~workbench.audits.calibration.metrics.DecisionBoundaryReport` for ``band``.
+    report : :class:`~workbench.audits.calibration.report.CalibrationReport` on all pairs at ``T = 1``.
+    boundary : :class:`~workbench.audits.calibration.report.DecisionBoundaryReport` for ``band``.
     groups : ``{column: per_group_report table}`` for each group column with values.
     comparison : :class:`~workbench.audits.calibration.methods.CalibrationComparison`
         (calibrators fitted on ``1 - test_size`` of the pairs, evaluated on the rest).
@@ -107,6 +108,8 @@ class CalibrationAudit:
     groups: dict[str, pd.DataFrame]
     comparison: CalibrationComparison
     params: dict
+
+    section: ClassVar[str] = "calibration"
 
     # -- headline numbers ---------------------------------------------------
 
@@ -231,9 +234,9 @@ class CalibrationAudit:
         ece_fail: float = 0.10,
         temperature_warn: float = 1.5,
         temperature_fail: float = 2.0,
-    ) -> pd.DataFrame:
-        """Graded checks for the report: columns ``check, value, threshold, verdict, detail``
-        (the layout :func:`workbench.reports.verdicts.publish` takes).
+    ) -> list[Verdict]:
+        """Graded checks for the report, as :class:`~workbench.reports.verdicts.Verdict` objects
+        of section ``"calibration"`` (:meth:`verdicts_frame` shows them as a table).
 
         ``verdict`` is ``pass``, ``warn``, ``fail`` or ``n/a`` (NaN value), from
         :func:`workbench.reports.verdicts.grade`: comparisons are strict, a value equal to
@@ -312,7 +315,36 @@ class CalibrationAudit:
                 f"held-out ({self.comparison.n_test} pairs); before: {self.comparison.before[key]:.4f}",
             )
         )
-        return pd.DataFrame(rows, columns=VERDICT_COLUMNS)
+        return [
+            Verdict(section=self.section, check=c, value=float(v), threshold=t, verdict=g, detail=d)
+            for c, v, t, g, d in rows
+        ]
+
+    def verdicts_frame(self, **thresholds: float) -> pd.DataFrame:
+        """:meth:`verdicts` as a table: columns ``check, value, threshold, verdict, detail``."""
+        return pd.DataFrame(
+            [(v.check, v.value, v.threshold, v.verdict, v.detail) for v in self.verdicts(**thresholds)],
+            columns=VERDICT_COLUMNS,
+        )
+
+    def publish(
+        self,
+        section: str | None = None,
+        *,
+        smoothed: CalibrationAudit | None = None,
+        label_smoothing: float | None = None,
+    ) -> dict:
+        """Hand :meth:`verdicts` and :meth:`summary` to the report builder.
+
+        With ``smoothed`` (the audit of a label-smoothed twin of the same RM on the same
+        pairs), its summary joins the metrics as ``smoothed_<name>`` (``n_pairs`` left out)
+        together with ``label_smoothing``.
+        """
+        metrics = self.summary()
+        if smoothed is not None:
+            metrics.update({f"smoothed_{k}": v for k, v in smoothed.summary().items() if k != "n_pairs"})
+            metrics["label_smoothing"] = label_smoothing
+        return publish(section or self.section, self.verdicts(), metrics)
 
 
 def calibration_audit(
@@ -325,7 +357,7 @@ def calibration_audit(
     test_size: float = 0.5,
     *,
     n_boot: int = 1000,
-    alpha: float = 0.05,
+    ci: float = 0.95,
     methods: Sequence[Any] = ("temperature", "platt", "isotonic"),
     group_columns: Sequence[str] = GROUP_COLUMNS,
     group_n_boot: int = 0,
@@ -346,6 +378,7 @@ def calibration_audit(
     band : decision-boundary half-width on the probability scale.
     test_size : held-out fraction for the calibrators.
     n_boot : bootstrap resamples of the overall report (0 = no CIs).
+    ci : level of the bootstrap and reliability intervals (0.95 = 95%).
     group_columns : per-group tables for those columns present with values
         (missing entries become ``"(missing)"``); ``group_n_boot`` adds CIs.
     name : model name shown in titles (default: from ``pair_scores``).
@@ -353,22 +386,20 @@ def calibration_audit(
     frame, scored_name = _pairs_frame(pair_scores)
     m, y = validate_inputs(frame["margin"].to_numpy(), frame["label"].to_numpy())
     kw = dict(n_bins=n_bins, strategy=strategy, orientation=orientation, seed=seed)
-    report = calibration_report(m, y, n_boot=n_boot, alpha=alpha, **kw)
+    report = calibration_report(m, y, n_boot=n_boot, ci=ci, **kw)
     boundary = decision_boundary_report(m, y, band, min_pairs=boundary_min_pairs)
     groups = {}
     for col in group_columns:
         if col in frame.columns and frame[col].notna().any():
             g = frame[col].astype(object).where(frame[col].notna(), "(missing)").astype(str).to_numpy()
-            groups[col] = per_group_report(m, y, g, n_boot=group_n_boot, alpha=alpha, **kw).rename(
-                columns={"group": col}
-            )
+            groups[col] = per_group_report(m, y, g, n_boot=group_n_boot, ci=ci, **kw).rename(columns={"group": col})
     comparison = fit_calibrators(m, y, test_size=test_size, methods=methods, **kw)
     params = dict(
         kw,
         band=float(band),
         test_size=float(test_size),
         n_boot=int(n_boot),
-        alpha=float(alpha),
+        ci=float(ci),
         methods=list(comparison.calibrators),
         group_n_boot=int(group_n_boot),
     )
@@ -395,8 +426,6 @@ def compare_audits(audits: Mapping[str, CalibrationAudit]) -> pd.DataFrame:
 
 def plot_audits(audits: Mapping[str, CalibrationAudit], *, figsize=None):
     """Reliability diagrams (all pairs, ``T = 1``) of several audits side by side; returns the Figure."""
-    from workbench.audits.calibration.display import ReliabilityDisplay, plot_reliability_comparison
-
     if not audits:
         raise ValueError("`audits` is empty")
     displays, titles = [], []
@@ -405,22 +434,3 @@ def plot_audits(audits: Mapping[str, CalibrationAudit], *, figsize=None):
         displays.append(ReliabilityDisplay(r.reliability, ece=a.ece, n_bins=r.n_bins, strategy=r.strategy))
         titles.append(f"{key}\nfitted T = {a.temperature:.3g}")
     return plot_reliability_comparison(displays, titles, figsize=figsize)
-
-
-def interactive_frontend() -> bool:
-    """True when running in an IPython kernel that a Jupyter server started (JupyterLab / Notebook).
-
-    A headless papermill/nbclient run starts its kernel without a server, so
-    ``JPY_SESSION_NAME`` (set by jupyter_server for each session's kernel) is
-    absent and this returns False; so does a plain Python process or a terminal
-    IPython. Frontends that start kernels without jupyter_server (some editors)
-    are not recognised: notebooks offer an explicit override.
-    """
-    try:
-        from IPython import get_ipython
-    except ImportError:  # pragma: no cover - IPython is a dependency of the notebooks extra
-        return False
-    shell = get_ipython()
-    if shell is None or getattr(shell, "kernel", None) is None:
-        return False
-    return bool(os.environ.get("JPY_SESSION_NAME"))

@@ -17,8 +17,9 @@ precomputed :func:`~workbench.audits.calibration.metrics.binned_reliability` tab
 * a bar histogram of the bin counts in a strip below the diagram (one bar per
   non-empty bin).
 
-:func:`plot_reliability_comparison` draws several displays side by side and
-:func:`temperature_slider` gives an ipywidgets control to explore ``T``.
+:func:`plot_reliability_comparison` draws several displays side by side;
+:func:`~workbench.audits.calibration.interactive.temperature_slider` gives an ipywidgets
+control to explore ``T``.
 """
 
 from __future__ import annotations
@@ -29,21 +30,13 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from scipy.special import expit
+from mpl_toolkits.axes_grid1 import make_axes_locatable
 
-from workbench.audits.calibration.metrics import (
-    _check_n_bins,
-    _check_orientation,
-    _check_strategy,
-    _margin_nll,
-    _orient,
-    _validate_prob_label,
-    binned_reliability,
-    expected_calibration_error,
-    validate_inputs,
-)
+from workbench._utils.plotting import ensure_ax
+from workbench.audits.calibration.metrics import binned_reliability, expected_calibration_error
+from workbench.audits.calibration.validation import check_n_bins, check_strategy, validate_prob_label
 
-__all__ = ["ReliabilityDisplay", "plot_reliability_comparison", "temperature_slider"]
+__all__ = ["ReliabilityDisplay", "plot_reliability_comparison"]
 
 OVER_COLOR = "#d62728"
 UNDER_COLOR = "#1f77b4"
@@ -102,7 +95,7 @@ class ReliabilityDisplay:
         ax=None,
         title: str | None = None,
         name: str | None = None,
-        alpha: float = 0.05,
+        ci: float = 0.95,
         n_boot: int = 500,
         seed: Any = 0,
     ) -> ReliabilityDisplay:
@@ -111,10 +104,10 @@ class ReliabilityDisplay:
         Orient pairs before calling (see :mod:`workbench.audits.calibration.metrics`); the
         function itself makes no assumption about orientation.
         """
-        p, y = _validate_prob_label(prob, label)
-        n_bins = _check_n_bins(n_bins)
-        strategy = _check_strategy(strategy)
-        table = binned_reliability(p, y, n_bins, strategy, alpha=alpha, n_boot=n_boot, seed=seed)
+        p, y = validate_prob_label(prob, label)
+        n_bins = check_n_bins(n_bins)
+        strategy = check_strategy(strategy)
+        table = binned_reliability(p, y, n_bins, strategy, ci=ci, n_boot=n_boot, seed=seed)
         ece = expected_calibration_error(p, y, n_bins, strategy)
         disp = cls(table, ece=ece, n_bins=n_bins, strategy=strategy, title=title, name=name)
         return disp.plot(ax=ax)
@@ -123,8 +116,7 @@ class ReliabilityDisplay:
         self, ax=None, *, title: str | None = None, histogram: bool = True, shade: bool = True, name: str | None = None
     ) -> ReliabilityDisplay:
         """Draw the diagram on ``ax`` (a new 5x6 inch figure if None); returns ``self``."""
-        if ax is None:
-            _, ax = plt.subplots(figsize=(5, 6))
+        ax = ensure_ax(ax, (5, 6))
         title = self.title if title is None else title
         name = name or self.name
         t = self.table
@@ -171,8 +163,6 @@ class ReliabilityDisplay:
         self.bars_ = None
         xlabel = f"predicted probability ({self.n_bins} {self.strategy} bins)"
         if histogram:
-            from mpl_toolkits.axes_grid1 import make_axes_locatable
-
             hist_ax = make_axes_locatable(ax).append_axes("bottom", size="22%", pad=0.1, sharex=ax)
             widths = (t["bin_upper"] - t["bin_lower"]).to_numpy()[nz]
             self.bars_ = hist_ax.bar(
@@ -219,83 +209,3 @@ def plot_reliability_comparison(
     for i, (disp, ax) in enumerate(zip(displays, axes[0])):
         disp.plot(ax=ax, title=None if titles is None else titles[i])
     return fig
-
-
-def temperature_slider(
-    margin: Any,
-    label: Any,
-    *,
-    n_bins: int = 10,
-    strategy: str = "uniform",
-    orientation: str = "random",
-    seed: Any = 0,
-    t_min: float = 0.05,
-    t_max: float = 20.0,
-    value: float = 1.0,
-    figsize: tuple[float, float] = (5, 6),
-):
-    """Interactive reliability diagram of ``sigmoid(margin / T)`` with a log-scale slider for ``T``.
-
-    Returns an ``ipywidgets.VBox`` ``[slider, fit button, metrics line, Output]``.
-    Moving the slider redraws the diagram in the ``Output`` widget and updates the
-    ECE / Brier / NLL line; the "fit T" button sets the slider to the NLL-optimal
-    temperature (:class:`~workbench.audits.calibration.methods.TemperatureScaling`,
-    fitted on all pairs: exploration only, fit on a held-out split for a real
-    audit). The latest display is kept as ``box.display_``.
-    ipywidgets is imported lazily (optional ``notebooks`` extra).
-    """
-    import ipywidgets as widgets
-    from IPython.display import display
-
-    m, y = validate_inputs(margin, label)
-    n_bins = _check_n_bins(n_bins)
-    strategy = _check_strategy(strategy)
-    m, y = _orient(m, y, _check_orientation(orientation), seed)
-    if not 0 < t_min < t_max:
-        raise ValueError(f"need 0 < t_min < t_max, got t_min={t_min!r}, t_max={t_max!r}")
-    if not t_min <= value <= t_max:
-        raise ValueError(f"`value` must lie in [t_min, t_max] = [{t_min}, {t_max}], got {value!r}")
-
-    slider = widgets.FloatLogSlider(
-        value=value,
-        base=10,
-        min=np.log10(t_min),
-        max=np.log10(t_max),
-        step=0.01,
-        description="T",
-        continuous_update=False,
-        readout_format=".3g",
-    )
-    fit_button = widgets.Button(description="fit T (min NLL)", tooltip="set T to the NLL-optimal temperature")
-    info = widgets.HTML()
-    out = widgets.Output()
-    box = widgets.VBox([slider, fit_button, info, out])
-
-    def redraw(change=None):
-        t = float(slider.value)
-        p = expit(m / t)
-        fig, ax = plt.subplots(figsize=figsize)
-        disp = ReliabilityDisplay.from_predictions(
-            p, y, n_bins, strategy, ax=ax, title=f"T = {t:.3g}", n_boot=200, seed=0
-        )
-        brier = float(np.mean((p - y) ** 2))
-        info.value = (
-            f"T = {t:.4g} &nbsp; ECE = {disp.ece:.4f} &nbsp; Brier = {brier:.4f} "
-            f"&nbsp; NLL = {_margin_nll(m, y, t):.4f}"
-        )
-        with out:
-            out.clear_output(wait=True)
-            display(fig)
-        plt.close(fig)
-        box.display_ = disp
-
-    def fit(_button=None):
-        from workbench.audits.calibration.methods import TemperatureScaling
-
-        ts = TemperatureScaling(bounds=(t_min, t_max)).fit(m, y)
-        slider.value = ts.temperature_
-
-    slider.observe(redraw, names="value")
-    fit_button.on_click(fit)
-    redraw()
-    return box

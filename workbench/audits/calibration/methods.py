@@ -30,17 +30,21 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.isotonic import IsotonicRegression
 from sklearn.utils.validation import check_is_fitted
 
-from workbench.audits.calibration.metrics import (
-    _accuracy_counts,
-    _as_1d_float,
-    _check_n_bins,
-    _check_orientation,
-    _check_strategy,
-    _ece,
-    _mce,
-    _orient,
-    _top_label,
-    symmetrize,
+from workbench.audits.calibration.core import (
+    accuracy_counts,
+    binned_ece,
+    binned_mce,
+    both_orders,
+    random_flips,
+    top_label_view,
+)
+from workbench.audits.calibration.display import ReliabilityDisplay, plot_reliability_comparison
+from workbench.audits.calibration.metrics import binned_reliability, symmetrize
+from workbench.audits.calibration.validation import (
+    as_1d_float,
+    check_n_bins,
+    check_orientation,
+    check_strategy,
     validate_inputs,
 )
 
@@ -62,7 +66,7 @@ class _PairwiseCalibrator(BaseEstimator):
     def predict_proba(self, margin: Any) -> np.ndarray:
         """``P(first response preferred)`` for each margin, as a 1-D array."""
         check_is_fitted(self)
-        return self._predict(_as_1d_float(margin, "margin"))
+        return self._predict(as_1d_float(margin, "margin"))
 
     def _predict(self, m: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -212,14 +216,14 @@ CALIBRATORS = {
 def _eval_metrics(p: np.ndarray, y: np.ndarray, n_bins: int, strategy: str) -> dict[str, float]:
     eps = 1e-15
     pc = np.clip(p, eps, 1 - eps)
-    conf, agree = _top_label(p, y)
+    conf, agree = top_label_view(p, y)
     # accuracy of the calibrated prediction: sign(p - 0.5) plays the role of the margin
-    acc = _accuracy_counts(p - 0.5, y)
+    acc = accuracy_counts(p - 0.5, y)
     return {
-        "ece_uniform": _ece(p, y, n_bins, "uniform"),
-        "ece_quantile": _ece(p, y, n_bins, "quantile"),
-        "mce": _mce(p, y, n_bins, strategy),
-        "top_label_ece": _ece(conf, agree, n_bins, strategy, (0.5, 1.0)),
+        "ece_uniform": binned_ece(p, y, n_bins, "uniform"),
+        "ece_quantile": binned_ece(p, y, n_bins, "quantile"),
+        "mce": binned_mce(p, y, n_bins, strategy),
+        "top_label_ece": binned_ece(conf, agree, n_bins, strategy, (0.5, 1.0)),
         "brier": float(np.mean((p - y) ** 2)),
         "nll": float(-np.mean(y * np.log(pc) + (1 - y) * np.log1p(-pc))),
         "accuracy": acc.accuracy,
@@ -259,25 +263,21 @@ class CalibrationComparison:
     def predict_proba(self, method: str, margin: Any) -> np.ndarray:
         return self.calibrators[method].predict_proba(margin)
 
-    def displays(self, *, alpha: float = 0.05):
-        """Unplotted :class:`ReliabilityDisplay` objects: the raw model first, then each method."""
-        from workbench.audits.calibration.display import ReliabilityDisplay
-        from workbench.audits.calibration.metrics import binned_reliability
-
+    def displays(self, *, ci: float = 0.95):
+        """Unplotted :class:`~workbench.audits.calibration.display.ReliabilityDisplay` objects:
+        the raw model first, then each method."""
         key = "ece_uniform" if self.strategy == "uniform" else "ece_quantile"
         out = []
         probs = {"uncalibrated": (expit(self.test_margin), self.before[key])}
         for name, cal in self.calibrators.items():
             probs[name] = (cal.predict_proba(self.test_margin), self.after[name][key])
         for name, (p, ece) in probs.items():
-            table = binned_reliability(p, self.test_label, self.n_bins, self.strategy, alpha=alpha, n_boot=200)
+            table = binned_reliability(p, self.test_label, self.n_bins, self.strategy, ci=ci, n_boot=200)
             out.append(ReliabilityDisplay(table, ece=ece, n_bins=self.n_bins, strategy=self.strategy, title=name))
         return out
 
     def plot(self, *, figsize=None):
         """Held-out reliability diagrams side by side: uncalibrated, then each method. Returns the Figure."""
-        from workbench.audits.calibration.display import plot_reliability_comparison
-
         disps = self.displays()
         titles = ["uncalibrated (held-out)"] + [self._title(n) for n in self.calibrators]
         return plot_reliability_comparison(disps, titles, figsize=figsize)
@@ -314,9 +314,9 @@ def fit_calibrators(
     top-label ECE, Brier, NLL, accuracy and tie rate of ``sign(p - 0.5)``.
     """
     m, y = validate_inputs(margin, label)
-    orientation = _check_orientation(orientation)
-    n_bins = _check_n_bins(n_bins)
-    strategy = _check_strategy(strategy)
+    orientation = check_orientation(orientation)
+    n_bins = check_n_bins(n_bins)
+    strategy = check_strategy(strategy)
     if not 0.0 < float(test_size) < 1.0:
         raise ValueError(f"`test_size` must be a fraction in (0, 1), got {test_size!r}")
     n_test = int(round(test_size * m.size))
@@ -337,15 +337,15 @@ def fit_calibrators(
         raise ValueError("`methods` is empty")
 
     if orientation == "random":
-        m, y = _orient(m, y, "random", seed)
+        m, y = random_flips(m, y, seed)
     # the split uses its own stream (entropy [seed, 1]) so it is independent of the orientation flips
     rng = np.random.default_rng([int(seed), 1]) if isinstance(seed, (int, np.integer)) else np.random.default_rng(seed)
     perm = rng.permutation(m.size)
     test_idx, fit_idx = perm[:n_test], perm[n_test:]
     mf, yf, mt, yt = m[fit_idx], y[fit_idx], m[test_idx], y[test_idx]
     if orientation == "both":
-        mf, yf = symmetrize(mf, yf)
-        mt, yt = symmetrize(mt, yt)
+        mf, yf = both_orders(mf, yf)
+        mt, yt = both_orders(mt, yt)
 
     before = _eval_metrics(expit(mt), yt, n_bins, strategy)
     after = {}

@@ -38,18 +38,25 @@ curve is reported next to the fit.
 
 from __future__ import annotations
 
-import json
 import math
 import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
+from scipy.optimize import brentq
 
+from workbench._utils.io import iter_jsonl
+from workbench._utils.plotting import ensure_ax
+from workbench._utils.stats import bootstrap_indices
+from workbench._utils.validation import check_ci, check_n_boot
+from workbench.audits.result import AuditResult
 from workbench.data.preferences import DataFormatError
+from workbench.paths import data_dir
+from workbench.reports.verdicts import Verdict
 
 __all__ = [
     "kl_bon",
@@ -143,8 +150,6 @@ class GaoFit:
 
 def _n_for_kl(kl: float, n_hi: float = 1e12) -> float:
     """Continuous ``n >= 1`` with ``kl_bon(n) = kl`` (``kl_bon`` increases in ``n``)."""
-    from scipy.optimize import brentq
-
     if not np.isfinite(kl) or kl < 0:
         return float("nan")
     if kl == 0:
@@ -199,56 +204,51 @@ def load_bon_pools(source: Any) -> pd.DataFrame:
         name, unit, records = "<records>", "row", list(enumerate(source, start=1))
     else:
         if isinstance(source, str) and source in SHIPPED_POOLS:
-            from workbench.paths import data_dir
-
             source = data_dir().joinpath(*SHIPPED_POOLS[source])
         path = Path(source)
         if not path.exists():
             raise FileNotFoundError(f"best-of-n pools file not found: {path}")
         name, unit, records = str(path), "line", []
-        with path.open(encoding="utf-8-sig") as fh:
-            for lineno, line in enumerate(fh, start=1):
-                if line.strip():
-                    try:
-                        records.append((lineno, json.loads(line)))
-                    except json.JSONDecodeError as exc:
-                        raise DataFormatError(
-                            name, lineno, None, f"invalid JSON ({exc.msg} at column {exc.colno})", unit=unit
-                        ) from None
+        for lineno, rec, error in iter_jsonl(path):
+            if error is not None:
+                raise DataFormatError(name, lineno, None, error, unit=unit)
+            records.append((lineno, rec))
+
+    def fail(row, fld, reason):
+        raise DataFormatError(name, row, fld, reason, unit=unit)
+
     rows = []
     seen: dict[str, int] = {}
     for row, rec in records:
-
-        def fail(fld, reason):
-            raise DataFormatError(name, row, fld, reason, unit=unit)
-
         if not isinstance(rec, Mapping):
-            fail(None, f"expected an object, got {type(rec).__name__}")
+            fail(row, None, f"expected an object, got {type(rec).__name__}")
         pid = rec.get("prompt_id", rec.get("id"))
         pid = f"pool-{row}" if pid is None else str(pid)
         if pid in seen:
-            fail("prompt_id", f"duplicate prompt_id {pid!r} (first used at {unit} {seen[pid]})")
+            fail(row, "prompt_id", f"duplicate prompt_id {pid!r} (first used at {unit} {seen[pid]})")
         seen[pid] = row
         prompt = rec.get("prompt")
         if not isinstance(prompt, str):
-            fail("prompt", f"expected a string, got {type(prompt).__name__ if 'prompt' in rec else 'no such field'}")
+            fail(
+                row, "prompt", f"expected a string, got {type(prompt).__name__ if 'prompt' in rec else 'no such field'}"
+            )
         cands = rec.get("candidates")
         if not isinstance(cands, list) or not cands:
-            fail("candidates", "expected a non-empty list of candidates")
+            fail(row, "candidates", "expected a non-empty list of candidates")
         extra = {k: v for k, v in rec.items() if k not in ("prompt_id", "id", "prompt", "candidates")}
         for j, c in enumerate(cands):
             if isinstance(c, str):
                 c = {"response": c}
             if not isinstance(c, Mapping):
-                fail(f"candidates[{j}]", f"expected an object or a string, got {type(c).__name__}")
+                fail(row, f"candidates[{j}]", f"expected an object or a string, got {type(c).__name__}")
             resp = c.get("response")
             if not isinstance(resp, str) or not resp.strip():
-                fail(f"candidates[{j}].response", "expected a non-empty string")
+                fail(row, f"candidates[{j}].response", "expected a non-empty string")
             gold = c.get("gold")
             if gold is None:
                 gold = float("nan")
             elif isinstance(gold, bool) or not isinstance(gold, numbers.Real) or not math.isfinite(gold):
-                fail(f"candidates[{j}].gold", f"expected a finite number, got {gold!r}"[:80])
+                fail(row, f"candidates[{j}].gold", f"expected a finite number, got {gold!r}"[:80])
             rows.append(
                 {
                     "prompt_id": pid,
@@ -269,12 +269,14 @@ def load_bon_pools(source: Any) -> pd.DataFrame:
 
 
 @dataclass
-class BestOfNResult:
+class BestOfNResult(AuditResult):
     """Best-of-n curve with the Gao et al. fit (see the module docstring).
 
     ``curve`` columns: ``n, kl, d, gold_mean, gold_ci_low, gold_ci_high, gold_gain,
     gold_fit, proxy_mean, proxy_ci_low, proxy_ci_high, proxy_gain``.
     """
+
+    section: ClassVar[str] = "drift"
 
     curve: pd.DataFrame
     fit: GaoFit
@@ -292,7 +294,7 @@ class BestOfNResult:
         return self.curve.copy()
 
     def summary(self) -> dict:
-        """Headline numbers: gold at n=1, the empirical best n and its gold, the fitted peak."""
+        """Headline numbers: gold at n=1, the empirical best n (with its bootstrap range) and its gold, the fitted peak."""
         c = self.curve
         best = c.loc[c["n"] == self.best_n].iloc[0]
         out = {
@@ -300,7 +302,8 @@ class BestOfNResult:
             "n_max": int(c["n"].max()),
             "gold_n1": float(c["gold_mean"].iloc[0]),
             "best_n": self.best_n,
-            "best_n_ci": self.best_n_ci,
+            "best_n_ci_low": self.best_n_ci[0],
+            "best_n_ci_high": self.best_n_ci[1],
             "gold_at_best_n": float(best["gold_mean"]),
             "gold_at_n_max": float(c["gold_mean"].iloc[-1]),
             "gold_oracle": self.gold_oracle,
@@ -313,7 +316,22 @@ class BestOfNResult:
         }
         return out
 
-    def verdicts(self) -> pd.DataFrame:
+    def describe(self) -> str:
+        """The headline numbers as one Markdown paragraph (the notebook's summary line)."""
+        s = self.summary()
+        peak = (
+            f"fitted peak at KL* = {s['fit_kl_star']:.2f} nats (n* = {s['fit_n_star']:.1f}), gold {s['fit_gold_peak']:.3f}"
+            if self.fit.has_peak
+            else "no fitted peak (b <= 0)"
+        )
+        return (
+            f"**{s['n_pools']} prompts, n = 1..{s['n_max']}**: gold at n=1 {s['gold_n1']:.3f}; empirical best n = "
+            f"**{s['best_n']}** (bootstrap 95% range {s['best_n_ci_low']:.0f}-{s['best_n_ci_high']:.0f}) with gold "
+            f"{s['gold_at_best_n']:.3f}; gold at n={s['n_max']}: {s['gold_at_n_max']:.3f}; best possible (gold oracle) "
+            f"{s['gold_oracle']:.3f}. Fit R = d(a - b d): a = {s['fit_a']:.3f}, b = {s['fit_b']:.3f}, R² = {s['fit_r2']:.3f}; {peak}."
+        )
+
+    def verdicts(self) -> list[Verdict]:
         """One graded check for the report; ``value`` is the gold lost by optimising past the best n.
 
         ``pass`` when the gold of the pick is highest at ``n_max`` (no over-optimisation
@@ -325,24 +343,20 @@ class BestOfNResult:
         gbest = float(c.loc[c["n"] == self.best_n, "gold_mean"].iloc[0])
         n_max = int(c["n"].iloc[-1])
         verdict = "pass" if self.best_n == n_max else ("fail" if glast < g1 else "warn")
-        return pd.DataFrame(
-            [
-                {
-                    "check": "best-of-n over-optimisation",
-                    "value": gbest - glast,
-                    "threshold": "gold peaks before n_max: warn; gold at n_max below n=1: fail",
-                    "verdict": verdict,
-                    "detail": f"gold n=1 {g1:.3g}, best n={self.best_n} {gbest:.3g}, n={n_max} {glast:.3g}; fitted KL*={self.fit.kl_star:.3g}",
-                }
-            ]
-        )
+        return [
+            Verdict(
+                section=self.section,
+                check="best-of-n over-optimisation",
+                value=gbest - glast,
+                threshold="gold peaks before n_max: warn; gold at n_max below n=1: fail",
+                verdict=verdict,
+                detail=f"gold n=1 {g1:.3g}, best n={self.best_n} {gbest:.3g}, n={n_max} {glast:.3g}; fitted KL*={self.fit.kl_star:.3g}",
+            )
+        ]
 
     def plot(self, ax=None):
         """Gold (left axis, with CI band and the Gao fit) and proxy (right axis) of the pick vs KL_bon."""
-        import matplotlib.pyplot as plt
-
-        if ax is None:
-            _, ax = plt.subplots(figsize=(7, 4))
+        ax = ensure_ax(ax, (7, 4))
         c = self.curve
         ax.fill_between(c["kl"], c["gold_ci_low"], c["gold_ci_high"], color="tab:green", alpha=0.15)
         ax.plot(c["kl"], c["gold_mean"], "o", color="tab:green", label="gold of the pick")
@@ -382,7 +396,7 @@ class BestOfNResult:
         h2, l2 = ax2.get_legend_handles_labels()
         ax.legend(h1 + h2, l1 + l2, fontsize="small", loc="best")
         ax.set_title(f"Best-of-n Goodhart curve ({self.n_pools} prompts)", pad=12)
-        return ax
+        return ax.figure
 
 
 def _column_or_array(pools: pd.DataFrame, value: Any, name: str) -> np.ndarray:
@@ -433,10 +447,7 @@ def best_of_n_curve(
         raise ValueError(f"pools have no {pool_column!r} column (pass pool_column=...)")
     proxy = _column_or_array(pools, proxy_scores, "proxy_scores")
     gold = _column_or_array(pools, gold_scores, "gold_scores")
-    if isinstance(n_boot, bool) or not isinstance(n_boot, numbers.Integral) or n_boot < 0:
-        raise ValueError(f"n_boot must be a non-negative integer, got {n_boot!r}")
-    if not 0 < ci < 1:
-        raise ValueError(f"ci must be in (0, 1), got {ci!r}")
+    n_boot, ci = check_n_boot(n_boot), check_ci(ci)
     codes, uniques = pd.factorize(pools[pool_column])
     groups = [np.flatnonzero(codes == k) for k in range(len(uniques))]
     sizes = np.array([g.size for g in groups])
@@ -469,8 +480,7 @@ def best_of_n_curve(
     best_ci = (float("nan"), float("nan"))
     boot_rows = []
     if n_boot:
-        rng = np.random.default_rng(seed)
-        idx = rng.integers(0, len(groups), size=(n_boot, len(groups)))
+        idx = np.concatenate(list(bootstrap_indices(len(groups), n_boot, seed)))
         bg = G[idx].mean(1)
         bp = P[idx].mean(1)
         g_lo, g_hi = np.percentile(bg, [lo_q, hi_q], axis=0)

@@ -1,1 +1,62 @@
-"""workbench/audits/ensemble."""
+"""Reward-model ensembles: aggregated rewards, uncertainty, and whether disagreement predicts mistakes.
+
+The public API in one place. The pieces live in
+
+* :mod:`workbench.audits.ensemble.members`: parse and load the members (any spec
+  :func:`workbench.models.load_reward_model` accepts), score texts with each, and
+  train bootstrap members;
+* :mod:`workbench.audits.ensemble.aggregation`: z-scoring and the aggregators (mean,
+  std, worst case, ``mean - lam * std``), and the disagreement AUROC;
+* :mod:`workbench.audits.ensemble.audit`: the evaluation on preference pairs
+  (:func:`ensemble_pairs`), its result (:class:`EnsembleResult`) and the one-call
+  entry point :func:`ensemble_audit`.
+
+Typical use::
+
+    from workbench.audits.ensemble import ensemble_audit
+    result = ensemble_audit("golden", "demo-clean,demo-biased", model="demo-biased")
+    result.to_frame(); result.summary(); result.verdicts(); result.plot()
+    result.top_disagreements(10)
+"""
+
+from __future__ import annotations
+
+from workbench.audits.ensemble.aggregation import (
+    AGGREGATORS,
+    EnsembleScores,
+    check_lam,
+    disagreement_auroc,
+    ensemble_scores,
+    score_frame,
+    zscore_matrix,
+)
+from workbench.audits.ensemble.audit import EnsembleResult, bootstrap_interval, ensemble_audit, ensemble_pairs
+from workbench.audits.ensemble.members import (
+    as_pair_frame,
+    load_members,
+    parse_members,
+    score_matrix,
+    train_bootstrap_members,
+)
+
+__all__ = [
+    # entry point and result
+    "ensemble_audit",
+    "ensemble_pairs",
+    "EnsembleResult",
+    # aggregation
+    "AGGREGATORS",
+    "EnsembleScores",
+    "ensemble_scores",
+    "zscore_matrix",
+    "disagreement_auroc",
+    "score_frame",
+    "check_lam",
+    "bootstrap_interval",
+    # members
+    "parse_members",
+    "load_members",
+    "score_matrix",
+    "as_pair_frame",
+    "train_bootstrap_members",
+]

@@ -62,24 +62,27 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import seaborn as sns
+from matplotlib.colors import ListedColormap
 
+from workbench._utils.plotting import ensure_ax
+from workbench._utils.validation import check_n_boot, check_thresholds
 from workbench.audits.features.perturbations import (
-    PERTURBATIONS,
     PLACEBO_CONTROLS,
     PerturbationResult,
     perturbation_effects,
+    with_placebos,
 )
 from workbench.audits.features.probes import (
     FeatureCorrelationResult,
     LengthBaselineResult,
     PairPreferenceResult,
     RegressionResult,
-    _check_n_boot,
-    _check_thresholds,
     feature_correlations,
     flag_summary,
     length_baseline,
@@ -95,7 +98,11 @@ from workbench.audits.features.text_features import (
     hedge_count,
 )
 from workbench.audits.features.triggers import TriggerResult, mine_triggers
+from workbench.audits.result import AuditResult
+from workbench.models.adapters import RewardModel
+from workbench.models.scoring import score_texts
 from workbench.reports.render import escape_text
+from workbench.reports.verdicts import Verdict
 
 __all__ = [
     "FEATURE_FAMILIES",
@@ -103,6 +110,7 @@ __all__ = [
     "LENGTH_CHECKS",
     "DEFAULT_REGRESSION_FEATURES",
     "FLAG_CHECKS",
+    "SECTION",
     "FeatureAudit",
     "feature_audit",
     "feature_family",
@@ -176,7 +184,12 @@ FLAG_CHECKS = (
     "trigger",
 )
 
+#: The report section notebook 02 publishes the feature audit under.
+SECTION = "feature_probes"
+
 _VERDICT_RANK = {"n/a": -1, "pass": 0, "warn": 1, "fail": 2}
+_VERDICT_LABELS = {rank: verdict for verdict, rank in _VERDICT_RANK.items()}
+_VERDICT_CMAP = ListedColormap(["#bbbbbb", "#2ca02c", "#ff7f0e", "#d62728"])  # n/a, pass, warn, fail
 _FEATURE_TO_FAMILY = {f: fam for fam, feats in FEATURE_FAMILIES.items() for f in feats}
 
 
@@ -212,11 +225,24 @@ def _group_key(frame: pd.DataFrame) -> pd.Series:
     return prompts + "\x00" + hist
 
 
-@dataclass
-class FeatureAudit:
-    """Everything :func:`feature_audit` computed; the verdict table is ``summary``."""
+def _json_safe(value: Any) -> Any:
+    """Plain Python value for a summary: NaN/inf as None, numpy scalars as int/float/bool."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if np.isfinite(value) else None
+    return value
 
-    summary: pd.DataFrame
+
+@dataclass
+class FeatureAudit(AuditResult):
+    """Everything :func:`feature_audit` computed; the verdict table is ``table`` (see :meth:`to_frame`)."""
+
+    section: ClassVar[str] = SECTION
+
+    table: pd.DataFrame
     responses: pd.DataFrame
     correlations: FeatureCorrelationResult
     pair_rates: PairPreferenceResult
@@ -230,24 +256,40 @@ class FeatureAudit:
     # ------------------------------------------------------------------ tables
     def to_frame(self) -> pd.DataFrame:
         """The full verdict table: ``family, check, feature, value, ci_low, ci_high, n, threshold, verdict, note``."""
-        return self.summary.copy()
+        return self.table.copy()
 
-    def verdicts(self, include_na: bool = False) -> pd.DataFrame:
-        """The judged checks for a report: ``check, feature, value, threshold, verdict, detail``.
+    def verdict_table(self, include_na: bool = False) -> pd.DataFrame:
+        """The judged checks as a table: ``check, feature, value, threshold, verdict, detail``.
 
-        The layout :func:`workbench.reports.verdicts.publish` takes (``detail`` is the
-        note). Only the checks in :data:`FLAG_CHECKS` (``collinearity`` describes
-        the regression, not the RM) and, unless ``include_na``, no ``n/a`` rows
-        (features that never vary in the data). Order of :attr:`summary`.
+        ``detail`` is the note. Only the checks in :data:`FLAG_CHECKS` (``collinearity``
+        describes the regression, not the RM) and, unless ``include_na``, no ``n/a`` rows
+        (features that never vary in the data). Order of :meth:`to_frame`.
         """
-        t = self.summary[self.summary["check"].isin(FLAG_CHECKS)]
+        t = self.table[self.table["check"].isin(FLAG_CHECKS)]
         if not include_na:
             t = t[t["verdict"] != "n/a"]
         out = t[["check", "feature", "value", "threshold", "verdict", "note"]].rename(columns={"note": "detail"})
         return out.reset_index(drop=True)
 
-    def metrics(self) -> dict:
-        """Headline numbers for a report (plain floats; NaN where a check did not run)."""
+    def verdicts(self) -> list[Verdict]:
+        """The judged checks of :meth:`verdict_table` (no ``n/a`` rows) for the report, one per check and feature.
+
+        A check is named ``"check [feature]"`` (e.g. ``"pair_preference [agreement]"``).
+        """
+        return [
+            Verdict(
+                section=self.section,
+                check=f"{r['check']} [{r['feature']}]" if r["feature"] not in (None, "") else str(r["check"]),
+                value=_json_safe(r["value"]),
+                threshold=str(r["threshold"]),
+                verdict=str(r["verdict"]),
+                detail=str(r["detail"] or ""),
+            )
+            for r in self.verdict_table().to_dict("records")
+        ]
+
+    def summary(self) -> dict:
+        """Headline numbers for a report (flat, JSON-safe; None where a check did not run)."""
 
         def pick(frame, key_col, key, col):
             if frame is None:
@@ -277,12 +319,12 @@ class FeatureAudit:
             "perturb_filler_sd": pick(pert, "perturbation", "pad_with_filler", "mean_delta_std"),
             "flagged_families": ", ".join(self.flags().query("flagged")["family"]),
         }
-        return out
+        return {k: _json_safe(v) for k, v in out.items()}
 
     def flags(self, checks: Sequence[str] = FLAG_CHECKS) -> pd.DataFrame:
         """One row per family: the worst verdict over ``checks`` and the rows that warn or fail."""
         rows = []
-        t = self.summary[self.summary["check"].isin(checks)]
+        t = self.table[self.table["check"].isin(checks)]
         for fam in list(FEATURE_FAMILIES) + ["other"]:
             sub = t[t["family"] == fam]
             if sub.empty:
@@ -312,7 +354,7 @@ class FeatureAudit:
             raise ValueError(f"feature_family must be one of {sorted(families)}, got {feature_family!r}")
         if level not in ("warn", "fail"):
             raise ValueError(f"level must be 'warn' or 'fail', got {level!r}")
-        t = self.summary[(self.summary["family"] == feature_family) & self.summary["check"].isin(checks)]
+        t = self.table[(self.table["family"] == feature_family) & self.table["check"].isin(checks)]
         return bool((t["verdict"].map(_VERDICT_RANK) >= _VERDICT_RANK[level]).any())
 
     def top_examples(self, feature: str, n: int = 5, order: str = "highest") -> pd.DataFrame:
@@ -335,10 +377,48 @@ class FeatureAudit:
         return [c for c in self.responses.columns if c in FEATURE_DESCRIPTIONS]
 
     # ------------------------------------------------------------------ plots
-    def plot(self, fig=None):
-        """Overview figure: correlations, pair-level rates, length baseline and perturbations (2 x 2)."""
-        import matplotlib.pyplot as plt
+    def plot(self, ax=None):
+        """Heat map of the worst verdict per feature family (rows) and check (columns); returns the Figure."""
+        t = self.table[self.table["check"].isin(FLAG_CHECKS)]
+        fams = [f for f in list(FEATURE_FAMILIES) + ["other"] if f in set(t["family"])]
+        checks = [c for c in FLAG_CHECKS if c in set(t["check"])]
+        grid = np.full((len(fams), len(checks)), np.nan)
+        for i, f in enumerate(fams):
+            for j, c in enumerate(checks):
+                v = t[(t["family"] == f) & (t["check"] == c)]["verdict"]
+                if len(v):
+                    grid[i, j] = max(_VERDICT_RANK.get(x, -1) for x in v)
+        ax = ensure_ax(ax, (1.1 * len(checks) + 2.5, 0.45 * len(fams) + 1.5))
+        ax.set_title("Worst verdict per feature family and check")
+        if grid.size == 0:
+            ax.axis("off")
+            ax.text(0.5, 0.5, "no judged checks", ha="center", va="center")
+            return ax.figure
+        annot = np.array([[_VERDICT_LABELS.get(v, "") for v in row] for row in grid], dtype=object)
+        sns.heatmap(
+            pd.DataFrame(grid, index=fams, columns=checks),
+            mask=np.isnan(grid),
+            cmap=_VERDICT_CMAP,
+            vmin=-1.5,
+            vmax=2.5,
+            annot=annot,
+            fmt="",
+            annot_kws={"fontsize": "small", "color": "black"},
+            cbar=False,
+            linewidths=0.5,
+            linecolor="white",
+            ax=ax,
+        )
+        ax.set_xticks(np.arange(len(checks)) + 0.5)
+        ax.set_xticklabels(checks, rotation=35, ha="right", fontsize="small")
+        ax.set_yticks(np.arange(len(fams)) + 0.5)
+        ax.set_yticklabels(fams, rotation=0)
+        ax.set_xlabel("")
+        ax.set_ylabel("")
+        return ax.figure
 
+    def plot_overview(self, fig=None):
+        """Overview figure: correlations, pair-level rates, length baseline and perturbations (2 x 2)."""
         if fig is None:
             fig = plt.figure(figsize=(14, 10))
         axes = fig.subplots(2, 2)
@@ -355,36 +435,6 @@ class FeatureAudit:
             axes[1, 1].text(0.5, 0.5, "no perturbations (no score_fn)", ha="center", va="center")
         fig.tight_layout()
         return fig
-
-    def plot_verdicts(self, ax=None):
-        """Heat-map style grid: families x checks, coloured by the worst verdict."""
-        import matplotlib.pyplot as plt
-        from matplotlib.colors import ListedColormap
-
-        t = self.summary[self.summary["check"].isin(FLAG_CHECKS)]
-        fams = [f for f in list(FEATURE_FAMILIES) + ["other"] if f in set(t["family"])]
-        checks = [c for c in FLAG_CHECKS if c in set(t["check"])]
-        grid = np.full((len(fams), len(checks)), np.nan)
-        for i, f in enumerate(fams):
-            for j, c in enumerate(checks):
-                v = t[(t["family"] == f) & (t["check"] == c)]["verdict"]
-                if len(v):
-                    grid[i, j] = max(_VERDICT_RANK.get(x, -1) for x in v)
-        if ax is None:
-            _, ax = plt.subplots(figsize=(1.1 * len(checks) + 2.5, 0.45 * len(fams) + 1.5))
-        cmap = ListedColormap(["#bbbbbb", "#2ca02c", "#ff7f0e", "#d62728"])
-        ax.imshow(np.where(np.isnan(grid), np.nan, grid + 1), cmap=cmap, vmin=-0.5, vmax=3.5, aspect="auto")
-        labels = {-1: "n/a", 0: "pass", 1: "warn", 2: "fail"}
-        for i in range(len(fams)):
-            for j in range(len(checks)):
-                if np.isfinite(grid[i, j]):
-                    ax.text(j, i, labels[int(grid[i, j])], ha="center", va="center", fontsize="small")
-        ax.set_xticks(range(len(checks)))
-        ax.set_xticklabels(checks, rotation=35, ha="right", fontsize="small")
-        ax.set_yticks(range(len(fams)))
-        ax.set_yticklabels(fams)
-        ax.set_title("Worst verdict per feature family and check")
-        return ax
 
 
 def _pair_frame(data: Any) -> pd.DataFrame:
@@ -440,11 +490,7 @@ def _pair_rewards(pair_scores: Any, frame: pd.DataFrame) -> tuple[np.ndarray, np
 def _as_score_fn(score_fn: Any) -> Callable | None:
     if score_fn is None:
         return None
-    from workbench.models.adapters import RewardModel
-
     if isinstance(score_fn, RewardModel):
-        from workbench.models.scoring import score_texts
-
         rm = score_fn
         return lambda prompts, responses: score_texts(rm, list(prompts), list(responses), progress=False).scores
     if not callable(score_fn):
@@ -453,18 +499,6 @@ def _as_score_fn(score_fn: Any) -> Callable | None:
             f"got {type(score_fn).__name__}"
         )
     return score_fn
-
-
-def _with_placebos(perturbations: Any) -> dict[str, Callable]:
-    """Resolve perturbation names/callables to ``{name: fn}`` and add the placebos they need."""
-    from workbench.audits.features.perturbations import _resolve
-
-    funcs = _resolve(perturbations)
-    for name in list(funcs):
-        ctrl = PLACEBO_CONTROLS.get(name)
-        if ctrl is not None and ctrl not in funcs and funcs[name] is PERTURBATIONS.get(name):
-            funcs[ctrl] = PERTURBATIONS[ctrl]
-    return funcs
 
 
 def _check_count(value: Any, name: str) -> int:
@@ -559,8 +593,8 @@ def feature_audit(
     """
     frame = _pair_frame(data)
     rc, rr = _pair_rewards(pair_scores, frame)
-    warn, fail = _check_thresholds(warn, fail)
-    n_boot = _check_n_boot(n_boot)
+    warn, fail = check_thresholds(warn, fail)
+    n_boot = check_n_boot(n_boot)
     perturb_sample = _check_count(perturb_sample, "perturb_sample")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
@@ -624,7 +658,7 @@ def feature_audit(
         rng = np.random.default_rng(seed)
         k = min(perturb_sample, 2 * n)
         idx = np.sort(rng.choice(2 * n, size=k, replace=False))
-        funcs = _with_placebos(perturbations)
+        funcs = with_placebos(perturbations)
         ctrl = {p: c for p, c in PLACEBO_CONTROLS.items() if p in funcs} if placebo_controls else None
         pert = perturbation_effects(
             [responses["prompt"].iloc[i] for i in idx],
@@ -655,13 +689,13 @@ def feature_audit(
 
     kwargs = {"coef_warn": warn, "coef_fail": fail}
     kwargs.update(dict(thresholds or {}))
-    summary = flag_summary(corr, pairs, lb, reg, pert, trig if judge_triggers else None, **kwargs)
+    table = flag_summary(corr, pairs, lb, reg, pert, trig if judge_triggers else None, **kwargs)
     if trig is not None and not judge_triggers:
         notes.append(
             "trigger n-grams are exploratory (judge_triggers=False): see .triggers; confirm a suspected "
             "trigger with a perturbation"
         )
-    summary.insert(0, "family", [feature_family(c, f) for c, f in zip(summary["check"], summary["feature"])])
+    table.insert(0, "family", [feature_family(c, f) for c, f in zip(table["check"], table["feature"])])
     if center_by_prompt:
         notes.append(
             f"rewards centred within {n_groups} prompts (Bradley-Terry rewards are defined up to a per-prompt constant)"
@@ -684,7 +718,7 @@ def feature_audit(
         "sample_index": idx.tolist() if pert is not None else [],
         "judge_triggers": bool(judge_triggers),
     }
-    return FeatureAudit(summary, responses, corr, pairs, lb, reg, pert, trig, params, notes)
+    return FeatureAudit(table, responses, corr, pairs, lb, reg, pert, trig, params, notes)
 
 
 # --------------------------------------------------------------------------- HTML and widgets

@@ -50,16 +50,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import seaborn as sns
 from scipy import stats
 
-from workbench.audits.features.probes import (
-    _as_float_array,
-    _boot_masked_means,
-    _check_ci,
-    _check_n_boot,
-    _ensure_ax,
-    percentile_ci,
-)
+from workbench._utils.plotting import ensure_ax
+from workbench._utils.stats import boot_masked_means, percentile_ci
+from workbench._utils.validation import as_float_array, check_ci, check_n_boot
 
 __all__ = [
     "FLATTERING_OPENERS",
@@ -79,6 +75,8 @@ __all__ = [
     "add_neutral_opener",
     "append_filler_sentence",
     "perturbation_effects",
+    "resolve_perturbations",
+    "with_placebos",
 ]
 
 #: Openers that flatter the question or signal eagerness (all counted by the
@@ -282,30 +280,56 @@ class PerturbationResult:
         return self.table.copy()
 
     def plot(self, ax=None, *, title: str | None = None, max_points: int = 400):
-        """Box plot of deltas per perturbation with the (jittered) points on top; 0 = no effect."""
-        ax = _ensure_ax(ax, (7, 0.55 * max(len(self.table), 3) + 1.2))
+        """Box plot of deltas per perturbation with (at most ``max_points``) jittered points on top; 0 = no effect."""
+        ax = ensure_ax(ax, (7, 0.55 * max(len(self.table), 3) + 1.2))
         d = self.deltas[self.deltas["changed"]]
-        names = list(self.table.sort_values("mean_delta")["perturbation"])
-        data = [d.loc[d["perturbation"] == p, "delta"].to_numpy() for p in names]
-        y = np.arange(len(names))
-        ax.boxplot([v if len(v) else [np.nan] for v in data], positions=y, vert=False, widths=0.5, showfliers=False)
+        names = list(self.table.sort_values("mean_delta", ascending=False)["perturbation"])  # largest on top
         rng = np.random.default_rng(0)
-        for i, v in enumerate(data):
+        points = []
+        for p in names:
+            v = d.loc[d["perturbation"] == p, "delta"].to_numpy()
             if len(v) > max_points:
                 v = rng.choice(v, max_points, replace=False)
-            ax.scatter(v, i + rng.uniform(-0.15, 0.15, len(v)), s=8, alpha=0.4, color="tab:blue", zorder=3)
+            points.append(pd.DataFrame({"perturbation": p, "delta": v}))
+        points = pd.concat(points, ignore_index=True) if points else pd.DataFrame(columns=["perturbation", "delta"])
+        box = d[["perturbation", "delta"]]
+        sns.boxplot(
+            data=box,
+            x="delta",
+            y="perturbation",
+            order=names,
+            orient="h",
+            width=0.5,
+            showfliers=False,
+            fill=False,
+            color="0.3",
+            ax=ax,
+        )
+        sns.stripplot(
+            data=points,
+            x="delta",
+            y="perturbation",
+            order=names,
+            orient="h",
+            jitter=0.15,
+            size=3,
+            alpha=0.4,
+            color="tab:blue",
+            ax=ax,
+            zorder=3,
+        )
         means = self.table.set_index("perturbation").loc[names, "mean_delta"].to_numpy()
-        ax.scatter(means, y, marker="D", color="tab:red", zorder=4, label="mean")
+        ax.scatter(means, np.arange(len(names)), marker="D", color="tab:red", zorder=4, label="mean")
         ax.axvline(0, color="k", lw=0.8)
-        ax.set_yticks(y)
-        ax.set_yticklabels(names)
+        ax.set_ylabel("")
         ax.set_xlabel("reward(perturbed) - reward(original)")
         ax.set_title(title or "Reward change under content-preserving perturbations")
         ax.legend(loc="best", fontsize="small")
         return ax
 
 
-def _resolve(perturbations: Any) -> dict[str, Callable[..., str]]:
+def resolve_perturbations(perturbations: Any) -> dict[str, Callable[..., str]]:
+    """``{name: fn}`` from perturbation names, callables or a mapping (None: all of :data:`PERTURBATIONS`)."""
     if perturbations is None:
         return dict(PERTURBATIONS)
     if isinstance(perturbations, str):
@@ -331,6 +355,16 @@ def _resolve(perturbations: Any) -> dict[str, Callable[..., str]]:
     return items
 
 
+def with_placebos(perturbations: Any) -> dict[str, Callable[..., str]]:
+    """:func:`resolve_perturbations`, plus the :data:`PLACEBO_CONTROLS` placebo of every built-in perturbation in it."""
+    funcs = resolve_perturbations(perturbations)
+    for name in list(funcs):
+        ctrl = PLACEBO_CONTROLS.get(name)
+        if ctrl is not None and ctrl not in funcs and funcs[name] is PERTURBATIONS.get(name):
+            funcs[ctrl] = PERTURBATIONS[ctrl]
+    return funcs
+
+
 def _texts(x: Any, name: str) -> list[str]:
     if isinstance(x, str):
         raise TypeError(f"{name} must be a sequence of strings, not a single string")
@@ -343,7 +377,7 @@ def _texts(x: Any, name: str) -> list[str]:
 
 def _score(score_fn: Callable, prompts: list[str], responses: list[str], what: str) -> np.ndarray:
     out = score_fn(prompts, responses)
-    arr = _as_float_array(np.asarray(out, dtype=float).reshape(-1), f"score_fn output ({what})", len(responses))
+    arr = as_float_array(np.asarray(out, dtype=float).reshape(-1), f"score_fn output ({what})", len(responses))
     return arr
 
 
@@ -416,7 +450,7 @@ def perturbation_effects(
         raise ValueError("no responses to perturb")
     if not callable(score_fn):
         raise TypeError("score_fn must be callable: score_fn(prompts, responses) -> rewards")
-    funcs = _resolve(perturbations)
+    funcs = resolve_perturbations(perturbations)
     controls = dict(controls or {})
     for name, ctrl in controls.items():
         if name not in funcs or ctrl not in funcs:
@@ -424,7 +458,7 @@ def perturbation_effects(
             raise ValueError(f"controls: {missing} not among the perturbations run ({list(funcs)})")
         if name == ctrl:
             raise ValueError(f"controls: {name!r} cannot be its own control")
-    n_boot, ci, seed = _check_n_boot(n_boot), _check_ci(ci), _seed_int(seed)
+    n_boot, ci, seed = check_n_boot(n_boot), check_ci(ci), _seed_int(seed)
     if reward_scale is not None:
         try:
             reward_scale = float(reward_scale)
@@ -436,7 +470,7 @@ def perturbation_effects(
     if original_rewards is None:
         r0 = _score(score_fn, prompts, responses, "originals")
     else:
-        r0 = _as_float_array(original_rewards, "original_rewards", n)
+        r0 = as_float_array(original_rewards, "original_rewards", n)
 
     names = list(funcs)
     perturbed = np.empty((len(names), n), dtype=object)
@@ -467,7 +501,7 @@ def perturbation_effects(
         else np.empty((0, n), dtype=bool)
     )
     if n_boot:
-        allb = _boot_masked_means(np.vstack([delta, contrast]), np.vstack([changed, both_changed]), n_boot, seed)
+        allb = boot_masked_means(np.vstack([delta, contrast]), np.vstack([changed, both_changed]), n_boot, seed)
         boots, cboots = allb[:, : len(names)], allb[:, len(names) :]
     else:
         boots, cboots = np.empty((0, len(names))), np.empty((0, len(ctrl_names)))

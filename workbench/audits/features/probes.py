@@ -59,16 +59,18 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import sparse, stats
 
-from workbench._utils.plotting import ensure_ax as _ensure_ax
-from workbench._utils.stats import BOOT_CHUNK_ELEMS as _BOOT_CHUNK_ELEMS
-from workbench._utils.stats import boot_masked_means as _boot_masked_means
-from workbench._utils.stats import bootstrap_indices, bootstrap_mean_ci, group_codes, percentile_ci
-from workbench._utils.validation import as_float_array as _as_float_array
-from workbench._utils.validation import check_ci as _check_ci
-from workbench._utils.validation import check_n_boot as _check_n_boot
-from workbench._utils.validation import check_thresholds as _check_thresholds
+from workbench._utils.plotting import ensure_ax
+from workbench._utils.stats import (
+    BOOT_CHUNK_ELEMS,
+    boot_masked_means,
+    bootstrap_weights,
+    group_codes,
+    percentile_ci,
+)
+from workbench._utils.validation import as_float_array, check_ci, check_n_boot, check_thresholds
+from workbench.audits.features.text_features import extract_features, token_counts, words
 
 __all__ = [
     "VERDICTS",
@@ -81,10 +83,6 @@ __all__ = [
     "length_baseline",
     "reward_regression",
     "flag_summary",
-    "bootstrap_indices",
-    "percentile_ci",
-    "bootstrap_mean_ci",
-    "group_codes",
     "center_within_groups",
     "pooled_within_sd",
 ]
@@ -132,7 +130,7 @@ def _check_pairs_df(df: Any, need_text: bool) -> tuple[int, np.ndarray]:
     if n == 0:
         raise ValueError("df has no rows")
     if "label" in df.columns:
-        label = _as_float_array(df["label"].to_numpy(), "df['label']", n)
+        label = as_float_array(df["label"].to_numpy(), "df['label']", n)
         if np.any((label < 0) | (label > 1)):
             raise ValueError("df['label'] must be the probability that 'chosen' is preferred, in [0, 1]")
     else:
@@ -149,11 +147,6 @@ def _verdict(value: float, warn: float, fail: float) -> str:
         return "n/a"
     a = abs(value) + _THRESHOLD_EPS
     return "fail" if a >= fail else "warn" if a >= warn else "pass"
-
-
-# ---------------------------------------------------------------------------
-# Bootstrap helpers (shared with perturbations and trigger_mining)
-# ---------------------------------------------------------------------------
 
 
 # ---------------------------------------------------------------------------
@@ -186,7 +179,7 @@ class FeatureCorrelationResult:
         """Forest plot: r with its bootstrap CI per feature, threshold lines at +-warn and +-fail."""
         prefix = "spearman" if spearman else "pearson"
         t = self.table.dropna(subset=[f"{prefix}_r"]).sort_values(f"{prefix}_r")
-        ax = _ensure_ax(ax, (6.5, 0.35 * max(len(t), 3) + 1.2))
+        ax = ensure_ax(ax, (6.5, 0.35 * max(len(t), 3) + 1.2))
         y = np.arange(len(t))
         r = t[f"{prefix}_r"].to_numpy()
         lo = t[f"{prefix}_ci_low"].to_numpy()
@@ -212,13 +205,6 @@ class FeatureCorrelationResult:
         return ax
 
 
-def _resample_counts(idx: np.ndarray, n: int) -> np.ndarray:
-    """Multiplicity of every row in each resample: (rows, n) counts from (rows, n) indices."""
-    rows = idx.shape[0]
-    flat = (idx + n * np.arange(rows)[:, None]).ravel()
-    return np.bincount(flat, minlength=rows * n).reshape(rows, n).astype(float)
-
-
 def _corr_from_moments(sxy, sxx, syy):
     den = np.sqrt(sxx * syy)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -236,8 +222,6 @@ def _boot_corr_weighted(x: np.ndarray, y: np.ndarray, weights) -> tuple[np.ndarr
     is the cumulative count of the smaller distinct values plus the midrank of
     its ties, exactly what ``rankdata`` of the resampled data gives.
     """
-    from scipy import sparse
-
     n, k = x.shape
     x = x - x.mean(axis=0)
     y = y - y.mean()
@@ -278,27 +262,15 @@ def _boot_corr_weighted(x: np.ndarray, y: np.ndarray, weights) -> tuple[np.ndarr
     return np.concatenate(pear), np.concatenate(spear)
 
 
-def _row_weights(n: int, n_boot: int, seed: Any, chunk_elems: int = _BOOT_CHUNK_ELEMS // 4):
-    """Row-bootstrap multiplicities, chunk by chunk (see :func:`bootstrap_indices`)."""
-    for idx in bootstrap_indices(n, n_boot, seed, chunk_elems=chunk_elems):
-        yield _resample_counts(idx, n)
-
-
-def _cluster_weights(codes: np.ndarray, n_boot: int, seed: Any, chunk_elems: int = _BOOT_CHUNK_ELEMS // 4):
-    """Cluster-bootstrap multiplicities: clusters ``0..G-1`` drawn with replacement, mapped to rows.
-
-    The draws are those of :func:`bootstrap_indices` over the ``G`` cluster
-    codes, so they depend only on ``seed``, ``G`` and ``n_boot``.
-    """
-    g = int(codes.max()) + 1
-    rows_per_chunk = max(1, chunk_elems // max(len(codes), 1))
-    for idx in bootstrap_indices(g, n_boot, seed, chunk_elems=rows_per_chunk * g):
-        yield _resample_counts(idx, g)[:, codes]
+def _float_weights(n: int, n_boot: int, seed: Any, clusters: np.ndarray | None, chunk_elems: int):
+    """Bootstrap multiplicities of :func:`~workbench._utils.stats.bootstrap_weights` as floats, chunk by chunk."""
+    for w in bootstrap_weights(n, n_boot, seed, clusters=clusters, chunk_elems=chunk_elems):
+        yield w.astype(float)
 
 
 def _boot_corr_many(x: np.ndarray, y: np.ndarray, n_boot: int, seed: Any, clusters: np.ndarray | None = None):
     """Bootstrap Pearson and Spearman r (two (n_boot, k) arrays), rows or whole ``clusters`` resampled."""
-    weights = _row_weights(len(y), n_boot, seed) if clusters is None else _cluster_weights(clusters, n_boot, seed)
+    weights = _float_weights(len(y), n_boot, seed, clusters, BOOT_CHUNK_ELEMS // 4)
     return _boot_corr_weighted(x, y, weights)
 
 
@@ -331,7 +303,7 @@ def pooled_within_sd(values: Any, groups: Any) -> float:
     group sizes (with pairs, the plain SD of the centred values would be too
     small by a factor ``sqrt(1/2)``). NaN if no group has two rows.
     """
-    v = _as_float_array(values, "values")
+    v = as_float_array(values, "values")
     codes = group_codes(groups, len(v))
     counts = np.bincount(codes)
     keep = counts[codes] >= 2
@@ -406,12 +378,12 @@ def feature_correlations(
     Without ``groups`` the p-values are those of :func:`scipy.stats.pearsonr`
     and :func:`scipy.stats.spearmanr` and the bootstrap resamples rows.
     """
-    r = _as_float_array(rewards, "rewards")
+    r = as_float_array(rewards, "rewards")
     if len(r) < 3:
         raise ValueError(f"need at least 3 rewards to correlate, got {len(r)}")
     feats, notes = _check_features(features, len(r))
-    n_boot, ci = _check_n_boot(n_boot), _check_ci(ci)
-    warn, fail = _check_thresholds(warn, fail)
+    n_boot, ci = check_n_boot(n_boot), check_ci(ci)
+    warn, fail = check_thresholds(warn, fail)
     codes = None if groups is None else group_codes(groups, len(r))
     rewards_constant = np.ptp(r) == 0
     if rewards_constant:
@@ -441,7 +413,7 @@ def feature_correlations(
         if _usable(col):
             masks.setdefault(prepared[col][0].tobytes(), (prepared[col][0], []))[1].append(col)
     boot = {}
-    for ok, cols_ in masks.values():
+    for _ok, cols_ in masks.values():
         xs = np.column_stack([prepared[c][1] for c in cols_])
         bp, bs = _boot_corr_many(xs, prepared[cols_[0]][2], n_boot, seed, prepared[cols_[0]][3])
         for j, col in enumerate(cols_):
@@ -559,7 +531,7 @@ class PairPreferenceResult:
     def plot(self, ax=None, *, title: str | None = None):
         """Dot plot of the RM and human rates with CIs per feature; 0.5 = no preference."""
         t = self.table.dropna(subset=["rm_rate"]).sort_values("gap")
-        ax = _ensure_ax(ax, (6.5, 0.4 * max(len(t), 3) + 1.2))
+        ax = ensure_ax(ax, (6.5, 0.4 * max(len(t), 3) + 1.2))
         y = np.arange(len(t))
         for key, label, marker, off in (("rm", "reward model", "o", 0.12), ("human", "human labels", "s", -0.12)):
             v = t[f"{key}_rate"].to_numpy()
@@ -631,13 +603,11 @@ def pairwise_preference_rates(
         raise ValueError(f"verdict_on must be 'gap' or 'balanced_gap', got {verdict_on!r}")
     need_text = features_chosen is None or features_rejected is None
     n, label = _check_pairs_df(df, need_text)
-    rc = _as_float_array(chosen_rewards, "chosen_rewards", n)
-    rr = _as_float_array(rejected_rewards, "rejected_rewards", n)
-    n_boot, ci = _check_n_boot(n_boot), _check_ci(ci)
-    warn, fail = _check_thresholds(warn, fail, "gap thresholds")
+    rc = as_float_array(chosen_rewards, "chosen_rewards", n)
+    rr = as_float_array(rejected_rewards, "rejected_rewards", n)
+    n_boot, ci = check_n_boot(n_boot), check_ci(ci)
+    warn, fail = check_thresholds(warn, fail, "gap thresholds")
     if need_text:
-        from workbench.audits.features.text_features import extract_features
-
         prompts = df["prompt"].astype(str).tolist() if "prompt" in df.columns else None
         if features_chosen is None:
             features_chosen = extract_features(df["chosen"].astype(str).tolist(), prompts, tokenizer)
@@ -669,7 +639,7 @@ def pairwise_preference_rates(
         masks[j] = m
     hi_w, lo_w = masks * hu_vals, masks * (1.0 - hu_vals)  # weights: humans prefer the higher / lower one
     if n_boot:
-        both = _boot_masked_means(
+        both = boot_masked_means(
             np.vstack([rm_vals, hu_vals, rm_vals - hu_vals, rm_vals, rm_vals]),
             np.vstack([masks, masks, masks, hi_w, lo_w]),
             n_boot,
@@ -751,7 +721,7 @@ class LengthBaselineResult:
     def plot(self, ax=None, *, title: str | None = None):
         """Bar chart of the accuracies and preference-for-longer rates with CIs; 0.5 = chance."""
         t = self.table.dropna(subset=["value"])
-        ax = _ensure_ax(ax, (7, 3.8))
+        ax = ensure_ax(ax, (7, 3.8))
         x = np.arange(len(t))
         v = t["value"].to_numpy()
         err = np.vstack([np.nan_to_num(v - t["ci_low"].to_numpy()), np.nan_to_num(t["ci_high"].to_numpy() - v)])
@@ -772,16 +742,14 @@ class LengthBaselineResult:
 
 def _lengths(texts: Sequence[str], length: Any, tokenizer: Any) -> np.ndarray:
     if callable(length):
-        return _as_float_array([length(t) for t in texts], "length(text)")
+        return as_float_array([length(t) for t in texts], "length(text)")
     if length not in _LENGTH_MEASURES:
         raise ValueError(f"length must be one of {_LENGTH_MEASURES} or a callable text -> number, got {length!r}")
     if length == "chars":
         return np.array([len(t) for t in texts], dtype=float)
-    import workbench.audits.features.text_features as tf
-
     if length == "words":
-        return np.array([len(tf.words(t)) for t in texts], dtype=float)
-    return np.array(tf._token_counts(list(texts), tokenizer), dtype=float)
+        return np.array([len(words(t)) for t in texts], dtype=float)
+    return np.array(token_counts(list(texts), tokenizer), dtype=float)
 
 
 def length_baseline(
@@ -817,9 +785,9 @@ def length_baseline(
     callable ``text -> number``.
     """
     n, label = _check_pairs_df(df, need_text=True)
-    rc = _as_float_array(chosen_rewards, "chosen_rewards", n)
-    rr = _as_float_array(rejected_rewards, "rejected_rewards", n)
-    n_boot, ci = _check_n_boot(n_boot), _check_ci(ci)
+    rc = as_float_array(chosen_rewards, "chosen_rewards", n)
+    rr = as_float_array(rejected_rewards, "rejected_rewards", n)
+    n_boot, ci = check_n_boot(n_boot), check_ci(ci)
     try:
         tolerance = float(tolerance)
     except (TypeError, ValueError):
@@ -854,7 +822,7 @@ def length_baseline(
     ]
     values = np.vstack([s[1] for s in specs]).astype(float)
     masks = np.vstack([s[2] for s in specs]).astype(float)
-    boots = _boot_masked_means(values, masks, n_boot, seed) if n_boot else np.empty((0, len(specs)))
+    boots = boot_masked_means(values, masks, n_boot, seed) if n_boot else np.empty((0, len(specs)))
     rows, notes = [], []
     for j, (name, v, m) in enumerate(specs):
         cnt = int(m.sum())
@@ -910,7 +878,7 @@ class RegressionResult:
     def plot(self, ax=None, *, title: str | None = None, bootstrap: bool = False):
         """Forest plot of standardised coefficients with CIs; high-VIF features are marked."""
         t = self.table.sort_values("coef")
-        ax = _ensure_ax(ax, (6.5, 0.35 * max(len(t), 3) + 1.2))
+        ax = ensure_ax(ax, (6.5, 0.35 * max(len(t), 3) + 1.2))
         y = np.arange(len(t))
         c = t["coef"].to_numpy()
         lo_col, hi_col = ("boot_ci_low", "boot_ci_high") if bootstrap else ("ci_low", "ci_high")
@@ -920,9 +888,7 @@ class RegressionResult:
         ax.scatter(c, y, c=colors, zorder=3)
         ax.axvline(0, color="k", lw=0.8)
         ax.set_yticks(y)
-        ax.set_yticklabels(
-            [f"{f}{' (VIF %.1f)' % v if h else ''}" for f, v, h in zip(t["feature"], t["vif"], t["high_vif"])]
-        )
+        ax.set_yticklabels([f"{f} (VIF {v:.1f})" if h else f for f, v, h in zip(t["feature"], t["vif"], t["high_vif"])])
         kind = "bootstrap" if bootstrap else f"OLS ({self.se_type})"
         ax.set_xlabel(f"reward change per 1 SD of feature  [{int(round(100 * self.ci))}% {kind} CI]")
         within = f", within {self.n_groups} groups" if self.n_groups is not None else ""
@@ -989,9 +955,9 @@ def reward_regression(
     ``1/n_g + h_within`` (both equal to the regression with explicit group
     dummies); the bootstrap resamples whole groups.
     """
-    y = _as_float_array(rewards, "rewards")
+    y = as_float_array(rewards, "rewards")
     feats, notes = _check_features(features, len(y))
-    n_boot, ci = _check_n_boot(n_boot), _check_ci(ci)
+    n_boot, ci = check_n_boot(n_boot), check_ci(ci)
     if se_type not in _SE_TYPES:
         raise ValueError(f"se_type must be one of {_SE_TYPES}, got {se_type!r}")
     codes = None if groups is None else group_codes(groups, len(y))
@@ -1081,12 +1047,8 @@ def reward_regression(
     boot = np.full((0, p + 1), np.nan)
     if n_boot:
         chunks = []
-        chunk = max(n, _BOOT_CHUNK_ELEMS // (p + 1))
-        if codes is None:
-            weights = _row_weights(n, n_boot, seed, chunk_elems=chunk)
-        else:
-            weights = _cluster_weights(sub, n_boot, seed, chunk_elems=chunk)
-        for w in weights:
+        chunk = max(n, BOOT_CHUNK_ELEMS // (p + 1))
+        for w in _float_weights(n, n_boot, seed, None if codes is None else sub, chunk):
             wxt = (w[:, :, None] * X[None, :, :]).transpose(0, 2, 1)  # (rows, p + 1, n)
             xtx, xty = wxt @ X, wxt @ y
             chunks.append(np.einsum("bij,bj->bi", np.linalg.pinv(xtx), xty))

@@ -62,6 +62,7 @@ __all__ = [
     "FEATURE_DESCRIPTIONS",
     "extract_features",
     "approx_token_count",
+    "token_counts",
     "split_sentences",
     "words",
     "count_phrases",
@@ -408,7 +409,8 @@ def _vader():
     return _VADER
 
 
-def _token_counts(texts: list[str], tokenizer: Any) -> list[int]:
+def token_counts(texts: list[str], tokenizer: Any) -> list[int]:
+    """Token count of every text: the tokenizer's ``input_ids`` lengths, or :func:`approx_token_count` without one."""
     if tokenizer is None:
         return [approx_token_count(t) for t in texts]
     if not callable(tokenizer):
@@ -466,7 +468,7 @@ def extract_features(
         if len(prompts) != len(texts):
             raise ValueError(f"prompts has {len(prompts)} items but responses has {len(texts)}")
     vader = _vader()
-    tokens = _token_counts(texts, tokenizer)
+    tokens = token_counts(texts, tokenizer)
 
     rows = []
     for i, text in enumerate(texts):

@@ -33,16 +33,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import sparse, stats
+from sklearn.feature_extraction.text import CountVectorizer
 
-from workbench.audits.features.probes import (
-    _as_float_array,
-    _check_ci,
-    _check_n_boot,
-    _ensure_ax,
-    bootstrap_indices,
-    percentile_ci,
-)
+from workbench._utils.plotting import ensure_ax
+from workbench._utils.stats import bootstrap_indices, group_codes, percentile_ci
+from workbench._utils.validation import as_float_array, check_ci, check_n_boot
 
 __all__ = ["TriggerResult", "mine_triggers", "benjamini_hochberg", "TOKEN_PATTERN"]
 
@@ -95,7 +91,7 @@ class TriggerResult:
     def plot(self, ax=None, *, title: str | None = None, alpha: float = 0.05):
         """Horizontal bars of Cohen's d with bootstrap CIs; bars with ``q < alpha`` are dark."""
         t = self.table.iloc[::-1]
-        ax = _ensure_ax(ax, (7, 0.3 * max(len(t), 3) + 1.2))
+        ax = ensure_ax(ax, (7, 0.3 * max(len(t), 3) + 1.2))
         y = np.arange(len(t))
         d = t["cohens_d"].to_numpy()
         err = np.vstack([np.nan_to_num(d - t["d_ci_low"].to_numpy()), np.nan_to_num(t["d_ci_high"].to_numpy() - d)])
@@ -193,15 +189,13 @@ def mine_triggers(
     (Welch), ``cohens_d, d_ci_low, d_ci_high`` (bootstrap), ``t, df, p_value,
     q_value, aliases`` (+ ``groups`` when ``groups`` is given).
     """
-    from sklearn.feature_extraction.text import CountVectorizer
-
     if isinstance(texts, str):
         raise TypeError("texts must be a sequence of strings, not a single string")
     texts = list(texts.tolist() if isinstance(texts, pd.Series) else texts)
     for i, t in enumerate(texts):
         if not isinstance(t, str):
             raise TypeError(f"texts[{i}] is {type(t).__name__}, expected str")
-    r = _as_float_array(rewards, "rewards", len(texts))
+    r = as_float_array(rewards, "rewards", len(texts))
     n = len(texts)
     try:
         lo_n, hi_n = (int(v) for v in ngram_range)
@@ -215,15 +209,13 @@ def mine_triggers(
         raise ValueError(f"top_k must be a positive int, got {top_k!r}")
     if direction not in _DIRECTIONS:
         raise ValueError(f"direction must be one of {_DIRECTIONS}, got {direction!r}")
-    n_boot, ci = _check_n_boot(n_boot), _check_ci(ci)
+    n_boot, ci = check_n_boot(n_boot), check_ci(ci)
     if n < 2 * min_count:
         raise ValueError(f"need at least 2 * min_count = {2 * min_count} texts, got {n}")
     if isinstance(min_groups, bool) or not isinstance(min_groups, (int, np.integer)) or min_groups < 1:
         raise ValueError(f"min_groups must be a positive int, got {min_groups!r}")
     codes = None
     if groups is not None:
-        from workbench.audits.features.probes import group_codes
-
         codes = group_codes(groups, n)
     elif min_groups > 1:
         raise ValueError("min_groups > 1 needs groups (one label per text)")
@@ -267,8 +259,6 @@ def mine_triggers(
     vocab = vec.get_feature_names_out()
     n_groups_of = None
     if codes is not None:
-        from scipy import sparse
-
         onehot = sparse.csr_matrix((np.ones(n), (codes, np.arange(n))), shape=(int(codes.max()) + 1, n))
         n_groups_of = np.asarray(((onehot @ X) > 0).sum(axis=0)).ravel()
         keep_cols = np.flatnonzero(n_groups_of >= min_groups)

@@ -9,15 +9,19 @@ The public API in one place. The pieces live in
 * :mod:`workbench.audits.sycophancy.audit`: one batched scoring call, the metrics
   (sycophancy rate, control agreement rate, sycophancy index ``S + C - 1``,
   truth sensitivity ``C - S``, mean reward margins) with item-clustered bootstrap
-  CIs, breakdowns by domain and template, the pressure effect, the worst pairs,
-  a pass / warn / fail verdict, plots and an ipywidgets browser.
+  CIs (level ``ci=0.95``), breakdowns by domain and template, the pressure effect,
+  the worst pairs, a pass / warn / fail verdict, plots and an ipywidgets browser.
+
+:class:`SycophancyResult` follows the audit result contract
+(:class:`workbench.audits.result.AuditResult`: ``to_frame``, ``summary``,
+``verdicts``, ``plot(ax=None)``).
 
 Typical use::
 
     from workbench.audits.sycophancy import sycophancy_audit
     result = sycophancy_audit("demo-biased")          # shipped items x 5 templates
     result.to_frame(); result.by_template(); result.pressure_effect()
-    result.verdict(threshold=0.5).message
+    result.verdict(threshold=0.5).message; result.plot()
 """
 
 from __future__ import annotations

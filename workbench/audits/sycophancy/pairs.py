@@ -58,10 +58,9 @@ file, the line or row, and the field.
 from __future__ import annotations
 
 import csv
-import json
 import numbers
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,6 +68,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from workbench._utils.io import iter_jsonl
 from workbench.data.preferences import DataFormatError, SkippedRow
 from workbench.paths import data_dir
 
@@ -312,21 +312,16 @@ class _Collector:
         self.skipped.append(SkippedRow(self.source, row, field, reason, self.unit))
 
 
-def _read_jsonl(path: Path, col: _Collector) -> Iterable[tuple[int, dict]]:
+def _jsonl_records(path: Path, col: _Collector) -> Iterator[tuple[int, dict]]:
+    """``(line number, object)`` for every JSON object line; other lines go to ``col``."""
     if not path.exists():
         raise FileNotFoundError(f"sycophancy data file not found: {path}")
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                col.fail(lineno, None, f"invalid JSON ({exc.msg} at column {exc.colno})")
-                continue
-            if not isinstance(record, dict):
-                col.fail(lineno, None, f"expected a JSON object, got {_describe(record)}")
-                continue
+    for lineno, record, error in iter_jsonl(path):
+        if error is not None:
+            col.fail(lineno, None, error)
+        elif not isinstance(record, dict):
+            col.fail(lineno, None, f"expected a JSON object, got {_describe(record)}")
+        else:
             yield lineno, record
 
 
@@ -395,7 +390,7 @@ def load_sycophancy_items(path: str | Path | None = None, *, on_error: str = "ra
     """
     path = Path(path) if path is not None else shipped_items_path()
     col = _Collector(str(path), on_error, "line")
-    frame = _collect_items(_read_jsonl(path, col), col)
+    frame = _collect_items(_jsonl_records(path, col), col)
     # lines that were not even JSON objects were skipped before reaching the item checks
     frame.attrs["n_read"] += sum(1 for s in col.skipped if s.field is None)
     return frame
@@ -506,6 +501,11 @@ def _choices(question: str) -> dict[str, str]:
     return out
 
 
+def _expand_answer(answer: str, choices: dict[str, str]) -> str:
+    """The full choice line for a bare label such as ``"(A)"`` (the stripped answer if none)."""
+    return choices.get(answer.strip(), answer.strip())
+
+
 def _answers(record: dict, field: str) -> list[str]:
     if field not in record:
         raise _RowError(field, "missing field")
@@ -559,7 +559,7 @@ def load_anthropic_sycophancy(
     col = _Collector(str(path), on_error, "line")
     stem = path.stem
     rows, n_read = [], 0
-    for lineno, record in _read_jsonl(path, col):
+    for lineno, record in _jsonl_records(path, col):
         if limit is not None and n_read >= limit:
             break
         n_read += 1
@@ -576,10 +576,6 @@ def load_anthropic_sycophancy(
             continue
         choices = _choices(question) if expand_choices else {}
         prompt = _ANSWER_TAIL.sub("", question).rstrip() if strip_answer_cue else question
-
-        def response(ans: str) -> str:
-            return choices.get(ans.strip(), ans.strip())
-
         item_id = f"{stem}-{lineno}"
         for k, other in enumerate(others):
             rows.append(
@@ -592,8 +588,8 @@ def load_anthropic_sycophancy(
                     "claim_is_true": False,
                     "prompt": prompt,
                     "history": None,
-                    "agree": response(matching[0]),
-                    "disagree": response(other),
+                    "agree": _expand_answer(matching[0], choices),
+                    "disagree": _expand_answer(other, choices),
                 }
             )
     if not rows:
@@ -604,6 +600,11 @@ def load_anthropic_sycophancy(
 
 
 # --------------------------------------------------------------------------- claim / correct / incorrect CSV
+
+
+def _format_claim(claim_format: str, question: str, answer: str) -> str:
+    """``claim_format`` filled with the question and the answer (trailing full stop dropped)."""
+    return claim_format.format(question=question, answer=answer.rstrip(". ").strip())
 
 
 def _sentence(text: str) -> str:
@@ -691,15 +692,11 @@ def load_claim_csv(
                 continue
             seen[base] = rownum
             q = question.strip()
-
-            def claim(answer: str) -> str:
-                return claim_format.format(question=q, answer=answer.rstrip(". ").strip())
-
             common = {"domain": domain, "truth": _sentence(correct), "cluster": base}
             records.append(
                 {
                     "id": base,
-                    "claim": claim(incorrect),
+                    "claim": _format_claim(claim_format, q, incorrect),
                     "claim_is_true": False,
                     "agree_response": agree_format.format(answer=_sentence(incorrect)),
                     "disagree_response": disagree_format.format(other=_sentence(correct)),
@@ -710,7 +707,7 @@ def load_claim_csv(
                 records.append(
                     {
                         "id": f"{base}-control",
-                        "claim": claim(correct),
+                        "claim": _format_claim(claim_format, q, correct),
                         "claim_is_true": True,
                         "agree_response": agree_format.format(answer=_sentence(correct)),
                         "disagree_response": disagree_format.format(other=_sentence(incorrect)),
@@ -727,16 +724,13 @@ def load_claim_csv(
 
 
 def _sniff_jsonl(path: Path) -> str:
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            if line.strip():
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError:
-                    return "items"  # let the item loader report the bad line
-                if isinstance(record, dict) and "answer_matching_behavior" in record:
-                    return "anthropic"
-                return "items"
+    """``"anthropic"`` if the first record has ``answer_matching_behavior``, else ``"items"``.
+
+    A first line that is not valid JSON gives ``"items"``: the item loader then reports it.
+    """
+    for _, record, _error in iter_jsonl(path, limit=1):
+        if isinstance(record, dict) and "answer_matching_behavior" in record:
+            return "anthropic"
     return "items"
 
 

@@ -1,90 +1,37 @@
-"""The attribution methods behind :mod:`workbench.audits.attribution.core` (one class per method).
+"""Integrated gradients: Captum ``LayerIntegratedGradients`` on the input embeddings of a transformer RM.
 
-* :class:`IntegratedGradientsExplainer`: Captum ``LayerIntegratedGradients`` on
-  ``model.get_input_embeddings()`` of a transformer RM.
-* :class:`OcclusionExplainer`: delete one word at a time and rescore (any RM).
-* :class:`ShapExplainer`: SHAP Partition explainer with a ``shap.maskers.Text``
-  masker over the response's words (any RM).
-
-Every explainer has ``attribute(prompt, response, history=None, example_id=None)``
-(one response's reward), ``attribute_pair(prompt, chosen, rejected, ...)`` (the
-margin, see :func:`workbench.audits.attribution.core.margin_explanation`) and
-``attribute_many(prompts, responses, ...)``.
+Works for BERT-, DeBERTa-, GPT-2- and Llama-style sequence classifiers and
+value-head RMs. The forward function reproduces the RM's score exactly (same
+attention mask, position ids and pooling), the baseline replaces every
+non-special token by the pad or mask token (or zero embeddings) and keeps
+special tokens and the attention mask; the convergence delta (completeness gap)
+is reported per explanation. Captum is imported when an explanation is made.
 """
 
 from __future__ import annotations
 
 import contextlib
-import inspect
 import time
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from workbench.audits.attribution.core import (
-    Explanation,
-    _score_fn,
-    delete_words,
-    explain_responses,
-    margin_explanation,
-    response_words,
-)
-from workbench.models.adapters import SequenceClassifierRM, TransformerRM, ValueHeadRM, load_reward_model
+from workbench.audits.attribution._base import BaseExplainer
+from workbench.audits.attribution._words import positive_int, response_words
+from workbench.audits.attribution.explanation import Explanation
+from workbench.models.adapters import TransformerRM, ValueHeadRM
+from workbench.models.loading import load_reward_model
 
-__all__ = ["IntegratedGradientsExplainer", "OcclusionExplainer", "ShapExplainer", "BASELINES"]
+__all__ = ["BASELINES", "INTEGRATION", "IntegratedGradientsExplainer"]
 
+#: The IG reference inputs: pad token, mask token, or zero embeddings.
 BASELINES = ("pad", "mask", "zeros")
-_INTEGRATION = ("gausslegendre", "riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid")
+#: Captum's integral approximations.
+INTEGRATION = ("gausslegendre", "riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid")
 
 
-def _positive_int(value, name: str, allow_none: bool = False):
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive int{' or None' if allow_none else ''}, got {value!r}")
-    return int(value)
-
-
-class _Explainer:
-    """Shared pair and batch helpers."""
-
-    method = "base"
-
-    def attribute(self, prompt: str, response: str, history=None, example_id: Any = None) -> Explanation:
-        raise NotImplementedError
-
-    def attribute_pair(
-        self, prompt: str, chosen: str, rejected: str, history=None, example_id: Any = None
-    ) -> Explanation:
-        """Explain the margin ``r(chosen) - r(rejected)`` (each side attributed on its own, then combined)."""
-        return margin_explanation(
-            self.attribute(prompt, chosen, history, example_id),
-            self.attribute(prompt, rejected, history, example_id),
-            example_id,
-        )
-
-    def attribute_many(
-        self, prompts: Sequence[str], responses: Sequence[str], histories=None, ids=None, progress: bool = False
-    ) -> list[Explanation]:
-        """:meth:`attribute` for every (prompt, response)."""
-        return explain_responses(self, prompts, responses, histories, ids, progress)
-
-    @staticmethod
-    def _check_text(prompt, response):
-        if not isinstance(prompt, str) or not isinstance(response, str):
-            raise TypeError(
-                f"prompt and response must be strings, got {type(prompt).__name__} and {type(response).__name__}"
-            )
-
-
-# ---------------------------------------------------------------------------
-# Integrated gradients
-# ---------------------------------------------------------------------------
-
-
-class IntegratedGradientsExplainer(_Explainer):
+class IntegratedGradientsExplainer(BaseExplainer):
     """Layer integrated gradients on the input embeddings of a transformer RM.
 
     Parameters
@@ -136,12 +83,12 @@ class IntegratedGradientsExplainer(_Explainer):
                 f"{type(rm).__name__}; use OcclusionExplainer or ShapExplainer for model-agnostic attribution"
             )
         self.rm = rm
-        self.n_steps = _positive_int(n_steps, "n_steps")
-        self.internal_batch_size = _positive_int(internal_batch_size, "internal_batch_size", allow_none=True)
+        self.n_steps = positive_int(n_steps, "n_steps")
+        self.internal_batch_size = positive_int(internal_batch_size, "internal_batch_size", allow_none=True)
         if baseline not in BASELINES:
             raise ValueError(f"baseline must be one of {BASELINES}, got {baseline!r}")
-        if integration not in _INTEGRATION:
-            raise ValueError(f"integration must be one of {_INTEGRATION}, got {integration!r}")
+        if integration not in INTEGRATION:
+            raise ValueError(f"integration must be one of {INTEGRATION}, got {integration!r}")
         tok = rm.tokenizer
         if not getattr(tok, "is_fast", False):
             raise ValueError(f"{rm.name}: IntegratedGradientsExplainer needs a fast tokenizer (character offsets)")
@@ -152,7 +99,6 @@ class IntegratedGradientsExplainer(_Explainer):
         self.integration = integration
         self.layer = rm.model.get_input_embeddings()
         self._special = set(int(i) for i in tok.all_special_ids)
-        self._takes_positions = "position_ids" in inspect.signature(rm.model.forward).parameters
         self._zero_positions = None
 
     # -- model plumbing ------------------------------------------------------
@@ -180,13 +126,11 @@ class IntegratedGradientsExplainer(_Explainer):
         return ids, [tuple(o) for o in enc["offset_mapping"]], enc.sequence_ids(), truncated
 
     def _pool_index(self, ids, mask):
+        """The position the reward is read from (decoders), zeros where the model pools by itself."""
         import torch
 
-        if isinstance(self.rm, SequenceClassifierRM) and self.rm._per_position_head is not None:
-            real = mask.bool() & (ids != int(self.rm.model.config.pad_token_id))
-            real = torch.where(real.any(-1, keepdim=True), real, mask.bool())
-            return (torch.arange(real.shape[-1], device=real.device) * real).argmax(-1)
-        return torch.zeros(ids.shape[0], dtype=torch.long, device=ids.device)
+        index = self.rm.pool_index(ids, mask)
+        return index if index is not None else torch.zeros(ids.shape[0], dtype=torch.long, device=ids.device)
 
     def _forward(self, input_ids, attention_mask, pool_index):
         """The RM's score of each row, as a differentiable function of the token ids / embedding output."""
@@ -198,22 +142,7 @@ class IntegratedGradientsExplainer(_Explainer):
         self._zero_positions = zero if bool(zero.any()) else None
         if self._zero_positions is not None:
             ids = torch.where(zero, torch.full_like(ids, rm.pad_id), ids)
-        if isinstance(rm, ValueHeadRM):
-            return rm.head(rm.pooled(ids, attention_mask))[:, 0]
-        kwargs = {"input_ids": ids, "attention_mask": attention_mask}
-        if self._takes_positions:
-            kwargs["position_ids"] = rm._position_ids(attention_mask)
-        head = rm._per_position_head
-        if head is None:
-            return rm.model(**kwargs).logits[:, 0].float()
-        captured = {}
-        handle = head.register_forward_hook(lambda m, i, o: captured.__setitem__("logits", o))
-        try:
-            rm.model(**kwargs)
-        finally:
-            handle.remove()
-        per_pos = captured["logits"][..., 0].float()
-        return per_pos[torch.arange(per_pos.shape[0], device=per_pos.device), pool_index]
+        return rm.forward_tensors(ids, attention_mask, pool_index)
 
     def _zero_hook(self, module, inputs, output):
         z = self._zero_positions
@@ -254,7 +183,7 @@ class IntegratedGradientsExplainer(_Explainer):
         """The RM's reward computed by this explainer's forward function (equals ``score_texts``)."""
         import torch
 
-        self._check_text(prompt, response)
+        self.check_text(prompt, response)
         _, _, _, _, _, input_ids, mask = self._tensors(prompt, response, history)
         with torch.no_grad():
             return float(self._forward(input_ids, mask, self._pool_index(input_ids, mask))[0])
@@ -317,7 +246,7 @@ class IntegratedGradientsExplainer(_Explainer):
                 "IntegratedGradientsExplainer needs captum (pip install 'rm-audit-workbench[analysis]')"
             ) from exc
 
-        self._check_text(prompt, response)
+        self.check_text(prompt, response)
         start = time.perf_counter()
         formatted, ids, offsets, seq_ids, truncated, input_ids, mask = self._tensors(prompt, response, history)
         words, spans = response_words(response)
@@ -382,163 +311,3 @@ class IntegratedGradientsExplainer(_Explainer):
             example_id=example_id,
             info=info,
         )
-
-
-# ---------------------------------------------------------------------------
-# Model-agnostic methods
-# ---------------------------------------------------------------------------
-
-
-def _word_level(method, words, spans, values, score, baseline, delta, prompt, response, example_id, info):
-    idx = np.arange(len(words))
-    return Explanation(
-        method=method,
-        words=words,
-        word_attributions=values,
-        score=score,
-        word_spans=spans,
-        tokens=list(words),
-        token_attributions=values,
-        token_word=idx,
-        baseline_score=baseline,
-        convergence_delta=delta,
-        prompt=prompt,
-        response=response,
-        example_id=example_id,
-        info=info,
-    )
-
-
-class OcclusionExplainer(_Explainer):
-    """Leave-one-word-out attribution: ``r(response) - r(response without word i)``.
-
-    Works for any :class:`~workbench.models.adapters.RewardModel` (transformer,
-    callable, precomputed scores with every variant present). All ``n_words + 1``
-    texts are scored in one batched :func:`~workbench.models.scoring.score_texts` call
-    (``cache=None`` by default, so the variants do not fill the score cache).
-
-    ``replacement``: ``""`` deletes the word (with its trailing white space);
-    any other string replaces it (e.g. ``"[MASK]"`` or ``"..."``).
-    """
-
-    method = "occlusion"
-
-    def __init__(self, rm, replacement: str = "", cache=None):
-        self.rm = load_reward_model(rm)
-        if not isinstance(replacement, str):
-            raise TypeError(f"replacement must be a string, got {type(replacement).__name__}")
-        self.replacement = replacement
-        self.cache = cache
-
-    def attribute(self, prompt: str, response: str, history=None, example_id: Any = None) -> Explanation:
-        self._check_text(prompt, response)
-        start = time.perf_counter()
-        words, spans = response_words(response)
-        texts = [response] + [delete_words(response, spans, [i], self.replacement) for i in range(len(words))]
-        scores = _score_fn(self.rm, self.cache)([prompt] * len(texts), texts, [history] * len(texts))
-        values = scores[0] - scores[1:]
-        info = {
-            "model": self.rm.name,
-            "fingerprint": self.rm.fingerprint,
-            "replacement": self.replacement,
-            "n_evals": len(texts),
-            "history": history,
-            "seconds": time.perf_counter() - start,
-        }
-        return _word_level(
-            self.method,
-            words,
-            spans,
-            values,
-            float(scores[0]),
-            float("nan"),
-            float("nan"),
-            prompt,
-            response,
-            example_id,
-            info,
-        )
-
-
-class _WordTokenizer:
-    """A tokenizer for ``shap.maskers.Text``: white-space words, ids = word positions."""
-
-    def __call__(self, s, return_offsets_mapping=True, **kwargs):
-        _, spans = response_words(s)
-        out = {"input_ids": list(range(len(spans)))}
-        if return_offsets_mapping:
-            out["offset_mapping"] = spans
-        return out
-
-
-class ShapExplainer(_Explainer):
-    """SHAP Partition explainer over the response's words (``shap.maskers.Text``).
-
-    The masker hands the scoring function word positions with ``-1`` for masked
-    words; the response is rebuilt from the original text with those words
-    deleted (or replaced by ``replacement``), so white space is preserved and
-    the unmasked input scores exactly like the response. Masked variants are
-    scored in batches with :func:`~workbench.models.scoring.score_texts` (any RM).
-
-    ``max_evals`` bounds the model evaluations per explanation (SHAP's budget);
-    the base value is the reward of the fully masked (empty) response, and the
-    values satisfy ``base + sum(values) = score`` (reported as the delta).
-    """
-
-    method = "shap"
-
-    def __init__(self, rm, max_evals: int = 500, batch_size: int = 64, replacement: str = "", cache=None):
-        self.rm = load_reward_model(rm)
-        self.max_evals = _positive_int(max_evals, "max_evals")
-        self.batch_size = _positive_int(batch_size, "batch_size")
-        if not isinstance(replacement, str):
-            raise TypeError(f"replacement must be a string, got {type(replacement).__name__}")
-        self.replacement = replacement
-        self.cache = cache
-
-    def attribute(self, prompt: str, response: str, history=None, example_id: Any = None) -> Explanation:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", PendingDeprecationWarning)  # shap's colormap setup at import
-                import shap
-        except ImportError as exc:  # pragma: no cover - optional dependency
-            raise ImportError("ShapExplainer needs shap (pip install 'rm-audit-workbench[analysis]')") from exc
-
-        self._check_text(prompt, response)
-        start = time.perf_counter()
-        words, spans = response_words(response)
-        score_fn = _score_fn(self.rm, self.cache)
-        n_evals = [0]
-
-        def f(rows):
-            rows = np.atleast_2d(np.asarray(rows))
-            texts = [delete_words(response, spans, np.flatnonzero(row < 0), self.replacement) for row in rows]
-            n_evals[0] += len(texts)
-            return score_fn([prompt] * len(texts), texts, [history] * len(texts))
-
-        full_row = np.arange(len(words))[None, :]
-        if len(words) <= 1:
-            # Nothing to partition: the single word's Shapley value is r(response) - r(empty).
-            vals = f(np.vstack([full_row, -np.ones_like(full_row)])) if words else f(full_row)
-            score, base = float(vals[0]), float(vals[-1])
-            values = np.array([score - base]) if words else np.zeros(0)
-        else:
-            masker = shap.maskers.Text(
-                _WordTokenizer(), mask_token=-1, collapse_mask_token=False, output_type="token_ids"
-            )
-            explainer = shap.Explainer(f, masker, algorithm="partition")
-            res = explainer([response], max_evals=self.max_evals, batch_size=self.batch_size, silent=True)
-            values = np.asarray(res.values[0], dtype=np.float64).reshape(-1)
-            base = float(np.ravel(res.base_values)[0])
-            score = float(f(full_row)[0])
-        delta = float(values.sum() - (score - base))
-        info = {
-            "model": self.rm.name,
-            "fingerprint": self.rm.fingerprint,
-            "max_evals": self.max_evals,
-            "replacement": self.replacement,
-            "n_evals": n_evals[0],
-            "history": history,
-            "seconds": time.perf_counter() - start,
-        }
-        return _word_level(self.method, words, spans, values, score, base, delta, prompt, response, example_id, info)

@@ -1,0 +1,31 @@
+"""Build an explainer by name (``make_explainer("ig", rm, n_steps=32)``)."""
+
+from __future__ import annotations
+
+from workbench.audits.attribution.integrated_gradients import IntegratedGradientsExplainer
+from workbench.audits.attribution.occlusion import OcclusionExplainer
+from workbench.audits.attribution.shap import ShapExplainer
+
+__all__ = ["METHODS", "make_explainer"]
+
+#: Method names accepted by :func:`make_explainer` (with aliases).
+METHODS = {
+    "ig": "integrated_gradients",
+    "integrated_gradients": "integrated_gradients",
+    "occlusion": "occlusion",
+    "shap": "shap",
+}
+
+_CLASSES = {
+    "integrated_gradients": IntegratedGradientsExplainer,
+    "occlusion": OcclusionExplainer,
+    "shap": ShapExplainer,
+}
+
+
+def make_explainer(method: str, rm, **kwargs):
+    """Build an explainer by name: ``"ig"``/``"integrated_gradients"``, ``"occlusion"`` or ``"shap"``."""
+    key = METHODS.get(str(method).strip().lower())
+    if key is None:
+        raise ValueError(f"method must be one of {sorted(METHODS)}, got {method!r}")
+    return _CLASSES[key](rm, **kwargs)
