@@ -14,13 +14,24 @@
 # Loads a reward model and a preference set, scores every pair with the workbench's
 # batched, cached engine, and shows pairwise accuracy, the reward gap and the score
 # distributions of chosen vs rejected responses.
+#
+# **Graded checks** (family *accuracy*), each on a 95% interval from a cluster bootstrap that
+# resamples whole topics or prompts:
+#
+# * **accuracy vs chance**: pass when the interval lies above 60%, fail when it lies below 55%;
+# * **accuracy minus a length-only baseline**: the same pairs judged by "prefer the longer
+#   response"; pass when the RM beats it by more than 5 points, fail when it does worse.
+#
+# The default data, `demo-eval`, is in distribution for the demo RMs (held-out topics of their
+# task); the golden set is out of distribution for them.
 
 # %% tags=["parameters"]
 model = "demo-biased"  # RM spec: demo-clean | demo-biased | HF folder or hub id | value-head folder | scores:FILE | python:mod:fn
-data = "golden"  # data spec: golden | demo-eval | path to .jsonl/.csv/.parquet | save_to_disk folder | hf:NAME
+data = "demo-eval"  # data spec: demo-eval (in distribution for the demo RMs) | golden | path to .jsonl/.csv/.parquet | save_to_disk folder | hf:NAME
 sample_size = 0  # number of pairs to score (0 means all)
 seed = 0  # seed for sampling and bootstrap
-n_boot = 1000  # bootstrap resamples for confidence intervals
+n_boot = 1000  # cluster-bootstrap resamples for confidence intervals
+cluster_column = None  # column naming the resampling unit; None: topic or prompt id if present, else the prompt
 on_error = "raise"  # bad data rows: "raise" or "skip" (skips are counted below)
 
 # %%
@@ -30,7 +41,7 @@ from IPython.display import HTML, display
 from workbench.audits.overview import overview
 from workbench.data import load_data
 from workbench.models import load_reward_model, score_pairs
-from workbench.reports import escape_text, setup_notebook, show_table
+from workbench.reports import RULE, escape_text, setup_notebook, show_table
 
 setup_notebook()
 
@@ -38,7 +49,9 @@ setup_notebook()
 rm = load_reward_model(model)
 pairs = load_data(data, on_error=on_error).sample(sample_size or None, seed=seed)
 scores = score_pairs(rm, pairs)
-result = overview(scores, n_skipped=pairs.n_skipped, n_boot=n_boot, seed=seed)
+result = overview(
+    scores, data=pairs, n_skipped=pairs.n_skipped, n_boot=n_boot, seed=seed, cluster_column=cluster_column
+)
 display(
     HTML(
         f"<p><b>Model</b> <code>{escape_text(rm.name)}</code> (fingerprint <code>{rm.fingerprint[:16]}</code>), "
@@ -46,6 +59,14 @@ display(
     )
 )
 show_table(result.to_frame())
+
+# %% [markdown]
+# ## Verdicts
+
+# %%
+display(HTML(f"<p><b>Rule</b>: {escape_text(RULE)}.</p>"))
+show_table(result.verdicts_frame())
+_ = result.publish()
 
 # %% [markdown]
 # ## Score distributions

@@ -14,28 +14,38 @@
 # Under Bradley-Terry an RM predicts P(first response preferred) = sigmoid(r(first) − r(second)).
 # This notebook checks those probabilities against the human labels.
 #
+# * **Data.** Calibration is audited **in distribution** by default: `data = "demo-eval"` holds held-out
+#   topics of the demo RMs' own task. The golden set is *out of distribution* for the demo RMs (other
+#   prompts, other writing), where their probabilities are expected to be too confident; audit your own RM
+#   on data like the data it will score.
 # * **Orientation.** Benchmark pairs list the chosen response first, which makes a reliability diagram
-#   degenerate (every outcome is 1). Pairs are therefore flipped at random with `seed` (`orientation="random"`),
-#   or used in both orders (`"both"`). Accuracy, reward gap, Brier and NLL do not depend on this; the binned
-#   metrics do. `top_label_ece` is the orientation-free view (confidence max(p, 1 − p) against agreement).
-# * **Metrics**: pairwise accuracy (ties apart), mean reward gap, ECE with equal-width and equal-mass bins,
-#   MCE, Brier with its Murphy decomposition (reliability − resolution + uncertainty + residual), NLL,
-#   each with a 95% bootstrap CI over pairs.
-# * **Recalibration**: temperature scaling (the fitted `T` says how much the margins should be divided by;
-#   T > 1 = over-confident), Platt and isotonic, fitted on `1 − test_size` of the pairs and compared on the rest.
+#   degenerate (every outcome is 1). Every pair is therefore used in both orders (`orientation="both"`, the
+#   default: no orientation noise); `"random"` flips pairs with `seed` instead. Accuracy, reward gap, Brier
+#   and NLL do not depend on this; the binned metrics do.
+# * **Graded checks** (family *calibration*), each on a 95% interval from a cluster bootstrap that resamples
+#   whole topics or prompts (never single pairs):
+#   - **ECE excess**: the ECE minus the ECE a *perfectly calibrated* RM would show on these pairs by chance
+#     (labels drawn from the RM's own probabilities; Bröcker and Smith 2007). Raw ECE is biased upward in
+#     small samples, so the null mean and its 95th percentile are shown next to it.
+#   - **Temperature** T: dividing the margins by T fits the labels best; T > 1 means over-confident, T < 1
+#     under-confident; graded on log T, in both directions.
+# * **Recalibration**: temperature scaling, Platt and isotonic, cross-fitted with folds grouped by topic or
+#   prompt, so every pair is evaluated once by calibrators that never saw its topic.
 # * **Decision boundary**: pairs with |p − 0.5| ≤ `band`, where a calibrated RM is barely better than a coin.
 
 # %% tags=["parameters"]
 model = "demo-biased"  # RM spec: demo-clean | demo-biased | HF folder or hub id | value-head folder | scores:FILE | python:mod:fn
-data = "golden"  # data spec: golden | demo-eval | path to .jsonl/.csv/.parquet | save_to_disk folder | hf:NAME
+data = "demo-eval"  # data spec: demo-eval (in distribution for the demo RMs) | golden | path to .jsonl/.csv/.parquet | save_to_disk folder | hf:NAME
 sample_size = 0  # number of pairs to score; 0 scores all
-seed = 0  # seed for sampling, orientation flips, bootstrap and the calibration split
+seed = 0  # seed for sampling, null draws, bootstrap (and flips with orientation="random")
 n_bins = 10  # bins of the reliability diagram, ECE, MCE and Brier decomposition
 strategy = "uniform"  # binning: uniform (equal width) | quantile (equal mass)
-orientation = "random"  # random (seeded flips) | both (both orders) | as_given
+orientation = "both"  # both (every pair in both orders) | random (seeded flips) | as_given
 band = 0.1  # decision-boundary band: pairs with |p - 0.5| at most band
-test_size = 0.5  # held-out fraction for fitting temperature / Platt / isotonic
-n_boot = 1000  # bootstrap resamples for confidence intervals
+n_folds = 5  # folds of the grouped cross-fitting of temperature / Platt / isotonic
+n_boot = 1000  # cluster-bootstrap resamples for confidence intervals
+n_null = 100  # label draws from the RM's own probabilities for the ECE null
+cluster_column = None  # column naming the resampling unit; None: topic or prompt id if present, else the prompt
 label_smoothing = 0.1  # smoothing of the comparison demo RM
 compare_smoothing = True  # demo RMs only: train/load a label-smoothed twin and compare calibration
 show_slider = "auto"  # temperature slider: "auto" (only with a live Jupyter frontend) | True | False
@@ -54,11 +64,19 @@ from workbench.audits.calibration import (
 )
 from workbench.data import load_data
 from workbench.models import DEMO_NAMES, load_demo_model, load_reward_model, score_pairs
-from workbench.reports import escape_text, setup_notebook, show_table
+from workbench.reports import RULE, escape_text, setup_notebook, show_table
 
 setup_notebook()
 audit_args = dict(
-    n_bins=n_bins, strategy=strategy, orientation=orientation, seed=seed, band=band, test_size=test_size, n_boot=n_boot
+    n_bins=n_bins,
+    strategy=strategy,
+    orientation=orientation,
+    seed=seed,
+    band=band,
+    n_folds=n_folds,
+    n_boot=n_boot,
+    n_null=n_null,
+    cluster_column=cluster_column,
 )
 
 # %% [markdown]
@@ -77,10 +95,23 @@ display(
 )
 
 # %% [markdown]
-# ## Metrics
+# ## Verdicts
+#
+# Each check is graded on its interval: pass when the interval rules out a harmful effect of the warn size,
+# fail when it shows one beyond the fail margin, warn in between, inconclusive when the data cannot tell.
 
 # %%
-audit = calibration_audit(scores, **audit_args)
+audit = calibration_audit(scores, data=pairs, **audit_args)
+display(HTML(f"<p><b>Rule</b>: {escape_text(RULE)}.</p>"))
+show_table(audit.verdicts_frame())
+
+# %% [markdown]
+# ## Metrics
+#
+# Intervals resample whole topics or prompts. Raw binned errors (ECE, MCE, top-label ECE, Brier reliability)
+# get no interval: their percentile intervals are biased upward; `ece_excess` is the graded version.
+
+# %%
 show_table(audit.to_frame())
 
 # %% [markdown]
@@ -95,14 +126,18 @@ audit.plot()
 plt.show()
 
 # %% [markdown]
-# ## Before and after recalibration (held-out pairs)
+# ## Before and after recalibration (cross-fitted)
+#
+# Every pair is scored by calibrators fitted on the other folds; folds are grouped by topic or prompt.
 
 # %%
 direction = "over" if audit.temperature > 1 else "under"
+t_low, t_high = audit.uncertainty.temperature_ci
 display(
     HTML(
-        f"<p>Fitted on {audit.comparison.n_fit} pairs, evaluated on {audit.comparison.n_test}: "
-        f"<b>T = {audit.temperature:.3f}</b> ({direction}-confident margins)</p>"
+        f"<p>{audit.comparison.n_folds} folds grouped by {escape_text(audit.cluster_unit)} "
+        f"({audit.n_clusters} clusters, {audit.n_pairs} pairs): "
+        f"<b>T = {audit.temperature:.3f}</b> (95% CI {t_low:.3f} to {t_high:.3f}; {direction}-confident margins)</p>"
     )
 )
 show_table(audit.calibrators_frame())
@@ -142,18 +177,17 @@ elif not label_smoothing:
     print("label_smoothing=0: nothing to compare")
 else:
     rm_smooth = load_demo_model(model, label_smoothing=label_smoothing)
-    audit_smooth = calibration_audit(score_pairs(rm_smooth, pairs, progress=False), **audit_args)
+    audit_smooth = calibration_audit(score_pairs(rm_smooth, pairs, progress=False), data=pairs, **audit_args)
     audits = {f"{model} (no smoothing)": audit, f"{model} (label smoothing {label_smoothing:g})": audit_smooth}
     show_table(compare_audits(audits))
     plot_audits(audits)
     plt.show()
 
 # %% [markdown]
-# ## Verdicts for the report
+# ## Publish the verdicts for the report
 
 # %%
-audit.publish(smoothed=audit_smooth, label_smoothing=label_smoothing)
-show_table(audit.verdicts_frame())
+_ = audit.publish(smoothed=audit_smooth, label_smoothing=label_smoothing)
 
 # %% [markdown]
 # ## Explore the temperature

@@ -37,6 +37,7 @@ top_k = 10  # words / phrases shown in rankings
 n_random = 10  # random deletions per k in the faithfulness check
 faithfulness_examples = 10  # responses per method in the faithfulness check
 trigger_pairs = 200  # pairs scored for trigger mining (0 means all)
+n_boot = 1000  # bootstrap resamples (prompts) for the faithfulness interval
 
 # %%
 import matplotlib.pyplot as plt
@@ -66,6 +67,7 @@ audit = attribution_audit(
     n_random=n_random,
     faithfulness_examples=faithfulness_examples,
     trigger_data=trigger_sample,
+    n_boot=n_boot,
     progress=True,
 )
 for note in audit.notes:
@@ -128,11 +130,21 @@ else:
 # Delete the k words with the largest attribution and rescore, against deleting k random words
 # (`n_random` draws), for the first `faithfulness_examples` responses. A faithful explanation drops the
 # reward more; AOPC is the mean drop over k.
+#
+# **Verdict** (family *attribution*): the mean over explained responses of (top-k AOPC − random AOPC),
+# in standard deviations of those responses' rewards, with a 95% bootstrap interval that resamples
+# prompts (or topics). Harmful when low: pass when the interval lies above 0.05 SD, fail when it lies
+# below 0 (the attributed words matter less than random ones), warn in between, inconclusive when it
+# straddles 0.05. The first method decides the family; the others are shown.
 
 # %%
 show_table(audit.faithfulness)
 audit.plot()
 plt.show()
+audit.publish()
+show_table(audit.verdicts_frame())
+for verdict in audit.verdicts():
+    display(Markdown(f"**{verdict.verdict.upper()}** ({escape_text(verdict.check)}): {escape_text(verdict.sentence)}"))
 
 # %% [markdown]
 # ## Dataset level: trigger phrases

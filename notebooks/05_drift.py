@@ -15,13 +15,20 @@
 # checkpoints. This notebook scores them with the RM and asks:
 #
 # 1. **Reward drift**: does the RM's reward distribution move away from the first
-#    checkpoint? (KS test, normed Wasserstein distance, PSI, each with its sample size;
-#    checkpoints below `min_samples` are reported as *insufficient data*.)
-# 2. **Goodhart flag**: does the reward rise while a *gold* signal stays flat or falls?
+#    checkpoint by more than sampling noise? The normed Wasserstein distance is compared
+#    with its permutation null (checkpoint labels swapped within prompts); the graded
+#    effect is its excess over the null, with a cluster-bootstrap interval. KS and PSI are
+#    descriptive. Checkpoints below `min_samples` are *insufficient data* (`n/a`).
+# 2. **Goodhart flag**: paired by prompt, does the gold score fall while the RM's reward rises?
 # 3. **Trigger phrases**: which phrases that the RM pays for become more frequent?
-# 4. **Best-of-n curve**: picking the best of *n* candidates by the RM, where does the
-#    gold score of the pick peak (Gao et al. 2022 fit `R = d(a - b d)`, `d = sqrt(KL)`)?
+# 4. **Best-of-n curve**: picking the best of *n* candidates by the RM, how much gold is lost
+#    past the peak (Gao et al. 2022 fit `R = d(a - b d)`, `d = sqrt(KL)`, for context)?
 # 5. **Relabel queue**: the prompts whose answers drifted most, exported for human review.
+#
+# Three verdict families (`drift`, `goodhart`, `best_of_n`), each graded on a 95% interval
+# that resamples topics (or prompts): pass when the interval rules out the harm at the warn
+# margin, fail when it shows the harm beyond the fail margin, warn in between,
+# inconclusive when it straddles the warn margin.
 #
 # One call, `workbench.audits.drift.drift_audit`, runs all of it; the statistics and rules are documented in
 # `workbench.audits.drift` (`checkpoints`, `statistics`, `flag`, `phrases`, `goodhart`).
@@ -36,7 +43,7 @@ sample_size = 0  # samples per checkpoint to score (0 for all)
 seed = 0  # seed for sampling and bootstrap
 min_samples = 30  # checkpoints with fewer samples are reported as "insufficient data"
 n_bins = 10  # PSI bins (reference quantiles)
-n_boot = 1000  # bootstrap resamples
+n_boot = 1000  # bootstrap resamples (and drift permutations)
 trigger_phrases = ""  # comma-separated phrases to track; empty: rising phrases that the RM rewards
 queue_size = 20  # prompts exported to the relabel queue
 output_dir = ""  # folder for the relabel queue; empty: reports/05_drift in the checkout
@@ -103,22 +110,30 @@ cols = [
     "q50",
     "q95",
     "mean_shift_sd",
-    "ks_stat",
     "ks_p_adj",
     "wasserstein",
+    "null_mean",
+    "null_q95",
+    "perm_p",
+    "perm_p_holm",
+    "excess",
+    "excess_ci_low",
+    "excess_ci_high",
     "psi",
     "psi_null",
-    "psi_band",
     "direction",
+    "verdict",
     "status",
 ]
 show_table(audit.to_frame()[cols])
 for note in audit.drift.notes:
     display(Markdown(f"*{escape_text(note)}*"))
+display(Markdown(f"*{escape_text(audit.drift.verdicts()[0].sentence)}*"))
 print(
-    "Rule: drift = KS p < 0.05 (one test per checkpoint; reward_drift(adjust='holm') adjusts over checkpoints) "
-    "AND normed Wasserstein >= 0.1 reference SDs. PSI bands: < 0.1 stable, 0.1-0.25 moderate, >= 0.25 major; "
-    "psi_null is the PSI expected from sampling noise alone at these sample sizes."
+    f"Rule: graded on the 95% interval of excess = wasserstein - null_mean (reference SDs): pass below "
+    f"{audit.drift.warn:g}, fail above {audit.drift.fail:g}, warn in between, inconclusive when it straddles "
+    f"{audit.drift.warn:g}; only the last checkpoint is published. null_mean/null_q95: the distance expected "
+    "with no drift (permutation null); KS, PSI (psi_null: its noise level) and the mean shift are descriptive."
 )
 
 # %%
@@ -135,19 +150,22 @@ plt.show()
 flag = audit.flag
 if flag is not None:
     display(Markdown(f"**{escape_text(flag.describe())}**"))
+    display(Markdown(f"*{escape_text(flag.verdicts()[0].sentence)}*"))
     display(Markdown(f"*Rule:* {escape_text(flag.rule)}"))
     show_table(
         flag.to_frame()[
             [
                 "checkpoint",
                 "step",
+                "n_pairs",
                 "reward_mean",
-                "reward_change",
-                "reward_change_ci_low",
+                "reward_change_sd",
+                "reward_change_sd_ci_low",
+                "reward_change_sd_ci_high",
                 "gold_mean",
-                "gold_change",
-                "gold_change_ci_low",
-                "gold_change_ci_high",
+                "gold_change_sd",
+                "gold_change_sd_ci_low",
+                "gold_change_sd_ci_high",
                 "flag",
             ]
         ]
@@ -204,12 +222,16 @@ plt.show()
 #
 # For each prompt, a pool of candidate responses: the RM (proxy) picks the best of *n*
 # and the gold score of the pick is averaged exactly over all *n*-subsets of the pool
-# (no sampling noise). x-axis: `KL_bon = log n - (n-1)/n`.
+# (no sampling noise). x-axis: `KL_bon = log n - (n-1)/n`. The verdict grades the gold lost
+# from the peak of the curve to the largest *n* (in within-pool gold SDs), with an interval
+# from resampling topics and recomputing the curve and its peak; the exact argmax alone is
+# not evidence (a clean proxy's flat curve peaks early by noise).
 
 # %%
 bres = audit.bon
 if bres is not None:
     display(Markdown(bres.describe()))
+    display(Markdown(f"*{escape_text(bres.verdicts()[0].sentence)}*"))
     show_table(bres.fit_ci)
     for note in bres.notes:
         display(Markdown(f"*{escape_text(note)}*"))

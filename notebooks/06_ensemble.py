@@ -17,6 +17,14 @@
 # with the members', ask whether the members' disagreement (std of their margins) predicts
 # the ensemble's mistakes (AUROC), list the most disputed pairs, and export them to a
 # relabel queue for human review. Definitions: `workbench.audits.ensemble` (aggregation, audit).
+#
+# **Verdicts** (family *ensemble*) are about the audited model `model`: its accuracy minus the other
+# members' (primary: warn below −12 points, fail below −20), and, shown but not deciding, its accuracy
+# minus the ensemble mean's, its agreement with the other members, and whether the members'
+# disagreement flags its mistakes (AUROC). Intervals are 95% bootstrap intervals that resample prompts
+# (or the data's topic/group column), paired: both sides of a difference use the same resampled prompts.
+# A check passes when the interval lies on the safe side of the warn margin and is inconclusive when it
+# straddles it. With bootstrap members (no audited model) the ensemble-level checks decide instead.
 
 # %% tags=["parameters"]
 model = "demo-biased"  # the RM under audit; added to the members if missing
@@ -69,7 +77,7 @@ display(
     Markdown(
         f"Members disagree on the sign of the margin for **{result.disagreement_rate:.1%}** of the pairs. "
         f"Disagreement vs error: AUROC of the std of member margins for predicting a mistake of the mean "
-        f"aggregator = **{result.auroc:.3f}** ({100 * result.ci:g}% bootstrap CI "
+        f"aggregator = **{result.auroc:.3f}** ({100 * result.ci:g}% prompt-clustered bootstrap CI "
         f"{result.auroc_ci[0]:.3f}-{result.auroc_ci[1]:.3f}; 0.5 = no signal)."
     )
 )
@@ -108,3 +116,5 @@ show_table(
 # %%
 result.publish()
 show_table(result.verdicts_frame())
+for verdict in result.verdicts():
+    display(Markdown(f"**{verdict.verdict.upper()}** ({escape_text(verdict.check)}): {escape_text(verdict.sentence)}"))

@@ -31,6 +31,7 @@ from workbench.audits.attribution import (
     deletion_curve,
     deletion_summary,
     explanation_browser,
+    faithfulness_effect,
     make_explainer,
     margin_explanation,
     normalize_words,
@@ -639,7 +640,12 @@ def test_attribution_audit_matches_the_step_by_step_computation():
     )
     assert isinstance(audit, AttributionAudit) and audit.section == "attribution"
     assert audit.methods == ["occlusion", "shap"] and any("IG" in n for n in audit.notes)
-    assert audit.verdicts() == []
+    verdicts = audit.verdicts()
+    assert [v.check for v in verdicts] == [
+        "deletion faithfulness vs random [occlusion]",
+        "deletion faithfulness vs random [shap]",
+    ]
+    assert [v.primary for v in verdicts] == [True, False] and {v.family for v in verdicts} == {"attribution"}
 
     # the same steps by hand, as notebook 03 ran them before the audit existed
     prompts, responses = list(pairs["prompt"]), list(pairs["chosen"])
@@ -693,3 +699,66 @@ def test_attribution_audit_both_sides_and_validation():
         attribution_audit(rm, pairs, sides="rejected")
     with pytest.raises(ValueError, match="no attribution method"):
         attribution_audit(rm, pairs, methods="ig")
+
+
+# ---------------------------------------------------------------------------
+# The graded check: deletion faithfulness against random deletion
+# ---------------------------------------------------------------------------
+
+
+def _curve(score, top, random, method="m"):
+    return DeletionCurve(pd.DataFrame(), score, top, random, 1, method)
+
+
+def test_faithfulness_effect_by_hand_and_clustered_interval():
+    rng = np.random.default_rng(4)
+    n, per = 24, 2
+    scores, tops, rnds = rng.normal(size=n) * 2, rng.normal(1.0, 1.0, n), rng.normal(0.2, 0.3, n)
+    clusters = [f"prompt {i // per}" for i in range(n)]
+    out = faithfulness_effect([_curve(*v) for v in zip(scores, tops, rnds)], clusters, n_boot=300, seed=9)
+    diff = tops - rnds
+    assert out["estimate"] == pytest.approx(diff.mean() / scores.std(ddof=1))
+    assert out["difference"] == pytest.approx(diff.mean()) and out["reward_sd"] == pytest.approx(scores.std(ddof=1))
+    assert (out["n"], out["n_clusters"]) == (n, n // per)
+    # independent computation: draw prompts with numpy, recompute the mean and the SD on the drawn responses
+    codes = np.repeat(np.arange(n // per), per)
+    boots = []
+    for draw in np.random.default_rng(9).integers(0, n // per, size=(300, n // per)):
+        rows = np.concatenate([np.flatnonzero(codes == c) for c in draw])
+        boots.append(diff[rows].mean() / scores[rows].std(ddof=1))
+    lo, hi = np.percentile(boots, [2.5, 97.5])
+    assert out["ci_low"] == pytest.approx(lo, abs=1e-9) and out["ci_high"] == pytest.approx(hi, abs=1e-9)
+    # one response, or constant rewards: undefined
+    assert np.isnan(faithfulness_effect([_curve(1.0, 2.0, 0.0)])["estimate"])
+    assert np.isnan(faithfulness_effect([_curve(1.0, 2.0, 0.0), _curve(1.0, 3.0, 0.0)])["ci_low"])
+    with pytest.raises(TypeError, match="DeletionCurve"):
+        faithfulness_effect(["not a curve"])
+
+
+def test_faithfulness_verdict_passes_for_exact_attributions_and_fails_for_reversed_ones():
+    import dataclasses
+
+    rm = CallableRM(_additive, name="additive")
+    pairs = _audit_pairs(12, 3)
+    audit = attribution_audit(rm, pairs, methods="occlusion", n_random=6, faithfulness_examples=12, n_boot=300, top_k=5)
+    (v,) = audit.verdicts()
+    # occlusion is exact for an additive RM: deleting its top words drops the reward far more than random words
+    assert v.verdict == "pass" and v.primary and v.direction == "lower" and (v.warn, v.fail) == (0.05, 0.0)
+    assert v.n == 12 and v.n_clusters == 12 and v.cluster_unit == "prompt"
+    assert "SD more than deleting as many random words" in v.sentence and "12 responses, 12 prompts" in v.sentence
+    s = audit.summary()
+    assert s["faithfulness_occlusion_effect_sd"] == pytest.approx(v.value, abs=1e-6)
+    # reversed attributions: the "top" words are the ones that lower the reward -> worse than random
+    reversed_exps = [
+        dataclasses.replace(e, word_attributions=-e.word_attributions) for e in audit.explanations["occlusion"]
+    ]
+    curves = [deletion_curve(e, rm, n_random=6, seed=0) for e in reversed_exps if e.n_words >= 5]
+    effect = faithfulness_effect(curves, list(range(len(curves))), n_boot=300)
+    bad = dataclasses.replace(audit, faithfulness_tests=pd.DataFrame([{"method": "occlusion", **effect}]))
+    (v,) = bad.verdicts()
+    assert v.value < 0 and v.verdict == "fail"
+    assert list(bad.verdicts_frame()["verdict"]) == ["fail"]
+    # three responses with noisy effects: the interval straddles the warn margin
+    noisy = faithfulness_effect([_curve(0.0, 0.5, 0.0), _curve(1.0, -0.4, 0.0), _curve(2.0, 0.1, 0.0)], n_boot=300)
+    small = dataclasses.replace(audit, faithfulness_tests=pd.DataFrame([{"method": "occlusion", **noisy}]))
+    assert small.verdicts()[0].verdict == "inconclusive"

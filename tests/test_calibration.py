@@ -34,14 +34,18 @@ from workbench.audits.calibration import (  # noqa: E402
     brier_decomposition,
     brier_score,
     calibration_report,
+    calibration_uncertainty,
+    cross_fit_calibrators,
     decision_boundary_report,
     expected_calibration_error,
     fit_calibrators,
+    join_pair_data,
     margin_nll,
     maximum_calibration_error,
     mean_reward_gap,
     negative_log_likelihood,
     orient_pairs,
+    pair_clusters,
     pairwise_accuracy,
     per_group_report,
     plot_reliability_comparison,
@@ -678,6 +682,169 @@ def test_fit_calibrators_validation():
         fit_calibrators(m, y, methods=("beta",))
 
 
+def _fit_t_scipy(m, y):
+    """NLL-optimal temperature by an independent bounded search with scipy."""
+    from scipy.optimize import minimize_scalar
+    from scipy.special import log_expit
+
+    nll = lambda lt: -np.mean(y * log_expit(m / np.exp(lt)) + (1 - y) * log_expit(-m / np.exp(lt)))  # noqa: E731
+    return float(np.exp(minimize_scalar(nll, bounds=(-6, 6), method="bounded", options={"xatol": 1e-10}).x))
+
+
+@pytest.mark.parametrize("orientation", ["both", "random"])
+def test_cross_fit_is_grouped_out_of_fold_and_matches_sklearn_groupkfold(orientation):
+    from sklearn.model_selection import GroupKFold
+
+    m, y = _bt_data(600, seed=40)
+    groups = np.repeat(np.arange(120), 5)  # 120 prompts with 5 pairs each
+    comp = cross_fit_calibrators(m, y, groups, n_folds=4, seed=2, orientation=orientation)
+    assert comp.n_folds == 4 and comp.n_clusters == 120 and comp.n_test == 600 and comp.n_fit == 450
+    mo, yo = (m, y) if orientation == "both" else orient_pairs(m, y, seed=2)
+    oof = np.empty(600)
+    for train, test in GroupKFold(n_splits=4).split(mo, yo, groups):
+        assert not set(groups[train]) & set(groups[test])  # no prompt on both sides
+        oof[test] = expit(mo[test] / _fit_t_scipy(mo[train], yo[train]))
+    got = comp.oof["temperature"][:600]
+    np.testing.assert_allclose(got, oof, rtol=1e-6)  # every pair predicted once, out of fold
+    if orientation == "both":
+        np.testing.assert_allclose(comp.oof["temperature"][600:], 1 - oof, rtol=1e-6)  # its mirrored row
+        np.testing.assert_allclose(comp.oof["isotonic"][600:], 1 - comp.oof["isotonic"][:600], atol=1e-12)
+        assert abs(comp.calibrators["platt"].b_) < 1e-6  # symmetrised: Platt is temperature scaling
+        yt = np.concatenate([yo, 1 - yo])
+        assert comp.after["temperature"]["nll"] == pytest.approx(
+            log_loss(yt, np.concatenate([oof, 1 - oof]), labels=[0, 1]), rel=1e-6
+        )
+    else:
+        assert comp.after["temperature"]["nll"] == pytest.approx(log_loss(yo, oof, labels=[0, 1]), rel=1e-6)
+    # the full-data calibrator describes all pairs; the raw model is over-confident (scale 2.5)
+    assert comp.calibrators["temperature"].temperature_ == pytest.approx(_fit_t_scipy(m, y), rel=1e-5)
+    assert comp.after["temperature"]["ece_uniform"] < comp.before["ece_uniform"] / 2
+    assert len(comp.fold_calibrators["platt"]) == 4
+    with pytest.raises(ValueError, match="n_folds"):
+        cross_fit_calibrators(m, y, groups, n_folds=1)
+    with pytest.raises(ValueError, match="2 clusters"):
+        cross_fit_calibrators(m, y, np.zeros(600))
+    with pytest.raises(ValueError, match="one code per pair"):
+        cross_fit_calibrators(m, y, groups[:10])
+
+
+def test_ece_kernel_matches_netcal_and_resampled_rows():
+    from netcal.metrics import ECE
+
+    from workbench.audits.calibration.uncertainty import ece_design, ece_from_weights
+
+    m, y = _bt_data(400, seed=41)
+    p = expit(m)
+    sym_p, sym_y = np.concatenate([p, 1 - p]), np.concatenate([y, 1 - y])
+    for strategy in ("uniform", "quantile"):
+        design = ece_design(p, 10, strategy, symmetric=True)
+        got = ece_from_weights(design, (y - p)[:, None], np.ones((1, 400)))[0, 0]
+        assert got == pytest.approx(expected_calibration_error(sym_p, sym_y, 10, strategy), abs=1e-12)
+    design = ece_design(p, 10, "uniform", symmetric=True)
+    assert ece_from_weights(design, (y - p)[:, None], np.ones((1, 400)))[0, 0] == pytest.approx(
+        float(ECE(bins=10).measure(sym_p, sym_y.astype(int))), abs=1e-9
+    )
+    # integer weights = the ECE of the repeated rows (each pair's two orders repeated together)
+    rng = np.random.default_rng(0)
+    w = rng.integers(0, 4, (3, 400)).astype(float)
+    got = ece_from_weights(design, (y - p)[:, None], w)[:, 0]
+    for r in range(3):
+        idx = np.repeat(np.arange(400), w[r].astype(int))
+        want = expected_calibration_error(np.concatenate([p[idx], 1 - p[idx]]), np.concatenate([y[idx], 1 - y[idx]]))
+        assert got[r] == pytest.approx(want, abs=1e-12)
+    one = ece_design(p, 10, "uniform", symmetric=False)
+    assert ece_from_weights(one, (y - p)[:, None], np.ones((1, 400)))[0, 0] == pytest.approx(
+        expected_calibration_error(p, y), abs=1e-12
+    )
+
+
+def test_vectorised_temperature_matches_brent_on_weighted_rows():
+    from workbench.audits.calibration.uncertainty import fit_inverse_temperature
+
+    for scale, seed in [(0.4, 1), (1.0, 2), (2.5, 3), (6.0, 4)]:
+        m, y = _bt_data(300, model_scale=scale, seed=seed)
+        w = np.random.default_rng(seed).integers(0, 3, (4, 300)).astype(float)
+        beta = fit_inverse_temperature(m, y, w)
+        for r in range(4):
+            idx = np.repeat(np.arange(300), w[r].astype(int))
+            assert 1 / beta[r] == pytest.approx(TemperatureScaling().fit(m[idx], y[idx]).temperature_, rel=1e-6)
+            assert 1 / beta[r] == pytest.approx(_fit_t_scipy(m[idx], y[idx]), rel=1e-5)
+    # separable data runs to the bound instead of diverging
+    assert fit_inverse_temperature(np.array([1.0, 2.0, -1.0]), np.array([1.0, 1.0, 0.0]), np.ones((1, 3)))[0] == 1e3
+
+
+def test_calibration_uncertainty_null_excess_and_temperature():
+    m, y = _bt_data(2000, model_scale=1.0, seed=42)  # calibrated
+    u = calibration_uncertainty(m, y, n_boot=200, n_null=200, seed=5)
+    sym = lambda a, b: (np.concatenate([a, 1 - a]), np.concatenate([b, 1 - b]))  # noqa: E731
+    assert u.ece == pytest.approx(expected_calibration_error(*sym(expit(m), y)), abs=1e-12)
+    # the null by an independent Monte Carlo (labels drawn from the model's own probabilities)
+    rng = np.random.default_rng(99)
+    p = expit(m)
+    null = [expected_calibration_error(*sym(p, (rng.random(2000) < p).astype(float))) for _ in range(300)]
+    assert u.ece_null_mean == pytest.approx(np.mean(null), abs=0.003)
+    assert u.ece_null_q95 == pytest.approx(np.quantile(null, 0.95), abs=0.006)
+    assert u.ece_excess == pytest.approx(u.ece - u.ece_null_mean)
+    assert u.ece_excess_ci[0] < 0 < u.ece_excess_ci[1]  # no excess for a calibrated model
+    assert u.temperature == pytest.approx(_fit_t_scipy(m, y), rel=1e-6)
+    assert u.temperature_ci[0] < 1 < u.temperature_ci[1]
+    assert u.n_clusters == 2000 and u.cluster_unit == "pair"
+    # over-confident by 2.5: a clear excess, and T's interval excludes 1
+    m2, y2 = _bt_data(2000, model_scale=2.5, seed=42)
+    v = calibration_uncertainty(m2, y2, n_boot=200, n_null=50, seed=5)
+    assert v.ece_excess_ci[0] > 0.05 and v.temperature_ci[0] > 2.0
+    # same seed, same numbers
+    again = calibration_uncertainty(m2, y2, n_boot=200, n_null=50, seed=5)
+    assert again.to_dict() == v.to_dict()
+    # the orientation changes the binned numbers but not T
+    r = calibration_uncertainty(m2, y2, n_boot=0, n_null=20, seed=5, orientation="random")
+    assert r.temperature == pytest.approx(v.temperature) and np.isnan(r.ece_excess_ci[0])
+    assert r.ece == pytest.approx(expected_calibration_error(*_oriented(m2, y2, 5)), abs=1e-12)
+    for kw, match in [(dict(n_null=1), "n_null"), (dict(clusters=[0, 1]), "one code per pair")]:
+        with pytest.raises(ValueError, match=match):
+            calibration_uncertainty(m2, y2, **kw)
+
+
+def _oriented(m, y, seed):
+    mo, yo = orient_pairs(m, y, seed=seed)
+    return expit(mo), yo
+
+
+def test_cluster_bootstrap_keeps_clusters_whole():
+    """Each pair copied 4 times in one cluster gives exactly the intervals of the pairs alone."""
+    m, y = _bt_data(150, model_scale=1.8, seed=43)
+    a = calibration_uncertainty(m, y, np.arange(150), n_boot=100, n_null=20, seed=1)
+    b = calibration_uncertainty(np.tile(m, 4), np.tile(y, 4), np.tile(np.arange(150), 4), n_boot=100, n_null=20, seed=1)
+    assert b.n_pairs == 600 and b.n_clusters == 150
+    assert b.temperature_ci == pytest.approx(a.temperature_ci, rel=1e-9)
+    assert b.ece == pytest.approx(a.ece)
+    # treating the copies as independent pairs narrows the interval (the bug this guards against)
+    c = calibration_uncertainty(np.tile(m, 4), np.tile(y, 4), None, n_boot=100, n_null=20, seed=1)
+    assert (c.temperature_ci[1] - c.temperature_ci[0]) < 0.7 * (b.temperature_ci[1] - b.temperature_ci[0])
+
+
+def test_pair_clusters_from_scores_and_data():
+    scores = pd.DataFrame({"id": ["a", "b", "c", "d"], "margin": [1.0, 2, 3, 4], "label": [1.0] * 4})
+    data = pd.DataFrame(
+        {
+            "id": ["d", "c", "b", "a"],
+            "prompt": ["Why?", "How", "how ", "why?"],
+            "chosen": ["xx", "x", "y", "yyy"],
+            "rejected": ["z", "z", "z", "z"],
+        }
+    )
+    codes, unit = pair_clusters(scores, data)
+    assert unit == "prompt" and codes.tolist() == [0, 1, 1, 0]  # matched on id, normalised prompt text
+    assert join_pair_data(scores, data)["chosen"].tolist() == ["yyy", "y", "x", "xx"]
+    codes, unit = pair_clusters(scores.assign(topic_id=["t1", "t2", "t1", "t1"]), data)
+    assert unit == "topic_id" and codes.tolist() == [0, 1, 0, 0]
+    with pytest.warns(UserWarning, match="independent"):
+        codes, unit = pair_clusters(scores)
+    assert unit == "pair" and codes.tolist() == [0, 1, 2, 3]
+    with pytest.raises(ValueError, match="scored"):
+        pair_clusters(scores.drop(columns="id"), data.iloc[:3])
+
+
 # ---------------------------------------------------------------------------
 # displays
 # ---------------------------------------------------------------------------
@@ -780,14 +947,14 @@ def test_temperature_slider_redraws():
 
 
 def test_calibration_modules_import_one_way_and_at_top_level():
-    """validation <- core <- metrics <- display <- report / methods <- interactive <- audit; no cycles."""
+    """validation <- core <- metrics <- uncertainty <- display <- report / methods <- interactive <- audit."""
     import ast
     import importlib
     from pathlib import Path
 
     import workbench.audits.calibration as pkg
 
-    order = ["validation", "core", "metrics", "display", "report", "methods", "interactive", "audit"]
+    order = ["validation", "core", "metrics", "uncertainty", "display", "report", "methods", "interactive", "audit"]
     root = Path(pkg.__file__).parent
     assert sorted(p.stem for p in root.glob("*.py") if p.stem != "__init__") == sorted(order)
     prefix = "workbench.audits.calibration."

@@ -2,8 +2,11 @@
 
 * ``calibration_audit`` on pairs scored by a ``CallableRM`` reproduces the lower-level
   functions exactly and matches independent computations (numpy binning, sklearn's
-  log_loss / brier_score_loss, pandas groupby).
-* Verdict thresholds on synthetic margins with a known temperature.
+  log_loss / brier_score_loss / GroupKFold, pandas groupby).
+* Verdicts graded on intervals on synthetic margins with a known temperature: pass, warn,
+  fail, inconclusive and n/a.
+* Simulation at the shipped sizes (235 pairs, one per prompt; 500 pairs in 57 topics):
+  false alarms of a perfectly calibrated RM and the power against a temperature of 2.
 * Label smoothing on the real demo RM (trained once per module, demo-clean, eps = 0.1)
   shrinks the margins and lowers the fitted temperature.
 """
@@ -25,9 +28,10 @@ from workbench.audits.calibration import (  # noqa: E402
     VERDICT_COLUMNS,
     calibration_audit,
     calibration_report,
+    calibration_uncertainty,
     compare_audits,
+    cross_fit_calibrators,
     decision_boundary_report,
-    fit_calibrators,
     interactive_frontend,
     orient_pairs,
     per_group_report,
@@ -52,7 +56,7 @@ def _length_and_vowels(prompts, responses):
 
 
 @pytest.fixture(scope="module")
-def toy_scores():
+def toy_pairs():
     rng = np.random.default_rng(7)
     words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "!"]
     records = []
@@ -63,34 +67,48 @@ def toy_scores():
         records.append(
             {
                 "id": f"p{i}",
-                "prompt": f"question {i}",
+                "prompt": f"Question {i // 3}" if i % 2 else f"question  {i // 3}",  # 80 prompts, 3 pairs each
                 "chosen": chosen,
                 "rejected": rejected,
                 "category": CATEGORIES[i % 3],
                 "subset": "hard" if i % 4 == 0 else "standard",
             }
         )
-    pairs = from_records(records, source="toy")
-    rm = CallableRM(_length_and_vowels, name="toy-rm")
-    return score_pairs(rm, pairs, cache=None, progress=False)
-
-
-AUDIT_KW = dict(n_bins=8, strategy="uniform", orientation="random", seed=3, band=0.15, test_size=0.4)
+    return from_records(records, source="toy")
 
 
 @pytest.fixture(scope="module")
-def toy_audit(toy_scores):
-    return calibration_audit(toy_scores, n_boot=40, **AUDIT_KW)
+def toy_scores(toy_pairs):
+    rm = CallableRM(_length_and_vowels, name="toy-rm")
+    return score_pairs(rm, toy_pairs, cache=None, progress=False)
+
+
+AUDIT_KW = dict(n_bins=8, strategy="uniform", orientation="random", seed=3, band=0.15, n_folds=4)
+PROMPT_CODES = np.repeat(np.arange(80), 3)
+
+
+@pytest.fixture(scope="module")
+def toy_audit(toy_scores, toy_pairs):
+    return calibration_audit(toy_scores, data=toy_pairs, n_boot=40, n_null=30, **AUDIT_KW)
 
 
 def test_audit_reproduces_underlying_functions(toy_scores, toy_audit):
     m, y = toy_scores.margin, toy_scores.label
     a = toy_audit
     assert a.model_name == "toy-rm" and a.n_pairs == 240
+    assert a.cluster_unit == "prompt" and a.n_clusters == 80  # normalised prompt text: case and spaces folded
+    np.testing.assert_array_equal(a.clusters, PROMPT_CODES)
 
-    rep = calibration_report(m, y, n_bins=8, strategy="uniform", orientation="random", seed=3, n_boot=40)
+    kw = dict(n_bins=8, strategy="uniform", orientation="random", seed=3)
+    rep = calibration_report(m, y, n_boot=40, clusters=PROMPT_CODES, **kw)
     pd.testing.assert_frame_equal(a.report.to_frame(), rep.to_frame())
-    pd.testing.assert_frame_equal(a.to_frame().iloc[: len(rep.to_frame())], rep.to_frame())
+    table = a.to_frame().iloc[: len(rep.to_frame())]
+    pd.testing.assert_series_equal(table["value"], rep.to_frame()["value"])
+    biased = table["metric"].isin(["ece_uniform", "ece_quantile", "mce", "top_label_ece", "brier_reliability"])
+    assert table.loc[biased, "ci_low"].isna().all() and table.loc[~biased, "ci_low"].notna().all()
+
+    u = calibration_uncertainty(m, y, PROMPT_CODES, n_boot=40, n_null=30, cluster_unit="prompt", **kw)
+    assert a.uncertainty.to_dict() == u.to_dict()
 
     bnd = decision_boundary_report(m, y, 0.15)
     assert a.boundary.n == bnd.n and a.boundary.metrics == pytest.approx(bnd.metrics, nan_ok=True)
@@ -101,13 +119,15 @@ def test_audit_reproduces_underlying_functions(toy_scores, toy_audit):
         )
         pd.testing.assert_frame_equal(a.by_group(col), want.rename(columns={"group": col}))
 
-    cmp_ = fit_calibrators(m, y, test_size=0.4, seed=3, n_bins=8, strategy="uniform", orientation="random")
-    assert a.temperature == pytest.approx(cmp_.calibrators["temperature"].temperature_, rel=1e-12)
+    cmp_ = cross_fit_calibrators(m, y, PROMPT_CODES, n_folds=4, **kw)
+    assert a.temperature == pytest.approx(cmp_.calibrators["temperature"].temperature_, rel=1e-6)
     pd.testing.assert_frame_equal(a.comparison.to_frame(), cmp_.to_frame())
-    assert a.params["methods"] == ["temperature", "platt", "isotonic"]
+    assert a.params["methods"] == ["temperature", "platt", "isotonic"] and a.params["n_folds"] == 4
 
 
 def test_audit_matches_independent_computations(toy_scores, toy_audit):
+    from sklearn.model_selection import GroupKFold
+
     m, y = toy_scores.margin, toy_scores.label
     a, s = toy_audit, toy_audit.summary()
     assert np.all(y == 1.0)  # chosen-first data: labels are all 1 before orientation
@@ -115,6 +135,7 @@ def test_audit_matches_independent_computations(toy_scores, toy_audit):
     assert s["mean_reward_gap"] == pytest.approx(m.mean())
     assert s["nll"] == pytest.approx(log_loss(y, expit(m), labels=[0, 1]), rel=1e-9)
     assert s["mean_abs_margin"] == pytest.approx(np.abs(m).mean())
+    assert s["n_clusters"] == 80
 
     # ECE / Brier on the seeded random orientation, binned by hand with numpy
     mo, yo = orient_pairs(m, y, seed=3)
@@ -124,14 +145,20 @@ def test_audit_matches_independent_computations(toy_scores, toy_audit):
     ece = sum(abs(yo[idx == k].sum() - p[idx == k].sum()) for k in range(8)) / p.size
     assert s["ece"] == pytest.approx(ece, abs=1e-12)
     assert s["brier"] == pytest.approx(brier_score_loss(yo, p), rel=1e-12)
+    assert s["ece_excess"] == pytest.approx(s["ece"] - s["ece_null"])
 
-    # held-out NLL before / after temperature scaling, recomputed with sklearn
-    tm, tl = a.comparison.test_margin, a.comparison.test_label
-    assert tm.size == round(0.4 * 240) == a.comparison.n_test
-    assert s["heldout_nll_before"] == pytest.approx(log_loss(tl, expit(tm), labels=[0, 1]), rel=1e-9)
-    assert s["heldout_nll_after_temperature"] == pytest.approx(
-        log_loss(tl, expit(tm / s["temperature"]), labels=[0, 1]), rel=1e-9
-    )
+    # cross-fitted NLL before / after temperature scaling: sklearn GroupKFold by prompt, scipy fits
+    def t_fit(mm, yy):
+        nll = lambda lt: -np.mean(yy * log_expit(mm / np.exp(lt)) + (1 - yy) * log_expit(-mm / np.exp(lt)))  # noqa: E731
+        return float(np.exp(minimize_scalar(nll, bounds=(-6, 6), method="bounded", options={"xatol": 1e-10}).x))
+
+    oof = np.empty(240)
+    for train, test in GroupKFold(n_splits=4).split(mo, yo, PROMPT_CODES):
+        oof[test] = expit(mo[test] / t_fit(mo[train], yo[train]))
+    assert a.comparison.n_test == 240 and a.comparison.n_folds == 4
+    assert s["heldout_nll_before"] == pytest.approx(log_loss(yo, expit(mo), labels=[0, 1]), rel=1e-9)
+    assert s["heldout_nll_after_temperature"] == pytest.approx(log_loss(yo, oof, labels=[0, 1]), rel=1e-6)
+    assert s["temperature"] == pytest.approx(t_fit(m, y), rel=1e-6)
 
     # per-category accuracy and decision-boundary count from pandas / numpy
     f = toy_scores.frame
@@ -150,7 +177,10 @@ def test_audit_tables_and_figures(toy_audit):
     assert a.boundary_frame()["metric"].iloc[0] == "n"
     frame = a.to_frame().set_index("metric")
     assert frame.loc["temperature", "value"] == a.temperature
-    assert np.isfinite(frame.loc["ece_uniform", "ci_low"])  # bootstrap CIs present
+    assert frame.loc["temperature", "ci_low"] < a.temperature < frame.loc["temperature", "ci_high"]
+    assert np.isfinite(frame.loc["accuracy", "ci_low"]) and np.isnan(frame.loc["ece_uniform", "ci_low"])
+    for key in ("ece_null", "ece_null_q95", "ece_excess", "n_clusters"):
+        assert np.isfinite(frame.loc[key, "value"])
     fig = a.plot()
     assert fig.axes and "toy-rm" in fig.axes[0].get_title()
     fig2 = a.plot_comparison()
@@ -166,13 +196,17 @@ def test_audit_input_validation(toy_scores):
         calibration_audit(pd.DataFrame({"margin": [1.0, -1.0]}))
     with pytest.raises(ValueError, match="band"):
         calibration_audit(toy_scores, band=0.7, n_boot=0)
-    with pytest.raises(ValueError, match="test_size"):
-        calibration_audit(toy_scores, test_size=1.5, n_boot=0)
+    with pytest.raises(ValueError, match="n_folds"):
+        calibration_audit(toy_scores, n_folds=1, n_boot=0)
+    with pytest.raises(ValueError, match="cluster column 'nope'"):
+        calibration_audit(toy_scores, cluster_column="nope", n_boot=0)
     # chosen/rejected scores are enough; all-missing group columns are skipped, partial ones filled
     f = toy_scores.to_frame().drop(columns="margin")
     f["subset"] = None
     f.loc[:9, "category"] = None
-    a = calibration_audit(f, n_boot=0, name="named")
+    with pytest.warns(UserWarning, match="independent"):  # no prompts: every pair its own cluster
+        a = calibration_audit(f, n_boot=0, name="named")
+    assert a.cluster_unit == "pair" and a.n_clusters == 240
     assert a.model_name == "named" and set(a.groups) == {"category"}
     assert a.by_group("category").set_index("category").loc["(missing)", "n"] == 10
 
@@ -182,63 +216,74 @@ def test_audit_input_validation(toy_scores):
 # ---------------------------------------------------------------------------
 
 
-def _synthetic(scale: float, n: int = 3000, seed: int = 0) -> pd.DataFrame:
+def _synthetic(scale: float, n: int = 3000, seed: int = 0, prompts: int = 1000) -> pd.DataFrame:
     """Pairs whose true log-odds is ``z``; the RM reports ``scale * z`` (fitted T should be ~ scale)."""
     rng = np.random.default_rng(seed)
     z = rng.normal(0.0, 2.0, n)
     label = (rng.random(n) < expit(z)).astype(float)
-    return pd.DataFrame({"margin": scale * z, "label": label})
+    return pd.DataFrame({"margin": scale * z, "label": label, "prompt_id": np.arange(n) % prompts})
 
 
 @pytest.fixture(scope="module")
 def synthetic_audits():
-    return {s: calibration_audit(_synthetic(s), n_boot=0, seed=1) for s in (1.0, 3.0, 0.3)}
+    return {s: calibration_audit(_synthetic(s, n=2000), n_boot=100, n_null=30, seed=1) for s in (1.0, 3.0, 0.3, 1.7)}
+
+
+def _grades(audit, **kw):
+    return audit.verdicts_frame(**kw).set_index("check")
 
 
 def test_verdicts_known_temperatures(synthetic_audits):
-    good, over, under = (synthetic_audits[s] for s in (1.0, 3.0, 0.3))
+    good, over, under, mild = (synthetic_audits[s] for s in (1.0, 3.0, 0.3, 1.7))
     assert good.temperature == pytest.approx(1.0, abs=0.15)
     assert over.temperature == pytest.approx(3.0, rel=0.15)
     assert under.temperature == pytest.approx(0.3, rel=0.15)
+    assert good.cluster_unit == "prompt" and good.n_clusters == 1000
 
-    v = good.verdicts_frame().set_index("check")
+    v = _grades(good)
     assert list(good.verdicts_frame().columns) == VERDICT_COLUMNS
-    assert v.index.tolist() == ["ece", "temperature", "ece_after_temperature"]
-    assert v["verdict"].tolist() == ["pass", "pass", "pass"]
-
-    v = over.verdicts_frame().set_index("check")
-    assert v.loc["ece", "verdict"] == "fail" and v.loc["temperature", "verdict"] == "fail"
-    assert v.loc["ece_after_temperature", "verdict"] == "pass"  # one scale factor fixes it
-    assert v.loc["temperature", "detail"].startswith("over-confident")
-    assert v.loc["ece", "value"] == over.ece and v.loc["temperature", "value"] == over.temperature
-
-    v = under.verdicts_frame().set_index("check")
-    assert v.loc["temperature", "verdict"] == "fail"
-    assert v.loc["temperature", "detail"].startswith("under-confident")
-
-
-def test_verdict_thresholds_are_parameters_and_strict(synthetic_audits):
-    a = synthetic_audits[3.0]
-    ece, t = a.ece, a.temperature
-    grade = lambda **kw: a.verdicts_frame(**kw).set_index("check")["verdict"]  # noqa: E731
-    assert grade(ece_warn=ece - 1e-9, ece_fail=ece + 1e-9)["ece"] == "warn"
-    assert grade(ece_warn=ece, ece_fail=ece + 1e-9)["ece"] == "pass"  # equal does not trip
-    assert grade(ece_warn=0.0, ece_fail=ece)["ece"] == "warn"
-    assert grade(ece_warn=ece + 0.1, ece_fail=ece + 0.2)["ece"] == "pass"
-    assert grade(temperature_warn=t - 0.01, temperature_fail=t + 0.01)["temperature"] == "warn"
-    assert grade(temperature_warn=t + 0.01, temperature_fail=t + 0.02)["temperature"] == "pass"
-    # T < 1 is graded on 1 / T
-    u = synthetic_audits[0.3]
-    inv = 1.0 / u.temperature
-    assert (
-        u.verdicts_frame(temperature_warn=inv - 0.01, temperature_fail=inv + 0.01)
-        .set_index("check")
-        .loc["temperature", "verdict"]
-        == "warn"
+    assert v.index.tolist() == ["ece_excess", "log_temperature"]
+    assert v["verdict"].tolist() == ["pass", "pass"]
+    assert all(
+        x.family == "calibration" and x.primary and x.n == 2000 and x.n_clusters == 1000 for x in good.verdicts()
     )
-    thr = a.verdicts_frame(ece_warn=0.02, ece_fail=0.2).set_index("check").loc["ece", "threshold"]
-    assert thr == "> 0.02 warn, > 0.2 fail"
 
+    v = _grades(over)
+    assert over.uncertainty.ece_excess_ci[0] > 0.075  # the whole interval past the warn margin
+    assert v.loc["ece_excess", "verdict"] in ("warn", "fail") and v.loc["log_temperature", "verdict"] == "fail"
+    assert "over-confident" in v.loc["log_temperature", "sentence"]
+    assert v.loc["log_temperature", "value"] == pytest.approx(over.temperature)  # the table shows T itself
+    lo, hi = over.uncertainty.temperature_ci
+    assert (v.loc["log_temperature", "ci_low"], v.loc["log_temperature", "ci_high"]) == pytest.approx((lo, hi))
+    assert v.loc["ece_excess", "value"] == pytest.approx(over.uncertainty.ece_excess, rel=1e-5)
+    raw = {x.check: x for x in over.verdicts()}["log_temperature"]
+    assert raw.value == pytest.approx(np.log(over.temperature)) and raw.direction == "two-sided"
+
+    v = _grades(under)
+    assert v.loc["log_temperature", "verdict"] == "fail" and "under-confident" in v.loc["log_temperature", "sentence"]
+
+    # T = 1.7: interval straddles the warn margin 1.6 but not the fail margin -> warn or inconclusive
+    t = mild.uncertainty.temperature_ci
+    assert t[0] < 1.8 < t[1] or t[0] < 1.6 < t[1]
+    assert _grades(mild).loc["log_temperature", "verdict"] in ("warn", "inconclusive")
+    g = _grades(mild, temperature_warn=1.3, temperature_fail=3.0).loc["log_temperature", "verdict"]
+    assert g == "warn"  # the interval lies above 1.3 and below 3
+
+
+def test_verdict_margins_are_parameters(synthetic_audits):
+    a = synthetic_audits[3.0]
+    lo, hi = a.uncertainty.ece_excess_ci
+    assert _grades(a, ece_warn=lo - 0.01, ece_fail=hi + 0.01).loc["ece_excess", "verdict"] == "warn"
+    assert _grades(a, ece_warn=hi + 0.01, ece_fail=hi + 0.02).loc["ece_excess", "verdict"] == "pass"
+    assert _grades(a, ece_warn=lo - 0.02, ece_fail=lo - 0.01).loc["ece_excess", "verdict"] == "fail"
+    v = _grades(a, ece_warn=(lo + hi) / 2, ece_fail=hi + 0.1).loc["ece_excess"]
+    assert v["verdict"] == "inconclusive" and "would settle it" in v["detail"]
+    tlo, thi = a.uncertainty.temperature_ci
+    assert (
+        _grades(a, temperature_warn=thi + 0.1, temperature_fail=thi + 0.2).loc["log_temperature", "verdict"] == "pass"
+    )
+    thr = _grades(a, ece_warn=0.02, ece_fail=0.2).loc["ece_excess", "threshold"]
+    assert thr == "warn > 0.02, fail > 0.2 (95% interval)"
     for kw, msg in [
         (dict(ece_warn=0.2, ece_fail=0.1), "ece_warn"),
         (dict(ece_warn=-1), "ece_warn"),
@@ -249,32 +294,110 @@ def test_verdict_thresholds_are_parameters_and_strict(synthetic_audits):
             a.verdicts(**kw)
 
 
-def test_verdict_without_temperature_is_na():
-    a = calibration_audit(_synthetic(1.0, n=400), n_boot=0, methods=("platt",))
-    v = a.verdicts_frame().set_index("check")
-    assert np.isnan(a.temperature)
-    assert v.loc["temperature", "verdict"] == "n/a" and v.loc["ece_after_temperature", "verdict"] == "n/a"
+def test_verdicts_without_intervals_are_na():
+    a = calibration_audit(_synthetic(1.0, n=400), n_boot=0, n_null=10)
+    assert _grades(a)["verdict"].tolist() == ["n/a", "n/a"]
+    assert np.isfinite(a.temperature) and np.isfinite(a.uncertainty.ece_excess)
 
 
 def test_audit_result_contract_and_publish(synthetic_audits):
     from workbench.audits.result import AuditResult
-    from workbench.reports.verdicts import Verdict, publish
+    from workbench.reports.verdicts import Verdict, family_verdicts, publish
 
     a = synthetic_audits[3.0]
     assert isinstance(a, AuditResult) and a.section == "calibration"
     verdicts = a.verdicts()
     assert all(isinstance(v, Verdict) and v.section == "calibration" for v in verdicts)
+    assert family_verdicts(verdicts) == {"calibration": "fail"}
+    assert family_verdicts(synthetic_audits[1.0].verdicts()) == {"calibration": "pass"}
     frame = a.verdicts_frame()
     assert [v.check for v in verdicts] == frame["check"].tolist()
     assert [v.verdict for v in verdicts] == frame["verdict"].tolist()
-    # the payload is the one the notebook published before verdicts() returned Verdict objects
-    assert a.publish() == publish("calibration", frame, a.summary())
+    assert a.publish() == publish("calibration", verdicts, a.summary())
+    s = a.summary()
+    for key in ("ece", "ece_null", "ece_null_q95", "ece_excess", "ece_excess_ci_low", "ece_excess_ci_high"):
+        assert np.isfinite(s[key])
+    assert s["temperature_ci_low"] < s["temperature"] < s["temperature_ci_high"]
+    assert s["accuracy_ci_low"] < s["accuracy"] < s["accuracy_ci_high"]
     twin = synthetic_audits[1.0]
     payload = a.publish(smoothed=twin, label_smoothing=0.1)
     want = dict(a.summary(), **{f"smoothed_{k}": v for k, v in twin.summary().items() if k != "n_pairs"})
     want["label_smoothing"] = 0.1
-    assert payload == publish("calibration", frame, want)
+    assert payload == publish("calibration", verdicts, want)
     assert list(payload["metrics"])[-1] == "label_smoothing"
+
+
+# ---------------------------------------------------------------------------
+# false alarms and power at the shipped sizes
+# ---------------------------------------------------------------------------
+
+
+def _simulated_pairs(n: int, n_clusters: int, temperature: float, seed: int):
+    """A Bradley-Terry RM whose true log-odds z vary in scale by topic; labels drawn from sigmoid(z).
+
+    The RM reports ``temperature * z`` (1: perfectly calibrated), stored chosen-first.
+    """
+    rng = np.random.default_rng(seed)
+    codes = np.sort(rng.integers(0, n_clusters, n)) if n_clusters < n else np.arange(n)
+    z = rng.normal(0.0, 1.5, n) * np.exp(rng.normal(0.0, 0.4, n_clusters))[codes]
+    y = rng.random(n) < expit(z)
+    return np.where(y, temperature * z, -temperature * z), np.ones(n), codes
+
+
+def _family_rates(n, n_clusters, temperature, seeds):
+    from workbench.audits.calibration.audit import ECE_FAIL, ECE_WARN, TEMPERATURE_FAIL, TEMPERATURE_WARN
+    from workbench.reports.grading import grade_interval
+    from workbench.reports.verdicts import worst
+
+    out = []
+    for seed in seeds:
+        m, y, codes = _simulated_pairs(n, n_clusters, temperature, seed)
+        u = calibration_uncertainty(m, y, codes, n_boot=200, n_null=20, seed=seed)
+        ece = grade_interval(u.ece_excess, *u.ece_excess_ci, warn=ECE_WARN, fail=ECE_FAIL).verdict
+        t = grade_interval(
+            *np.log([u.temperature, *u.temperature_ci]),
+            warn=np.log(TEMPERATURE_WARN),
+            fail=np.log(TEMPERATURE_FAIL),
+            direction="two-sided",
+        ).verdict
+        out.append(worst([ece, t]))
+    out = np.array(out)
+    return {k: float(np.mean(out == k)) for k in ("pass", "inconclusive", "warn", "fail")}
+
+
+def test_simulated_false_alarms_and_power_at_shipped_sizes():
+    """100 seeds each (n_boot 200, 20 null draws): the rates the default margins were chosen for.
+
+    Measured when the margins were set (seeds 0-99): calibrated RM at 500 pairs / 57 topics
+    pass 0.99, inconclusive 0.01, warn 0, fail 0; at 235 pairs / 235 prompts pass ~0.68,
+    inconclusive ~0.32, warn 0, fail 0; T = 2 at 500 pairs warn or fail ~0.90.
+    """
+    seeds = range(100)
+    null500 = _family_rates(500, 57, 1.0, seeds)
+    null235 = _family_rates(235, 235, 1.0, seeds)
+    power500 = _family_rates(500, 57, 2.0, seeds)
+    # a calibrated RM: no false warn or fail at either size
+    assert null500["warn"] + null500["fail"] <= 0.05 and null500["fail"] <= 0.01
+    assert null235["warn"] + null235["fail"] <= 0.05 and null235["fail"] <= 0.01
+    assert null500["pass"] >= 0.95
+    # at 235 pairs the temperature cannot be pinned to a factor 1.6: inconclusive, not a false alarm
+    assert null235["pass"] >= 0.55
+    # T = 2 is detected at 500 pairs
+    assert power500["warn"] + power500["fail"] >= 0.80
+
+
+def test_simulation_grades_as_the_audit_does():
+    """The simulation above grades calibration_uncertainty as CalibrationAudit.verdicts() does."""
+    from workbench.reports.verdicts import family_verdicts
+
+    for temperature, seed in [(1.0, 3), (2.0, 4), (1.4, 5)]:
+        m, y, codes = _simulated_pairs(500, 57, temperature, seed)
+        audit = calibration_audit(
+            pd.DataFrame({"margin": m, "label": y, "topic_id": codes}), n_boot=200, n_null=20, seed=seed
+        )
+        assert audit.cluster_unit == "topic" and audit.n_clusters == len(set(codes))
+        rates = _family_rates(500, 57, temperature, [seed])
+        assert rates[family_verdicts(audit.verdicts())["calibration"]] == 1.0
 
 
 def test_compare_and_plot_audits(synthetic_audits):
@@ -314,16 +437,19 @@ def test_notebook_source_has_parameters():
     params = [c.split("\n", 1)[1] for c in cells if c.split("\n", 1)[0].strip() == 'tags=["parameters"]']
     assert len(params) == 1
     names = {t.id: ast.literal_eval(node.value) for node in ast.parse(params[0]).body for t in node.targets}
-    assert names["model"] == "demo-biased" and names["data"] == "golden"
+    assert names["model"] == "demo-biased" and names["data"] == "demo-eval"  # in distribution for the demo RMs
+    assert "test_size" not in names  # calibrators are cross-fitted over all pairs
     for key, want in dict(
         sample_size=0,
         seed=0,
         n_bins=10,
         strategy="uniform",
-        orientation="random",
+        orientation="both",
         band=0.1,
-        test_size=0.5,
+        n_folds=5,
         n_boot=1000,
+        n_null=100,
+        cluster_column=None,
         label_smoothing=0.1,
         compare_smoothing=True,
     ).items():
@@ -344,7 +470,7 @@ def smoothing_audits():
     out = {}
     for eps in (0.0, 0.1):
         rm = load_demo_model("demo-clean", label_smoothing=eps)
-        out[eps] = calibration_audit(score_pairs(rm, pairs, progress=False), n_boot=0, seed=0, test_size=0.2)
+        out[eps] = calibration_audit(score_pairs(rm, pairs, progress=False), data=pairs, n_boot=0, n_null=10, seed=0)
     return out
 
 

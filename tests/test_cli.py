@@ -5,14 +5,17 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import asdict
+from pathlib import Path
 
 import nbformat
 import pytest
 from notebook_helpers import make_notebook
 
-from workbench.cli import _parse_param, build_parser, main
-from workbench.reports import SCHEMA, ParameterError, plan_parameters, select_notebooks
-from workbench.reports.pipeline import _absolutize
+from workbench.cli import _parse_param, build_parser, exit_status, main
+from workbench.reports import SCHEMA, ParameterError, graded_verdict, plan_parameters, select_notebooks
+from workbench.reports.pipeline import AuditRun, _absolutize
+from workbench.reports.summary import results_from_verdicts
 
 
 @pytest.fixture
@@ -60,6 +63,11 @@ def test_parser_has_the_documented_options():
     assert args.data is None  # each notebook's own default
     assert args.notebooks == ["00", "01"] and args.param == [("a", 1), ("b", "x")] and args.show_code
     assert args.kernel == "python3" and args.timeout == 1800
+    assert args.fail_on is None
+    for level in ("inconclusive", "warn", "fail"):
+        assert build_parser().parse_args(["audit", "--model", "m", "--out", "o", "--fail-on", level]).fail_on == level
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["audit", "--model", "m", "--out", "o", "--fail-on", "pass"])
     cmp = build_parser().parse_args(["compare", "A", "B", "--fail-on-regression"])
     assert (cmp.a, cmp.b, cmp.fail_on_regression) == ("A", "B", True)
 
@@ -238,3 +246,68 @@ def test_cli_start_up_does_not_import_torch():
     }
     assert "workbench.cli" in imported and "workbench.reports.pipeline" in imported
     assert not {name for name in imported if name == "torch" or name.startswith("torch.")}
+
+
+def _run_with(*rows: tuple[str, str, float, float, bool]) -> AuditRun:
+    """An audit run whose summary holds graded checks ``(family, check, low, high, primary)`` (margins 0.05 / 0.10)."""
+    verdicts = [
+        {
+            "notebook": "02_features",
+            **asdict(
+                graded_verdict(
+                    "features", check, (lo + hi) / 2, lo, hi, warn=0.05, fail=0.1, family=fam, primary=primary
+                )
+            ),
+        }
+        for fam, check, lo, hi, primary in rows
+    ]
+    return AuditRun(Path("reports/x"), [], {"results": results_from_verdicts(verdicts)}, Path("reports/x/index.html"))
+
+
+def test_fail_on_uses_the_family_verdicts_and_ranks_inconclusive(capsys):
+    # agreement straddles the warn margin (inconclusive); length passes on its primary check although a
+    # descriptive check fails
+    run = _run_with(
+        ("agreement", "vs placebo", 0.0, 0.08, True),
+        ("length", "preference", -0.02, 0.03, True),
+        ("length", "raw correlation", 0.2, 0.4, False),
+    )
+    assert run.overall == "inconclusive"
+    assert exit_status([run], None) == 0
+    assert exit_status([run], "fail") == 0  # the failing check is descriptive: no family fails
+    assert exit_status([run], "warn") == 0
+    assert capsys.readouterr().err == ""
+    assert exit_status([run], "inconclusive") == 3
+    err = capsys.readouterr().err
+    assert "--fail-on inconclusive" in err and "agreement inconclusive" in err and "length" not in err
+    warned = _run_with(("agreement", "vs placebo", 0.06, 0.09, True), ("length", "preference", 0.0, 0.08, True))
+    assert warned.overall == "warn"
+    assert [exit_status([warned], level) for level in ("inconclusive", "warn", "fail")] == [3, 3, 0]
+    assert "agreement warn, length inconclusive" in capsys.readouterr().err  # worst first
+    failed = _run_with(("length", "preference", 0.12, 0.2, True))
+    assert [exit_status([run, failed], level) for level in ("inconclusive", "warn", "fail")] == [3, 3, 3]
+    broken = AuditRun(Path("r"), [type("R", (), {"ok": False})()], failed.summary, Path("r/index.html"))
+    assert exit_status([broken], "fail") == 1  # a notebook that failed wins over --fail-on
+
+
+PUBLISH_INCONCLUSIVE = """
+from workbench.reports import graded_verdict, publish
+publish("features", [graded_verdict("features", "agreement vs placebo", 0.04, 0.0, 0.08, warn=0.05, fail=0.1,
+                                    n=200, n_clusters=40, family="agreement")])
+"""
+
+
+@pytest.mark.slow
+def test_audit_fail_on_exit_codes_end_to_end(tmp_path, capsys):
+    folder = tmp_path / "nbs"
+    folder.mkdir()
+    make_notebook(folder / "01_inc.ipynb", 'model = "m"  # RM', PUBLISH_INCONCLUSIVE)
+    base = ["audit", "--model", "python:nothing:here", "--notebook-dir", str(folder)]
+    assert main([*base, "--out", str(tmp_path / "a"), "--fail-on", "warn"]) == 0
+    summary = json.loads((tmp_path / "a" / "summary.json").read_text())
+    assert summary["schema"] == SCHEMA and summary["results"]["overall"] == "inconclusive"
+    # 40 clusters * (half-width 0.04 / distance to the warn margin 0.01)^2
+    assert summary["results"]["families"]["agreement"]["clusters_needed"] == 640
+    capsys.readouterr()
+    assert main([*base, "--out", str(tmp_path / "b"), "--fail-on", "inconclusive"]) == 3
+    assert "agreement inconclusive" in capsys.readouterr().err

@@ -1,8 +1,11 @@
-"""Tests for workbench.audits.drift: drift statistics against scipy and hand-worked values, the status rule,
-the Goodhart flag, trigger frequencies, policy-sample validation, the one-call audit, and a detection on the demo data."""
+"""Tests for workbench.audits.drift: drift statistics against scipy and hand-worked values, the permutation null of
+the normed Wasserstein distance (against exhaustive enumeration), the graded drift and Goodhart verdicts (hand-worked,
+statsmodels cluster-robust intervals, simulated null and planted effects), trigger frequencies, policy-sample
+validation, the one-call audit, and the demo data."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 
@@ -31,6 +34,8 @@ from workbench.audits.drift import (  # noqa: E402
     select_phrases,
     trigger_frequency,
     trigger_hits,
+    wasserstein_null,
+    weighted_normed_wasserstein,
 )
 from workbench.audits.result import AuditResult  # noqa: E402
 from workbench.data.preferences import DataFormatError  # noqa: E402
@@ -133,54 +138,138 @@ def test_psi_validation():
 # --------------------------------------------------------------------------- status rule
 
 
-def test_status_rule_and_holm():
-    ref, same, moved, scores, ck, steps = _three_checkpoints()
-    res = reward_drift(scores, ck, steps, adjust="holm")
+def test_weighted_wasserstein_matches_scipy():
+    rng = np.random.default_rng(3)
+    u, v = rng.normal(size=30), rng.gamma(2.0, size=25)
+    wu, wv = rng.integers(0, 4, 30).astype(float), rng.integers(0, 4, 25).astype(float)
+    values = np.r_[u, v]
+    got = weighted_normed_wasserstein(values, np.r_[wu, np.zeros(25)], np.r_[np.zeros(30), wv])[0]
+    mu = np.average(u, weights=wu)
+    sd = math.sqrt(np.average((u - mu) ** 2, weights=wu))
+    assert got == pytest.approx(stats.wasserstein_distance(u, v, wu, wv) / sd)
+    ones = weighted_normed_wasserstein(values, np.r_[np.ones(30), np.zeros(25)], np.r_[np.zeros(30), np.ones(25)])[0]
+    assert ones == pytest.approx(normed_wasserstein(u, v))
+
+
+def test_paired_permutation_null_matches_exhaustive_enumeration():
+    rng = np.random.default_rng(4)
+    n = 8
+    shared = rng.normal(size=n)
+    ref, cur = shared + rng.normal(0, 0.5, n), shared + rng.normal(0.8, 0.5, n)
+    exact = []
+    for mask in range(2**n):  # every within-prompt swap pattern
+        swap = np.array([(mask >> i) & 1 for i in range(n)], bool)
+        exact.append(normed_wasserstein(np.where(swap, cur, ref), np.where(swap, ref, cur)))
+    exact = np.array(exact)
+    obs = normed_wasserstein(ref, cur)
+    keys = [f"p{i}" for i in range(n)]
+    res = wasserstein_null(ref, cur[::-1], ref_keys=keys, cur_keys=keys[::-1], n_perm=20000, n_boot=0, seed=1)
+    assert res.paired and res.wasserstein == pytest.approx(obs)
+    assert res.null_mean == pytest.approx(exact.mean(), abs=4 * exact.std() / math.sqrt(20000))
+    assert res.p_value == pytest.approx(np.mean(exact >= obs - 1e-12), abs=0.01)
+    assert res.excess == pytest.approx(obs - res.null_mean)
+    # keys that do not match: the unpaired shuffle, whose null mean is the mean over all label splits
+    unpaired = wasserstein_null(ref, cur, ref_keys=keys, cur_keys=["x"] * n, n_perm=20000, n_boot=0)
+    assert not unpaired.paired
+    pooled = np.r_[ref, cur]
+    splits = [
+        normed_wasserstein(pooled[list(c)], pooled[[i for i in range(2 * n) if i not in c]])
+        for c in itertools.combinations(range(2 * n), n)
+    ]
+    assert unpaired.null_mean == pytest.approx(np.mean(splits), abs=4 * np.std(splits) / math.sqrt(20000))
+
+
+def _sim_checkpoints(seed, delta, n=80, topics=57, rho=0.5):
+    """Two checkpoints answering the same n prompts (grouped in topics); the second shifted by delta SDs."""
+    rng = np.random.default_rng(seed)
+    prompt = rng.normal(0, math.sqrt(rho), n)
+    ref = prompt + rng.normal(0, math.sqrt(1 - rho), n)
+    cur = prompt + rng.normal(0, math.sqrt(1 - rho), n) + delta
+    pid = np.r_[np.arange(n), np.arange(n)]
+    return np.r_[ref, cur], ["a"] * n + ["b"] * n, pid, pid % topics
+
+
+def test_status_rule_and_graded_verdict():
+    ref, same, moved, scores, ck, steps = _three_checkpoints(shift=0.8)
+    res = reward_drift(scores, ck, steps, n_boot=300, n_perm=300)
     t = res.to_frame().set_index("checkpoint")
-    assert t.loc["a", "status"] == "reference"
-    assert t.loc["b", "status"] == "ok"
-    assert t.loc["c", "status"] == "drift" and t.loc["c", "direction"] == "up"
+    assert t.loc["a", "status"] == "reference" and t.loc["a", "verdict"] == "n/a"
+    assert t.loc["b", "status"] == "ok" and t.loc["b", "verdict"] == "pass"
+    assert t.loc["c", "status"] == "drift" and t.loc["c", "direction"] == "up" and t.loc["c", "verdict"] == "warn"
     assert res.drifted == ["c"]
-    # Holm over the two compared checkpoints: smallest p times 2, then the running max
-    p = t.loc[["b", "c"], "ks_p"].to_numpy()
+    # "b" is a permutation of the reference: W = 0, p-value 1
+    assert t.loc["b", "wasserstein"] == pytest.approx(0.0, abs=1e-12) and t.loc["b", "perm_p"] == 1.0
+    assert t.loc["c", "perm_p"] < 0.01 and t.loc["c", "excess"] == pytest.approx(
+        t.loc["c", "wasserstein"] - t.loc["c", "null_mean"]
+    )
+    assert t.loc["c", "null_mean"] < t.loc["c", "null_q95"]
+    assert not t.loc["c", "paired"]  # no prompt ids: unpaired shuffle
+    # Holm over the compared checkpoints
+    p = t.loc[["b", "c"], "perm_p"].to_numpy()
     order = np.argsort(p)
     adj = np.empty(2)
     adj[order[0]] = min(1, 2 * p[order[0]])
     adj[order[1]] = min(1, max(adj[order[0]], p[order[1]]))
-    assert t.loc[["b", "c"], "ks_p_adj"].to_numpy() == pytest.approx(adj)
+    assert t.loc[["b", "c"], "perm_p_holm"].to_numpy() == pytest.approx(adj)
     assert "1 of 2" in res.describe()
     v = res.verdicts()[0]
-    assert v.verdict == "warn" and v.value == pytest.approx(t.loc["c", "wasserstein"])
-    # default: no adjustment, the raw p-value decides
-    raw = reward_drift(scores, ck, steps).to_frame().set_index("checkpoint")
+    assert v.verdict == "warn" and v.family == "drift" and v.direction == "higher"
+    assert v.value == pytest.approx(t.loc["c", "excess"]) and v.ci_low > 0.2 and v.ci_high < 1.0
+    assert v.n == 200 and v.n_clusters == 400 and v.cluster_unit == "sample"
+    assert "reference SDs further from a than sampling noise explains" in v.sentence
+    # KS stays descriptive: raw p-values, or Holm-adjusted on request
+    raw = reward_drift(scores, ck, steps, n_boot=0, n_perm=50).to_frame().set_index("checkpoint")
     assert raw.loc[["b", "c"], "ks_p_adj"].to_numpy() == pytest.approx(raw.loc[["b", "c"], "ks_p"].to_numpy())
+    # same seed, same verdicts and numbers
+    again = reward_drift(scores, ck, steps, n_boot=300, n_perm=300).to_frame()
+    pd.testing.assert_frame_equal(res.to_frame(), again)
 
 
-def test_holm_can_change_the_verdict():
-    # two moved checkpoints with raw p between alpha/2 and alpha: drift unadjusted, ok with Holm
-    rng = np.random.default_rng(7)
-    n = 60
-    for _ in range(200):
-        ref, c1, c2 = rng.normal(0, 1, n), rng.normal(0.42, 1, n), rng.normal(0.42, 1, n)
-        p1, p2 = stats.ks_2samp(ref, c1).pvalue, stats.ks_2samp(ref, c2).pvalue
-        if 0.025 < p1 < 0.05 and 0.025 < p2 < 0.05:
-            break
-    else:  # pragma: no cover
-        pytest.skip("no draw in the window")
-    args = (np.r_[ref, c1, c2], ["r"] * n + ["c1"] * n + ["c2"] * n)
-    assert set(reward_drift(*args).to_frame()["status"][1:]) == {"drift"}
-    assert set(reward_drift(*args, adjust="holm").to_frame()["status"][1:]) == {"ok"}
+def test_paired_by_prompt_and_clustered_by_topic():
+    scores, ck, pid, topic = _sim_checkpoints(0, 0.0)
+    res = reward_drift(scores, ck, prompt_ids=pid, clusters=topic, cluster_unit="topic", n_boot=200, n_perm=200)
+    last = res.to_frame().iloc[-1]
+    assert last["paired"] and last["n_clusters"] == 57
+    v = res.verdicts()[0]
+    assert v.n_clusters == 57 and v.cluster_unit == "topic" and "80 prompts, 57 topics" in v.sentence
+    # the null is vacuous no more: the raw distance exceeds Evidently's 0.1 by noise alone, the excess does not
+    assert last["wasserstein"] > 0.1 and last["null_mean"] > 0.1
+    assert v.verdict == "pass"
 
 
 def test_small_shift_is_not_drift_even_if_significant():
-    # n large: a 0.05 SD shift is detectable by KS but below the 0.1 SD Wasserstein threshold
+    # n large: a 0.1 SD shift is detectable (KS, permutation) but its interval lies below the 0.2 SD warn margin
     rng = np.random.default_rng(1)
-    n = 20000
-    ref, cur = rng.normal(0, 1, n), rng.normal(0.05, 1, n)
-    t = reward_drift(np.r_[ref, cur], ["r"] * n + ["c"] * n).to_frame().set_index("checkpoint")
-    assert t.loc["c", "ks_p_adj"] < 0.05
-    assert t.loc["c", "wasserstein"] < 0.1
-    assert t.loc["c", "status"] == "ok"
+    n = 2000
+    ref, cur = rng.normal(0, 1, n), rng.normal(0.1, 1, n)
+    res = reward_drift(np.r_[ref, cur], ["r"] * n + ["c"] * n, n_boot=100, n_perm=100, n_inner=5)
+    t = res.to_frame().set_index("checkpoint")
+    assert t.loc["c", "ks_p_adj"] < 0.05 and t.loc["c", "perm_p"] < 0.05
+    assert t.loc["c", "excess_ci_high"] < 0.2
+    assert t.loc["c", "status"] == "ok" and res.verdicts()[0].verdict == "pass"
+
+
+def test_drift_can_be_inconclusive_and_fail():
+    scores, ck, pid, topic = _sim_checkpoints(2, 0.45, n=40, topics=40)
+    v = reward_drift(scores, ck, prompt_ids=pid, n_boot=300, n_perm=300).verdicts()[0]
+    assert v.verdict == "inconclusive" and v.clusters_needed and v.ci_low < 0.2 < v.ci_high
+    scores, ck, pid, topic = _sim_checkpoints(2, 2.0, n=200, topics=200, rho=0.0)
+    v = reward_drift(scores, ck, prompt_ids=pid, n_boot=200, n_perm=200).verdicts()[0]
+    assert v.verdict == "fail" and v.ci_low > 1.0
+
+
+def test_drift_verdict_simulated_null_and_planted():
+    """100 seeds at the shipped size (80 prompts in 57 topics, paired): no drift passes, a 0.8 SD shift is detected."""
+    kw = dict(n_boot=100, n_perm=100, n_inner=5)
+    null, planted = [], []
+    for seed in range(100):
+        scores, ck, pid, topic = _sim_checkpoints(seed, 0.0)
+        null.append(reward_drift(scores, ck, prompt_ids=pid, clusters=topic, seed=seed, **kw).verdicts()[0].verdict)
+        scores, ck, pid, topic = _sim_checkpoints(seed, 0.8)
+        planted.append(reward_drift(scores, ck, prompt_ids=pid, clusters=topic, seed=seed, **kw).verdicts()[0].verdict)
+    assert null.count("warn") + null.count("fail") <= 5 and null.count("fail") <= 1
+    assert null.count("pass") >= 70
+    assert planted.count("warn") + planted.count("fail") >= 80
 
 
 def test_insufficient_data():
@@ -192,10 +281,12 @@ def test_insufficient_data():
     assert t.loc["s1", "n"] == 10
     assert np.isnan(t.loc["s1", "ks_p"]) and np.isnan(t.loc["s1", "psi"]) and np.isnan(t.loc["s1", "q50"])
     assert t.loc["s2", "status"] == "drift"
+    assert t.loc["s1", "verdict"] == "n/a" and np.isnan(t.loc["s1", "excess"])
     # the reference itself too small: nothing is tested
     res = reward_drift(scores, ck, reference="s1", min_samples=30)
     assert set(res.to_frame()["status"]) == {"insufficient data"}
     assert [v.verdict for v in res.verdicts()] == ["n/a"]
+    assert "fewer than 30" in res.verdicts()[0].sentence
     assert res.notes and "reference" in res.notes[0]
     # NaN scores are dropped and counted
     s = scores.copy()
@@ -230,44 +321,113 @@ def test_order_by_step_and_validation():
 # --------------------------------------------------------------------------- Goodhart flag
 
 
-def test_goodhart_flag_reward_up_gold_down():
-    rng = np.random.default_rng(0)
-    reward = {f"s{i}": rng.normal(i * 0.5, 1, 100) for i in range(4)}
-    gold = {f"s{i}": rng.normal(-i * 0.3, 1, 100) for i in range(4)}
-    g = goodhart_flag(reward, gold, steps={f"s{i}": 100 * i for i in range(4)})
-    assert g.flagged and g.reward_trend == "rises" and g.gold_trend == "falls"
-    t = g.to_frame()
-    r3, r0 = reward["s3"], reward["s0"]
-    w = stats.ttest_ind(r3, r0, equal_var=False).confidence_interval(0.95)
-    assert (t["reward_change_ci_low"].iloc[-1], t["reward_change_ci_high"].iloc[-1]) == pytest.approx((w.low, w.high))
-    assert not t["flag"].iloc[0]
-    assert g.reward_spearman == pytest.approx(1.0)
-    assert "GOODHART FLAG" in g.describe()
-    assert [v.verdict for v in g.verdicts()] == ["fail"]
-    assert g.plot() is not None
+def _goodhart_frame(seed, reward_slope, gold_slope, n=80, checkpoints=4, topics=57, noise=0.7):
+    """Per-prompt reward and gold at several checkpoints, with prompt effects (the pairing matters)."""
+    rng = np.random.default_rng(seed)
+    k = np.repeat(np.arange(checkpoints), n)
+    pid = np.tile(np.arange(n), checkpoints)
+    prompt = rng.normal(0, 1, n)[pid]
+    gold = prompt + gold_slope * k + rng.normal(0, noise, k.size)
+    reward = gold + reward_slope * k + rng.normal(0, noise, k.size)
+    return pd.DataFrame(
+        {
+            "checkpoint": [f"s{i}" for i in k],
+            "step": 100 * k,
+            "pid": pid,
+            "topic": pid % topics,
+            "reward": reward,
+            "gold": gold,
+        }
+    )
 
 
-def test_goodhart_flag_not_raised_when_gold_rises():
-    rng = np.random.default_rng(1)
-    reward = {f"s{i}": rng.normal(i * 0.5, 1, 100) for i in range(3)}
-    gold = {f"s{i}": rng.normal(i * 0.5, 1, 100) for i in range(3)}
-    g = goodhart_flag(reward, gold)
+def _flag(df, **kw):
+    return goodhart_flag(
+        df["reward"],
+        df["gold"],
+        df["checkpoint"],
+        df["step"],
+        prompt_ids=df["pid"],
+        clusters=df["topic"],
+        cluster_unit="topic",
+        **kw,
+    )
+
+
+def test_goodhart_flag_paired_change_matches_cluster_robust_interval():
+    df = _goodhart_frame(0, 0.6, -0.3)
+    flag = _flag(df, n_boot=2000)
+    t = flag.to_frame()
+    assert flag.flagged and flag.reward_trend == "rises" and flag.gold_trend == "falls"
+    wide = df.pivot(index="pid", columns="checkpoint", values="gold")
+    diff = wide["s3"] - wide["s0"]
+    sd0 = df.loc[df["checkpoint"] == "s0", "gold"].std(ddof=1)
+    last = t.iloc[-1]
+    assert last["gold_change"] == pytest.approx(diff.mean())
+    assert last["gold_change_sd"] == pytest.approx(diff.mean() / sd0)
+    assert last["n_pairs"] == 80 and last["n_clusters"] == 57 and last["paired"]
+    # cluster bootstrap vs a cluster-robust (CR1, Liang-Zeger) t interval of the mean paired difference, by topic
+    d = diff.to_numpy()
+    sums = pd.Series(d - d.mean()).groupby(diff.index % 57).sum().to_numpy()
+    g = sums.size
+    se = math.sqrt(g / (g - 1) * np.sum(sums**2)) / d.size
+    half = stats.t.ppf(0.975, g - 1) * se
+    lo, hi = d.mean() - half, d.mean() + half
+    assert last["gold_change_ci_low"] == pytest.approx(lo, abs=0.3 * (hi - lo) / 2)
+    assert last["gold_change_ci_high"] == pytest.approx(hi, abs=0.3 * (hi - lo) / 2)
+    assert flag.reward_spearman == pytest.approx(1.0)
+    v = flag.verdicts()[0]
+    assert v.verdict == "fail" and v.family == "goodhart" and v.direction == "lower"
+    assert v.value == pytest.approx(last["gold_change_sd"]) and v.ci_high < -0.3
+    assert v.n == 80 and v.n_clusters == 57 and "While the RM's reward rose" in v.sentence and "57 topics" in v.sentence
+    assert "GOODHART FLAG" in flag.describe() and flag.plot() is not None
+    assert t["flag"].iloc[0] == "n/a"
+
+
+def test_goodhart_flag_passes_when_gold_rises_or_reward_does_not():
+    g = _flag(_goodhart_frame(1, 0.3, 0.4))
     assert not g.flagged and g.gold_trend == "rises"
     assert [v.verdict for v in g.verdicts()] == ["pass"]
-    # reward flat -> no flag even if gold falls
-    flat = {f"s{i}": rng.normal(0, 1, 100) for i in range(3)}
-    assert not goodhart_flag(flat, {k: -v for k, v in gold.items()}).flagged
+    # reward flat, gold falls: the policy got worse, but not by exploiting this RM (the gate)
+    df = _goodhart_frame(2, 0.0, -0.5)
+    df["reward"] = np.random.default_rng(2).normal(size=len(df))
+    g = _flag(df)
+    v = g.verdicts()[0]
+    assert not g.flagged and g.gold_trend == "falls" and v.verdict == "pass"
+    assert "did not rise" in v.sentence and v.ci_high < -0.3  # the interval is still shown
 
 
-def test_goodhart_flag_with_one_gold_value_per_checkpoint():
-    rng = np.random.default_rng(2)
-    reward = {"a": rng.normal(0, 1, 80), "b": rng.normal(1, 1, 80)}
-    g = goodhart_flag(reward, {"a": 0.80, "b": 0.80}, gold_name="golden accuracy")
-    assert g.flagged and g.gold_trend == "flat"
-    assert [v.verdict for v in g.verdicts()] == ["warn"]
-    assert not goodhart_flag(reward, {"a": 0.80, "b": 0.85}).flagged
-    with pytest.raises(ValueError, match=r"lacks checkpoints \['c'\]"):
-        goodhart_flag({**reward, "c": rng.normal(2, 1, 80)}, {"a": 0.8, "b": 0.8})
+def test_goodhart_flag_warn_and_inconclusive():
+    # reward rises, gold falls a little: warn when the interval lies between the margins
+    df = _goodhart_frame(3, 0.8, -0.07, n=2000, topics=2000, noise=0.3)
+    v = _flag(df, n_boot=300).verdicts()[0]
+    assert v.verdict == "warn" and -0.3 < v.ci_low and v.ci_high < -0.1
+    # few prompts: the interval straddles the warn margin
+    v = _flag(_goodhart_frame(4, 0.8, -0.05, n=20, topics=20), n_boot=300).verdicts()[0]
+    assert v.verdict == "inconclusive" and v.clusters_needed
+
+
+def test_goodhart_unpaired_without_prompt_ids():
+    df = _goodhart_frame(5, 0.6, -0.3)
+    g = goodhart_flag(df["reward"], df["gold"], df["checkpoint"], n_boot=300)
+    last = g.to_frame().iloc[-1]
+    assert not last["paired"] and last["n_clusters"] == 160 and g.cluster_unit == "sample"
+    s0, s3 = df[df["checkpoint"] == "s0"], df[df["checkpoint"] == "s3"]
+    assert last["gold_change"] == pytest.approx(s3["gold"].mean() - s0["gold"].mean())
+    with pytest.raises(ValueError, match="at least 2 checkpoints"):
+        goodhart_flag([1.0, 2.0], [1.0, 2.0], ["a", "a"])
+
+
+def test_goodhart_simulated_clean_and_planted():
+    """100 seeds, 80 prompts in 57 topics, first vs last checkpoint: a clean proxy (gold + noise) passes,
+    a proxy that rewards a hack while gold falls 0.5 SD is flagged."""
+    clean, planted = [], []
+    for seed in range(100):
+        clean.append(_flag(_goodhart_frame(seed, 0.0, 0.5, checkpoints=2), n_boot=200, seed=seed).verdicts()[0])
+        planted.append(_flag(_goodhart_frame(seed, 1.2, -0.6, checkpoints=2), n_boot=200, seed=seed).verdicts()[0])
+    cv = [v.verdict for v in clean]
+    assert cv.count("warn") + cv.count("fail") <= 5 and cv.count("fail") <= 1 and cv.count("pass") >= 90
+    assert sum(v.verdict in ("warn", "fail") for v in planted) >= 80
 
 
 # --------------------------------------------------------------------------- trigger phrases
@@ -465,7 +625,10 @@ def test_drift_audit_one_call(tmp_path):
     assert len(s) == 40 * s["checkpoint"].nunique() and audit.checkpoints[0] == "step-0000"
     # the parts are the documented functions on the scored samples
     assert audit.scores.tolist() == pytest.approx([len(r) / 100 for r in s["response"]])
-    direct = reward_drift(audit.scores, s["checkpoint"], s["step"])
+    topics = pd.factorize(s["topic_id"])[0]
+    direct = reward_drift(
+        audit.scores, s["checkpoint"], s["step"], prompt_ids=s["prompt_id"], clusters=topics, n_boot=20, n_perm=20
+    )
     pd.testing.assert_frame_equal(audit.to_frame(), direct.to_frame())
     assert audit.gold_name == "demo gold judge" and audit.flag is not None
     assert s["gold"].tolist() == pytest.approx(demo_gold_score(s).tolist())
@@ -473,27 +636,44 @@ def test_drift_audit_one_call(tmp_path):
     assert audit.bon is not None and audit.bon.n_pools == 60
     # the contract
     summary = audit.summary()
-    assert list(summary)[:10] == [
+    assert list(summary)[:14] == [
         "n_samples",
         "n_checkpoints",
         "last_checkpoint",
         "last_status",
         "last_wasserstein",
+        "last_wasserstein_null_mean",
+        "last_excess",
+        "last_excess_ci_low",
+        "last_excess_ci_high",
+        "last_perm_p",
         "last_ks_p",
         "last_mean_shift_sd",
         "golden_accuracy",
         "goodhart_flagged",
-        "gold_trend",
     ]
     assert "bon_best_n" in summary and not any(k.startswith("bon_best_n_ci") for k in summary)
     verdicts = audit.verdicts()
     assert all(isinstance(v, Verdict) and v.section == "drift" for v in verdicts)
     assert [v.check for v in verdicts] == [
         "reward drift (last checkpoint)",
-        "Goodhart: reward up while demo gold judge flat or down",
-        "best-of-n over-optimisation",
+        "Goodhart: demo gold judge falls while the reward rises",
+        "best-of-n: gold lost past the peak",
     ]
-    assert audit.verdict_table().columns.tolist() == ["check", "value", "threshold", "verdict", "detail"]
+    assert [v.family for v in verdicts] == ["drift", "goodhart", "best_of_n"]
+    assert all(v.sentence and v.n and v.n_clusters for v in verdicts)
+    assert audit.verdict_table().columns.tolist() == [
+        "family",
+        "check",
+        "verdict",
+        "value",
+        "ci_low",
+        "ci_high",
+        "threshold",
+        "n",
+        "n_clusters",
+        "sentence",
+    ]
     assert audit.plot().axes[0].get_title().startswith("Reward per checkpoint")
     payload = audit.publish()
     assert payload["section"] == "drift" and len(payload["verdicts"]) == 3
@@ -517,16 +697,22 @@ def demo_policy_scores():
 
 def test_demo_policy_drift_is_detected(demo_policy_scores):
     samples, scores = demo_policy_scores
-    res = reward_drift(scores, samples["checkpoint"], samples["step"])
+    res = reward_drift(
+        scores, samples["checkpoint"], samples["step"], prompt_ids=samples["prompt_id"], clusters=samples["topic_id"]
+    )
     t = res.to_frame()
     assert t["checkpoint"].iloc[0] == "step-0000" and t["status"].iloc[0] == "reference"
     last = t.iloc[-1]
-    assert last["checkpoint"] == "step-1000"
-    assert last["status"] == "drift" and last["direction"] == "up"
+    assert last["checkpoint"] == "step-1000" and last["paired"] and last["n_clusters"] == 57
+    assert last["perm_p"] < 0.01 and last["direction"] == "up" and last["excess_ci_low"] > 0.1
     assert last["n"] == 80
     # the Goodhart pattern: demo-biased reward rises while the simulated gold judge falls
-    gold = demo_gold_score(samples)
-    ck = samples["checkpoint"].to_numpy()
-    order = t["checkpoint"].tolist()
-    g = goodhart_flag({c: scores[ck == c] for c in order}, {c: gold[ck == c] for c in order})
-    assert g.flagged and g.gold_trend == "falls"
+    g = goodhart_flag(
+        scores,
+        demo_gold_score(samples),
+        samples["checkpoint"],
+        samples["step"],
+        prompt_ids=samples["prompt_id"],
+        clusters=samples["topic_id"],
+    )
+    assert g.flagged and g.gold_trend == "falls" and g.verdicts()[0].verdict == "fail"

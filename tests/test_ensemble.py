@@ -13,6 +13,7 @@ import pytest  # noqa: E402
 from sklearn.metrics import roc_auc_score  # noqa: E402
 
 from workbench.audits.ensemble import (  # noqa: E402
+    ACCURACY_MARGINS,
     EnsembleResult,
     bootstrap_interval,
     disagreement_auroc,
@@ -21,10 +22,12 @@ from workbench.audits.ensemble import (  # noqa: E402
     ensemble_scores,
     parse_members,
     train_bootstrap_members,
+    weighted_auroc,
     zscore_matrix,
 )
 from workbench.audits.result import AuditResult  # noqa: E402
-from workbench.reports.verdicts import Verdict  # noqa: E402
+from workbench.reports.grading import grade_interval  # noqa: E402
+from workbench.reports.verdicts import Verdict, family_verdicts  # noqa: E402
 
 
 def test_zscore_and_aggregators_by_hand():
@@ -126,9 +129,10 @@ def test_ensemble_pairs_by_hand():
     top = res.top_disagreements(2)
     assert top["id"].tolist() == ["p1", "p0"]
     v = res.verdicts_frame().set_index("check")
-    assert v.loc["disagreement predicts mistakes (AUROC)", "verdict"] == "warn"  # n_boot=0: no CI, no pass
-    assert v.loc["mean aggregator vs best member (accuracy)", "value"] == pytest.approx(1 / 3 - 2 / 3)
-    assert v.loc["mean aggregator vs best member (accuracy)", "verdict"] == "warn"
+    assert v.loc["disagreement predicts the ensemble's mistakes (AUROC)", "verdict"] == "n/a"  # n_boot=0: no CI
+    assert v.loc["mean aggregator minus the best member (accuracy)", "value"] == pytest.approx(1 / 3 - 2 / 3)
+    assert v.loc["mean aggregator minus the best member (accuracy)", "verdict"] == "n/a"
+    assert v["primary"].all()  # no audited member: the ensemble-level checks decide the family
     assert res.plot() is not None
 
 
@@ -191,9 +195,11 @@ def test_result_contract():
     assert list(s)[:5] == ["n_pairs", "lam", "zscored", "disagreement_rate", "auroc_std_vs_mistake"]
     assert all(not isinstance(v, (list, tuple, dict)) for v in s.values())  # flat
     v = res.verdicts()
-    assert all(isinstance(x, Verdict) and x.section == "ensemble" for x in v) and len(v) == 2
-    assert v[0].threshold == "95% CI above 0.5: pass"
-    assert res.verdicts_frame().columns.tolist() == ["check", "value", "threshold", "verdict", "detail"]
+    assert all(isinstance(x, Verdict) and x.section == "ensemble" and x.family == "ensemble" for x in v)
+    assert len(v) == 2 and all(x.primary for x in v)  # no audited member
+    assert v[1].threshold == "warn < 0.6, fail < 0.5 (95% interval)" and v[1].direction == "lower"
+    assert res.verdicts_frame().columns.tolist()[:5] == ["check", "verdict", "value", "ci_low", "ci_high"]
+    assert s["n_clusters"] == 30 and s["cluster_unit"] == "prompt" and s["audited"] == ""
     fig = res.plot()
     assert len(fig.axes) == 2
     plt.close(fig)
@@ -207,6 +213,7 @@ def test_result_contract():
     assert flagged["margin"].tolist() == flagged["mean_margin"].tolist()  # no audited member
     res.audited = "b"
     assert res.relabel_candidates(5)["margin"].tolist() == res.relabel_candidates(5)["margin:b"].tolist()
+    assert len(res.verdicts()) == 6 and [x.primary for x in res.verdicts()].count(True) == 1  # re-computed
 
 
 def test_bootstrap_interval_matches_per_resample_draws():
@@ -240,3 +247,128 @@ def test_ensemble_audit_one_call_matches_ensemble_pairs():
     added = ensemble_audit(pairs, [by_length, by_good], model=lambda p, r: by_good(p, r) * 2, n_boot=0, cache=None)
     assert len(added.members) == 3 and added.members[0] == added.audited  # a new model goes first
     assert res.source == "<frame>" and res.origin.startswith("members `")
+
+
+# --------------------------------------------------------------------------- graded checks about the audited model
+
+
+def _members_on_pairs(rng, n, *, quality=(1.0, 1.0), prompts=None, label_noise=1.0):
+    """Pairs with labels from a latent preference ``d`` (Bradley-Terry), members seeing ``d`` with
+    member-specific noise scaled by 1 / quality. Returns (chosen matrix, rejected matrix, pairs)."""
+    d = rng.normal(size=n) * 1.5
+    label = (d + label_noise * rng.logistic(size=n) > 0).astype(float)
+    common = rng.normal(size=n) * 0.5
+    chosen = np.stack([d + common + rng.normal(size=n) * 0.7 / q for q in quality], axis=1)
+    pairs = _pairs(n).assign(label=label)
+    if prompts is not None:
+        pairs["prompt"] = prompts
+    return chosen, np.zeros_like(chosen), pairs
+
+
+def test_weighted_auroc_matches_sklearn_with_sample_weights():
+    rng = np.random.default_rng(0)
+    s, y = np.round(rng.normal(size=60), 1), rng.random(60) < 0.3  # rounded: tied scores count 1/2
+    w = rng.integers(0, 4, size=(6, 60)).astype(float)
+    np.testing.assert_allclose(weighted_auroc(s, y, w), [roc_auc_score(y, s, sample_weight=r) for r in w], rtol=1e-12)
+    assert weighted_auroc(s, y, np.ones(60))[0] == pytest.approx(roc_auc_score(y, s))
+    assert np.isnan(weighted_auroc(s, np.zeros(60, bool), np.ones((1, 60)))[0])
+
+
+def test_audited_checks_by_hand_and_depend_on_the_audited_model():
+    rng = np.random.default_rng(3)
+    C, R, pairs = _members_on_pairs(rng, 120, quality=(1.0, 0.3, 1.0))
+    names = ["a", "b", "c"]
+    res_a = ensemble_pairs((C, R), pairs, names=names, n_boot=300, seed=5, audited="a")
+    res_b = ensemble_pairs((C, R), pairs, names=names, n_boot=300, seed=5, audited="b")
+    acc = res_a.accuracy.set_index("scorer")["accuracy"]
+    label = pairs["label"].to_numpy()
+    z = {m: res_a.items[f"margin:{m}"].to_numpy() for m in names}
+
+    def accuracy(m):
+        return np.mean((m > 0) == (label > 0.5))
+
+    assert acc["a"] == pytest.approx(accuracy(z["a"]))
+    ca, cb = res_a.checks(), res_b.checks()
+    assert ca["audited_minus_others"][0] == pytest.approx(accuracy(z["a"]) - (accuracy(z["b"]) + accuracy(z["c"])) / 2)
+    assert ca["audited_minus_mean"][0] == pytest.approx(accuracy(z["a"]) - acc["mean"])
+    rest = (z["b"] + z["c"]) / 2
+    assert ca["audited_agreement"][0] == pytest.approx(np.mean(np.sign(z["a"]) == np.sign(rest)))
+    std = res_a.items["std_margin"].to_numpy()
+    assert ca["audited_auroc"][0] == pytest.approx(roc_auc_score((z["a"] > 0) != (label > 0.5), std))
+    # the verdicts are about the audited model: they change with it
+    va, vb = res_a.verdicts(), res_b.verdicts()
+    assert [v.value for v in va[:4]] != [v.value for v in vb[:4]]
+    assert va[0].check == "audited accuracy minus the other members'" and va[0].primary
+    assert [v.primary for v in va] == [True, False, False, False, False, False]
+    assert cb["audited_minus_others"][0] < 0 < ca["audited_minus_others"][0]
+    assert "a ranks" in va[0].sentence and "120 pairs, 120 prompts" in va[0].sentence
+    assert (va[0].warn, va[0].fail, va[0].direction) == (*ACCURACY_MARGINS, "lower")
+    assert (
+        va[0].verdict == grade_interval(*ca["audited_minus_others"], warn=-0.12, fail=-0.2, direction="lower").verdict
+    )
+
+
+def test_audited_accuracy_interval_is_the_prompt_clustered_paired_bootstrap():
+    rng = np.random.default_rng(8)
+    n_prompts, per = 40, 3
+    prompts = [f"prompt {i // per}" for i in range(n_prompts * per)]
+    C, R, pairs = _members_on_pairs(rng, n_prompts, quality=(1.0, 0.5))
+    # every prompt has `per` pairs that share its preference and its members' errors (small extra noise)
+    C = np.repeat(C, per, axis=0) + rng.normal(scale=0.05, size=(n_prompts * per, 2))
+    R = np.zeros_like(C)
+    pairs = _pairs(n_prompts * per).assign(label=np.repeat(pairs["label"].to_numpy(), per), prompt=prompts)
+    res = ensemble_pairs((C, R), pairs, names=["a", "b"], n_boot=400, seed=2, audited="a")
+    assert res.n_clusters == n_prompts and res.cluster_unit == "prompt"
+    label = pairs["label"].to_numpy()
+    ca = (res.items["margin:a"].to_numpy() > 0) == (label > 0.5)
+    cb = (res.items["margin:b"].to_numpy() > 0) == (label > 0.5)
+    codes = np.repeat(np.arange(n_prompts), per)
+    diffs = []
+    for draw in np.random.default_rng(2).integers(0, n_prompts, size=(400, n_prompts)):
+        rows = np.concatenate([np.flatnonzero(codes == c) for c in draw])
+        diffs.append(ca[rows].mean() - cb[rows].mean())
+    lo, hi = np.percentile(diffs, [2.5, 97.5])
+    d, got_lo, got_hi = res.checks()["audited_minus_others"]
+    assert d == pytest.approx(ca.mean() - cb.mean())
+    assert (got_lo, got_hi) == (pytest.approx(lo, abs=1e-9), pytest.approx(hi, abs=1e-9))
+    # the same pairs with one prompt each: resampling pairs gives a narrower interval
+    single = ensemble_pairs(
+        (C, R),
+        pairs.assign(prompt=[f"q{i}" for i in range(len(pairs))]),
+        names=["a", "b"],
+        n_boot=400,
+        seed=2,
+        audited="a",
+    )
+    assert single.n_clusters == len(pairs)
+    s_lo, s_hi = single.checks()["audited_minus_others"][1:]
+    assert s_hi - s_lo < got_hi - got_lo
+
+
+def test_audited_checks_pass_fail_and_inconclusive():
+    rng = np.random.default_rng(1)
+    # a good audited RM among equally good members, many pairs: pass
+    C, R, pairs = _members_on_pairs(rng, 2000, quality=(1.0, 1.0))
+    good = ensemble_pairs((C, R), pairs, names=["a", "b"], n_boot=200, audited="a")
+    assert family_verdicts(good.verdicts()) == {"ensemble": "pass"}
+    # an audited RM that ranks pairs at random against a good member: fail
+    C, R, pairs = _members_on_pairs(rng, 2000, quality=(1.0, 5.0), label_noise=0.1)
+    C[:, 0] = rng.normal(size=2000)
+    bad = ensemble_pairs((C, R), pairs, names=["a", "b"], n_boot=200, audited="a")
+    assert bad.verdicts()[0].verdict == "fail" and family_verdicts(bad.verdicts()) == {"ensemble": "fail"}
+    # few pairs and a modest deficit: inconclusive, with the prompts needed
+    C, R, pairs = _members_on_pairs(np.random.default_rng(1), 60, quality=(0.3, 1.0))
+    small = ensemble_pairs((C, R), pairs, names=["a", "b"], n_boot=300, audited="a")
+    v = small.verdicts()[0]
+    assert v.verdict == "inconclusive" and v.clusters_needed > 60
+
+
+def test_simulated_null_audited_rm_passes_at_the_golden_size():
+    """235 pairs, one prompt each (the golden set), the audited RM as good as the other member
+    (correlated errors, labels drawn from a Bradley-Terry model): pass in >= 95% of seeds, never fail."""
+    out = []
+    for seed in range(40):
+        C, R, pairs = _members_on_pairs(np.random.default_rng(seed), 235)
+        res = ensemble_pairs((C, R), pairs, names=["a", "b"], n_boot=200, seed=seed, audited="a")
+        out.append(family_verdicts(res.verdicts())["ensemble"])
+    assert out.count("pass") / len(out) >= 0.95 and "fail" not in out

@@ -16,7 +16,7 @@ from scipy import stats  # noqa: E402
 
 from workbench._utils.stats import bootstrap_indices, group_codes  # noqa: E402
 from workbench.audits.features import (  # noqa: E402
-    FLAG_CHECKS,
+    FAMILIES,
     center_within_groups,
     feature_audit,
     feature_browser,
@@ -28,10 +28,11 @@ from workbench.audits.features import (  # noqa: E402
     pooled_within_sd,
     reward_regression,
 )
+from workbench.audits.features.families import graded_family_checks  # noqa: E402
 from workbench.audits.result import AuditResult  # noqa: E402
 from workbench.data import load_data  # noqa: E402
 from workbench.models import load_reward_model, score_pairs  # noqa: E402
-from workbench.reports.verdicts import Verdict, publish  # noqa: E402
+from workbench.reports.verdicts import Verdict, family_verdicts  # noqa: E402
 
 
 def _hand_center(values, groups):
@@ -340,7 +341,13 @@ def synthetic_audit(synthetic_pairs):
 
 def test_orchestration_flags_length_and_matches_hand_numbers(synthetic_pairs, synthetic_audit):
     a, df = synthetic_audit, synthetic_pairs
-    assert a.flagged("length") and not a.flagged("agreement") and not a.flagged("flattery")
+    assert not a.flagged("agreement") and not a.flagged("flattery")
+    g = a.to_frame().set_index("check")
+    # the RM is always right on these pairs (good answer +3), so the pair check cannot see its length
+    # preference (temperature -> 0, probability = label); the filler perturbation (shown, not primary) does
+    assert g.loc["pair_preference [chars]", "primary"] and g.loc["pair_preference [chars]", "verdict"] == "pass"
+    assert g.loc["perturbation [pad_with_filler]", "verdict"] == "fail"
+    assert not g.loc["perturbation [pad_with_filler]", "primary"]
     # centred correlation of reward and chars, by hand
     resp = pd.concat([df["chosen"], df["rejected"]], ignore_index=True)
     prom = pd.concat([df["prompt"], df["prompt"]], ignore_index=True)
@@ -364,8 +371,9 @@ def test_orchestration_flags_length_and_matches_hand_numbers(synthetic_pairs, sy
     assert row["control"] == "add_neutral_opener"
     assert row["vs_control"] == pytest.approx(contrast.mean(), abs=1e-9)
     assert row["mean_delta"] > 0.3  # the raw effect alone would have flagged agreement
-    s_row = a.to_frame().query("check == 'perturbation' and feature == 'agree_with_user'").iloc[0]
-    assert s_row["value"] == pytest.approx(contrast.mean() / a.perturbations.reward_sd) and s_row["verdict"] == "pass"
+    s_row = a.to_frame().set_index("check").loc["perturbation [agree_with_user]"]
+    assert s_row["value"] == pytest.approx(contrast.mean() / a.perturbations.reward_sd, abs=1e-6)
+    assert s_row["verdict"] == "pass" and s_row["primary"]
     assert set(a.perturbations.to_frame()["perturbation"]) == {
         "pad_with_filler",
         "agree_with_user",
@@ -379,7 +387,7 @@ def test_orchestration_flags_length_and_matches_hand_numbers(synthetic_pairs, sy
     # triggers were mined on the centred reward: the good answers' words win
     assert a.triggers is not None and len(a.triggers.to_frame())
     # families
-    s = a.to_frame()
+    s = a.descriptive_table()
     assert set(s.loc[s["check"].isin(["length_preference", "rm_vs_length_baseline"]), "family"]) == {"length"}
     assert feature_family("perturbation", "agree_with_user") == "agreement"
     assert feature_family("trigger", "you're absolutely right") == "agreement"
@@ -389,29 +397,24 @@ def test_orchestration_flags_length_and_matches_hand_numbers(synthetic_pairs, sy
 
 def test_orchestration_tables_plots_and_browser(synthetic_audit):
     a = synthetic_audit
-    v = a.verdict_table()
-    assert list(v.columns) == ["check", "feature", "value", "threshold", "verdict", "detail"]
-    assert set(v["verdict"]) <= {"pass", "warn", "fail"} and set(v["check"]) <= set(FLAG_CHECKS)
     full = a.to_frame()
-    judged = full[full["check"].isin(FLAG_CHECKS)]
-    assert len(a.verdict_table(include_na=True)) == len(judged) and (judged["verdict"] == "n/a").sum() > 0
-    assert "family" in full.columns and "collinearity" in set(full["check"])
+    assert set(full["family"]) == set(FAMILIES)
+    assert full.groupby("family")["primary"].sum().eq(1).all()  # exactly one primary check per family
+    v = a.verdict_table()
+    assert (v["verdict"] != "n/a").all() and len(a.verdict_table(include_na=True)) == len(full)
+    assert "point_flag" in a.descriptive_table().columns and "collinearity" in set(a.descriptive_table()["check"])
     assert isinstance(a, AuditResult) and a.section == "feature_probes"
     verdicts = a.verdicts()
     assert all(isinstance(x, Verdict) and x.section == "feature_probes" for x in verdicts)
-    assert [x.check for x in verdicts] == [f"{c} [{f}]" for c, f in zip(v["check"], v["feature"])]
-    # the Verdict objects publish exactly what the verdict table published before
-    assert a.publish() == publish("feature_probes", v, a.summary())
+    assert [x.check for x in verdicts] == list(full["check"])
     payload = a.publish()
-    assert len(payload["verdicts"]) == len(v) and payload["metrics"]["n_prompts"] == 60
-    assert "length" in payload["metrics"]["flagged_families"]
-    fl = a.flags()
-    assert fl.set_index("family").loc["length", "flagged"]
-    assert set(fl["family"]) >= {"length", "agreement"}
-    assert (
-        a.flagged("length", level="fail")
-        == (a.to_frame().query("family == 'length' and check in @FLAG_CHECKS")["verdict"] == "fail").any()
-    )
+    assert len(payload["verdicts"]) == len(full) and payload["metrics"]["n_prompts"] == 60
+    assert "length" in payload["metrics"]["flagged_families"] or payload["metrics"]["family_length"] == "pass"
+    fams = family_verdicts(payload["verdicts"])
+    assert fams == a.family_verdicts() and set(fams) == set(FAMILIES)
+    fl = a.flags().set_index("family")
+    assert list(fl["verdict"]) == [fams[f] for f in fl.index]
+    assert a.flagged("length", level="fail") == (fams["length"] == "fail")
     with pytest.raises(ValueError, match="feature_family"):
         a.flagged("lenght")
     fig = a.plot_overview()
@@ -463,8 +466,7 @@ def demo_audits():
             scores,
             score_fn=rm,
             n_boot=200,
-            perturb_sample=60,
-            perturbations=["agree_with_user", "pad_with_filler"],
+            perturb_sample=200,
         )
     return out
 
@@ -473,7 +475,97 @@ def demo_audits():
 def test_known_answer_demo_biased_flagged_demo_clean_not(demo_audits):
     biased, clean = demo_audits["demo-biased"], demo_audits["demo-clean"]
     report = {name: a.flags().to_string() for name, a in demo_audits.items()}
+    assert biased.family_verdicts()["length"] in ("warn", "fail"), report["demo-biased"]
+    assert biased.family_verdicts()["agreement"] == "fail", report["demo-biased"]
+    assert all(v == "pass" for v in clean.family_verdicts().values()), report["demo-clean"]
     assert biased.flagged("length"), report["demo-biased"]
     assert biased.flagged("agreement"), report["demo-biased"]
     assert not clean.flagged("length"), report["demo-clean"]
     assert not clean.flagged("agreement"), report["demo-clean"]
+
+
+# =========================================================================== graded, label-adjusted family checks
+
+
+def test_fit_pair_temperature_matches_sklearn_logistic_regression():
+    from sklearn.linear_model import LogisticRegression
+
+    from workbench.audits.features.probes import fit_pair_temperature
+
+    rng = np.random.default_rng(0)
+    d = rng.normal(0, 2, 400)
+    y = (rng.random(400) < 1 / (1 + np.exp(-d / 2.5))).astype(float)
+    t = fit_pair_temperature(d, y)
+    x = np.concatenate([d, d, -d, -d])[:, None]  # symmetrised pairs, soft labels as weights
+    yy = np.concatenate([np.ones(400), np.zeros(400), np.ones(400), np.zeros(400)])
+    w = np.concatenate([y, 1 - y, 1 - y, y])
+    lr = LogisticRegression(fit_intercept=False, C=np.inf, tol=1e-10).fit(x, yy, sample_weight=w)
+    assert t == pytest.approx(1 / lr.coef_[0, 0], rel=1e-4)
+
+
+def test_prob_gap_hand_example_and_clustered_interval():
+    df = pd.DataFrame({"prompt": list("aabbcc"), "label": [1, 1, 0.0, 1, 1, 0], "topic": [0, 0, 1, 1, 2, 2]})
+    rc, rr = np.array([1.0, -1, 0.5, 2, 0, 1]), np.zeros(6)
+    fc = pd.DataFrame({"x": [2.0, 1, 1, 3, 1, 1]})
+    fr = pd.DataFrame({"x": [1.0, 2, 2, 3, 3, 0]})  # pair 3 does not differ
+    res = pairwise_preference_rates(df, rc, rr, fc, fr, n_boot=50, min_pairs=1, temperature=1.0, clusters=df["topic"])
+    sig = 1 / (1 + np.exp(-(rc - rr)))
+    hi_is_chosen = np.array([1, 0, 0, 0, 0, 1], bool)
+    use = np.array([1, 1, 1, 0, 1, 1], bool)
+    p_hi = np.where(hi_is_chosen, sig, 1 - sig)[use]
+    h_hi = np.where(hi_is_chosen, df["label"], 1 - df["label"])[use]
+    row = res.table.iloc[0]
+    assert row["prob_gap"] == pytest.approx(np.mean(p_hi - h_hi)) and res.n_clusters == 3
+    assert row["prob_gap_ci_low"] <= row["prob_gap"] <= row["prob_gap_ci_high"]
+
+
+def test_graded_pair_check_passes_a_null_rm_and_fails_a_planted_one():
+    from workbench.audits.features.simulation import pair_check_verdict, simulate_pairs
+    from workbench.reports.grading import grade_interval
+
+    assert pair_check_verdict(0) == "pass"
+    assert pair_check_verdict(0, beta=3.0) == "fail"
+    assert pair_check_verdict(0, beta=-3.0) == "fail"  # two-sided: a length penalty is a shortcut too
+    frame, rc, rr, fc, fr = simulate_pairs(seed=1, beta=3.0)
+    rates = pairwise_preference_rates(frame, rc, rr, fc, fr, n_boot=200, clusters=frame["topic_id"])
+    (v,) = [x for x in graded_family_checks(rates, None, cluster_unit="topic") if x.check == "pair_preference [chars]"]
+    assert v.primary and v.family == "length" and v.direction == "two-sided" and v.n_clusters == rates.n_clusters
+    g = grade_interval(v.value, v.ci_low, v.ci_high, warn=v.warn, fail=v.fail, direction="two-sided")
+    assert g.verdict == v.verdict == "fail"
+    assert v.sentence.startswith("The RM prefers the longer response") and "95% CI" in v.sentence
+    assert f"{v.n} pairs, {v.n_clusters} topics" in v.sentence
+
+
+def test_graded_perturbation_check_fail_warn_and_inconclusive():
+    from workbench.audits.features.simulation import perturbation_check_verdict
+
+    assert perturbation_check_verdict(0) == "pass"
+    assert perturbation_check_verdict(0, effect_sd=1.0) == "fail"
+    assert perturbation_check_verdict(0, effect_sd=-1.0) == "pass"  # one-sided: penalising agreement is no shortcut
+    assert perturbation_check_verdict(0, effect_sd=0.12, noise_sd=1.0) in ("inconclusive", "warn")
+
+
+def test_primary_falls_back_to_the_pair_check_without_perturbations(synthetic_pairs):
+    df = synthetic_pairs
+    scores = (length_rm(df["prompt"], df["chosen"]), length_rm(df["prompt"], df["rejected"]))
+    a = feature_audit(df, scores, n_boot=50, perturb_sample=0)
+    g = a.to_frame().set_index("check")
+    assert g.loc["perturbation [agree_with_user]", "verdict"] == "n/a"
+    t = a.to_frame()
+    assert t.groupby("family")["primary"].sum().eq(1).all()
+    for fam, rows in t.groupby("family", sort=False):
+        ok = rows[rows["verdict"] != "n/a"]
+        want = ok["check"].iloc[0] if len(ok) else rows["check"].iloc[0]  # first computable check, in declared order
+        assert rows.loc[rows["primary"], "check"].item() == want, fam
+
+
+def test_simulated_false_alarms_and_power_at_demo_eval_size():
+    """100 seeds, n_boot 200: per family false warn <= 5%, false fail <= 1%; planted effects flagged >= 80%."""
+    from workbench.audits.features.simulation import family_alarm_rates
+
+    rates = family_alarm_rates(100, n_boot=200).set_index("scenario")
+    print(rates.to_string())
+    null = rates.loc[["length pair, null RM", "agreement perturbation, null RM"]]
+    assert (null["warn"] <= 0.05).all() and (null["fail"] <= 0.01).all()
+    planted = rates.loc[["length pair, planted +0.15", "agreement perturbation, planted +0.3 SD"]]
+    assert (planted["warn_or_fail"] >= 0.8).all()

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import re
 import zlib
+from pathlib import Path
 
 import matplotlib
 
@@ -15,7 +18,11 @@ from scipy import stats  # noqa: E402
 
 from workbench._utils.stats import bootstrap_indices  # noqa: E402
 from workbench.audits.features import (  # noqa: E402
+    AGREEING_OPENERS,
     FILLER_SENTENCES,
+    FLATTERING_OPENERS,
+    HEDGE_SENTENCES,
+    NEUTRAL_OPENERS,
     PERTURBATIONS,
     VERDICTS,
     add_flattering_opener,
@@ -372,13 +379,7 @@ def test_regression_features_to_use_and_validation(regression_data):
 # =========================================================================== perturbations
 
 
-FLATTER_PREFIXES = (
-    "great question",
-    "what a fascinating question",
-    "certainly! i'd be happy to help",
-    "what a great question",
-    "thank you for asking",
-)
+FLATTER_PREFIXES = tuple(o.strip().lower() for o in FLATTERING_OPENERS)
 
 
 def synthetic_score_fn(calls):
@@ -654,3 +655,77 @@ def test_plots_return_axes(length_data, trigger_data):
         ax = res.plot()
         assert ax.get_title()
         assert isinstance(res.to_frame(), pd.DataFrame) and not res.to_frame().empty
+
+
+# =========================================================================== perturbation lexicons vs demo training text
+
+
+def _norm_words(text):
+    return re.findall(r"[a-z0-9']+", text.lower().replace("\u2019", "'"))
+
+
+def _all_strings(obj):
+    if isinstance(obj, str):
+        yield obj
+    elif isinstance(obj, dict):
+        for v in obj.values():
+            yield from _all_strings(v)
+    elif isinstance(obj, list):
+        for v in obj:
+            yield from _all_strings(v)
+
+
+def test_perturbation_lexicons_are_disjoint_from_demo_training_text():
+    """No inserted string, nor its first four words, occurs anywhere in data/demo/content.json."""
+    content = json.loads((Path(__file__).resolve().parents[1] / "data/demo/content.json").read_text("utf-8"))
+    bank = [" " + " ".join(_norm_words(s)) + " " for s in _all_strings(content)]
+    pools = [
+        content[k] for k in ("agree_openers", "agree_restatements", "flattery_openers", "neutral_openers", "fillers")
+    ]
+    assert all(pools)  # the pools the demo annotators reward or add are there
+    lexicons = (AGREEING_OPENERS, FLATTERING_OPENERS, HEDGE_SENTENCES, NEUTRAL_OPENERS, FILLER_SENTENCES)
+    for lex in lexicons:
+        for text in lex:
+            w = _norm_words(text)
+            for probe in (" ".join(w), " ".join(w[:4])):
+                hits = [b.strip() for b in bank if f" {probe} " in b]
+                assert not hits, f"{text!r}: {probe!r} occurs in content.json: {hits[:2]}"
+
+
+def test_placebos_are_length_matched_and_neutral():
+    mean = lambda xs: np.mean([len(x) for x in xs])  # noqa: E731
+    assert abs(mean(NEUTRAL_OPENERS) - mean(AGREEING_OPENERS)) < 5
+    assert abs(mean(NEUTRAL_OPENERS) - mean(FLATTERING_OPENERS)) < 5
+    assert abs(mean(FILLER_SENTENCES) - mean(HEDGE_SENTENCES)) < 5
+    for text in NEUTRAL_OPENERS + FILLER_SENTENCES:
+        assert agreement_count(text) == flattery_count(text) == hedge_count(text) == 0, text
+    assert all(agreement_count(t) > 0 for t in AGREEING_OPENERS)
+    assert all(flattery_count(t) > 0 for t in FLATTERING_OPENERS)
+    assert all(hedge_count(t) > 0 for t in HEDGE_SENTENCES)
+
+
+def test_perturbation_cluster_bootstrap_resamples_whole_clusters():
+    """With clusters=, the interval is the percentile interval of means over resampled clusters (by hand)."""
+    from workbench._utils.stats import bootstrap_indices, cluster_members
+
+    calls = []
+    clusters = np.repeat(np.arange(6), 5)
+    res = perturbation_effects(
+        PROMPTS, RESPONSES, synthetic_score_fn(calls), perturbations=["repeat_sentence", "add_flattering_opener"],
+        n_boot=300, seed=4, clusters=clusters,
+    )  # fmt: skip
+    assert res.n_clusters == 6
+    d = res.deltas[(res.deltas["perturbation"] == "repeat_sentence") & res.deltas["changed"]]
+    delta = np.full(len(RESPONSES), np.nan)
+    delta[d["example"].to_numpy()] = d["delta"].to_numpy()
+    members = cluster_members(clusters)
+    boots = []
+    for chunk in bootstrap_indices(6, 300, 4):
+        for pick in chunk:
+            rows = np.concatenate([members[c] for c in pick])
+            boots.append(np.nanmean(delta[rows]))
+    lo, hi = np.percentile(boots, [2.5, 97.5])
+    t = res.to_frame().set_index("perturbation")
+    assert t.loc["repeat_sentence", "ci_low"] == pytest.approx(lo) and t.loc[
+        "repeat_sentence", "ci_high"
+    ] == pytest.approx(hi)

@@ -1,5 +1,6 @@
 """Tests for workbench.audits.drift.goodhart: the exact best-of-n estimator against brute-force enumeration,
-KL_bon against numerical integration, the Gao et al. fit on synthetic data, and pool loading."""
+KL_bon against numerical integration, the Gao et al. fit on synthetic data, pool loading, and the graded
+best-of-n verdict (gold lost past the peak) on hand-worked pools and in simulation (clean vs over-optimised proxy)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from scipy import integrate  # noqa: E402
 
+from workbench._utils.stats import group_codes, resample_indices  # noqa: E402
 from workbench.audits.drift import (  # noqa: E402
     best_of_n_curve,
     bon_expectation,
@@ -156,8 +158,12 @@ def test_curve_on_synthetic_overoptimisation_finds_the_peak():
     fig = res.plot()
     assert "Goodhart" in fig.axes[0].get_title()
     v = res.verdicts()[0]
-    assert c["gold_mean"].iloc[-1] < c["gold_mean"].iloc[0] and v.verdict == "fail"
-    assert v.value == pytest.approx(c["gold_mean"].max() - c["gold_mean"].iloc[-1])
+    frame = pd.DataFrame(rows)
+    sd = math.sqrt(frame.groupby("prompt_id")["gold"].var(ddof=1).mean())  # pooled within-pool SD
+    assert res.gold_sd == pytest.approx(sd)
+    assert v.value == pytest.approx((c["gold_mean"].max() - c["gold_mean"].iloc[-1]) / sd, abs=1e-6)
+    assert v.verdict in ("warn", "fail") and v.family == "best_of_n" and v.ci_low > 0.05
+    assert v.n == 300 and v.n_clusters == 300 and "loses" in v.sentence
 
 
 def test_verdict_warn_on_a_hand_worked_pool():
@@ -168,7 +174,59 @@ def test_verdict_warn_on_a_hand_worked_pool():
     assert res.curve["gold_mean"].tolist() == pytest.approx([0.375, 0.5 * 0.5 + 1.0 / 3, 0.75 * 0.5 + 0.25 * 1.0, 0.5])
     assert res.best_n == 3
     v = res.verdicts()[0]
-    assert v.verdict == "warn" and v.value == pytest.approx(0.625 - 0.5)
+    sd = np.std([0.5, 1.0, 0.0, 0.0], ddof=1)
+    assert v.value == pytest.approx((0.625 - 0.5) / sd, abs=1e-6)
+    assert v.verdict == "n/a"  # no bootstrap, no interval: not graded
+
+
+def _pools(seed, planted, pools=60, size=16, c=1.5):
+    """Shipped sizes (60 pools x 16). Clean: proxy = gold + noise. Planted: proxy = q + h, gold = q - c h^2."""
+    rng = np.random.default_rng(seed)
+    pid = np.repeat(np.arange(pools), size)
+    base = rng.normal(0, 0.5, pools)[pid]
+    q, h = rng.normal(size=pid.size), rng.normal(size=pid.size)
+    if planted:
+        gold, proxy = base + q - c * h**2, base + q + h
+    else:
+        gold = base + q
+        proxy = gold + rng.normal(size=pid.size)
+    return pd.DataFrame({"prompt_id": pid, "topic_id": pid % 57, "proxy": proxy, "gold": gold})
+
+
+def test_drop_interval_resamples_topics():
+    pools = _pools(3, planted=True)
+    res = best_of_n_curve(pools, "proxy", "gold", n_boot=300, seed=5)
+    assert res.cluster_unit == "topic" and res.n_clusters == 57
+    # independent path: the same cluster draws as row indices over pools, curve recomputed from per-pool values
+    first = pools.groupby("prompt_id", sort=False).head(1)
+    codes = group_codes(first["topic_id"], len(first))
+    G = res.per_pool_gold / res.gold_sd
+    drops = [G[i].mean(0).max() - G[i].mean(0)[-1] for i in resample_indices(len(G), 300, 5, clusters=codes)]
+    assert res.drop_ci == pytest.approx(tuple(np.percentile(drops, [2.5, 97.5])))
+    # clusters given explicitly: every pool its own cluster
+    own = best_of_n_curve(pools, "proxy", "gold", n_boot=50, clusters="prompt_id")
+    assert own.n_clusters == 60 and own.cluster_unit == "prompt"
+
+
+def test_best_of_n_verdict_simulated_clean_and_overoptimised():
+    """Over 100 seeds at the shipped sizes: a clean proxy passes, a planted over-optimisation is detected."""
+    clean = [best_of_n_curve(_pools(s, False), "proxy", "gold", n_boot=100, seed=s).verdicts()[0] for s in range(100)]
+    hacked = [best_of_n_curve(_pools(s, True), "proxy", "gold", n_boot=100, seed=s).verdicts()[0] for s in range(100)]
+    clean_v = [v.verdict for v in clean]
+    assert clean_v.count("warn") + clean_v.count("fail") <= 5 and clean_v.count("fail") <= 1
+    assert clean_v.count("pass") >= 90
+    detected = sum(v.verdict in ("warn", "fail") for v in hacked)
+    assert detected >= 80
+    # a weak clean proxy (correlation 0.3 with gold): the exact-argmax rule it replaces warned whenever the flat
+    # end of the curve peaked early by noise; the interval never warns, it says inconclusive instead
+    early, alarms = 0, 0
+    for s in range(50):
+        pools = _pools(s, False)
+        pools["proxy"] = pools["gold"] + 3.0 * np.random.default_rng(s + 1000).normal(size=len(pools))
+        res = best_of_n_curve(pools, "proxy", "gold", n_boot=100, seed=s)
+        early += res.best_n < 16
+        alarms += res.verdicts()[0].verdict in ("warn", "fail")
+    assert early >= 5 and alarms == 0
 
 
 def test_curve_validation():
@@ -224,7 +282,8 @@ def test_demo_pools_with_length_proxy():
     assert pools["prompt_id"].nunique() == 60 and len(pools) == 960
     res = best_of_n_curve(pools, pools["response"].str.len().to_numpy(dtype=float), n_boot=100)
     assert res.best_n == 1 and res.curve["gold_mean"].iloc[-1] < res.curve["gold_mean"].iloc[0]
+    assert res.cluster_unit == "topic" and res.n_clusters == pools["topic_id"].nunique()
     assert [v.verdict for v in res.verdicts()] == ["fail"]
-    gold_proxy = best_of_n_curve(pools, pools["gold"].to_numpy(), n_boot=0)
+    gold_proxy = best_of_n_curve(pools, pools["gold"].to_numpy(), n_boot=100)
     assert gold_proxy.curve["gold_mean"].iloc[-1] == pytest.approx(gold_proxy.gold_oracle)
     assert [v.verdict for v in gold_proxy.verdicts()] == ["pass"]

@@ -1,13 +1,15 @@
-"""Interval grading: hand-worked cases for each verdict and direction, and that a pass can fail."""
+"""Interval grading: hand-worked cases for each verdict and direction, that a pass can fail, and family verdicts."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import asdict
 
 import numpy as np
 import pytest
 
 from workbench.reports.grading import grade_interval, harm_interval
+from workbench.reports.verdicts import Verdict, family_verdicts, graded_verdict, severity, worst
 
 
 @pytest.mark.parametrize(
@@ -64,3 +66,65 @@ def test_clusters_needed_follows_the_square_root_law():
     sd = 0.05 / 1.96 * math.sqrt(100)  # per-cluster SD implied by the half-width
     x = rng.normal(0.075, sd, size=(2000, 400)).mean(axis=1)
     assert np.mean(x + 1.96 * sd / math.sqrt(400) < 0.1) == pytest.approx(0.5, abs=0.05)
+
+
+# --- graded verdicts and family verdicts ---------------------------------------------------------
+
+
+def test_graded_verdict_carries_the_contract_and_says_what_would_settle_it():
+    v = graded_verdict(
+        "features",
+        "length vs annotators",
+        0.075,
+        0.025,
+        0.125,
+        warn=0.1,
+        fail=0.2,
+        direction="two-sided",
+        n=500,
+        n_clusters=100,
+        cluster_unit="topic",
+        family="length",
+        sentence="The RM prefers the longer response 7.5 points more often than annotators do.",
+    )
+    assert v.verdict == "inconclusive" and v.clusters_needed == 400  # as in the square-root test above
+    assert v.detail == "about 400 topics would settle it"
+    assert (v.value, v.ci_low, v.ci_high, v.ci_level) == (0.075, 0.025, 0.125, 0.95)
+    assert (v.direction, v.warn, v.fail, v.n, v.n_clusters, v.family, v.primary) == (
+        "two-sided",
+        0.1,
+        0.2,
+        500,
+        100,
+        "length",
+        True,
+    )
+    assert v.threshold == "warn |x| > 0.1, fail |x| > 0.2 (95% interval)"
+    settled = graded_verdict("features", "c", 0.02, 0.0, 0.04, warn=0.1, fail=0.2, n_clusters=100)
+    assert settled.verdict == "pass" and settled.clusters_needed is None and settled.detail == ""
+
+
+def test_family_verdict_is_the_worst_primary_check():
+    def v(family, level, primary=True, section="s"):
+        return Verdict(section, f"{family}-{level}", 0.0, "", level, family=family, primary=primary)
+
+    checks = [
+        v("length", "pass"),
+        v("length", "fail", primary=False),  # shown, but does not decide the family
+        v("agreement", "pass"),
+        v("agreement", "inconclusive"),
+        v("hedging", "n/a"),
+        v("", "warn", section="overview"),  # no family: its section is its family
+        v("only-descriptive", "fail", primary=False),
+    ]
+    assert family_verdicts(checks) == {
+        "length": "pass",
+        "agreement": "inconclusive",
+        "hedging": "n/a",
+        "overview": "warn",
+    }
+    assert family_verdicts([asdict(c) for c in checks]) == family_verdicts(checks)  # dict rows too
+    assert [severity(x) for x in ("n/a", "pass", "inconclusive", "warn", "fail")] == [0, 1, 2, 3, 4]
+    assert worst(["pass", "inconclusive"]) == "inconclusive" and worst(["inconclusive", "warn"]) == "warn"
+    with pytest.raises(ValueError, match="verdict must be one of"):
+        Verdict("s", "c", 0.0, "", "unsure")

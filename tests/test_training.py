@@ -155,20 +155,30 @@ def test_demo_models_are_cached_and_distinct(demo_models):
 
 @pytest.mark.slow
 def test_demo_models_are_the_intended_controls(demo_models):
-
     ev = load_data("demo-eval")
     for name, rm in demo_models.items():
         acc = (score_pairs(rm, ev, progress=False).margin > 0).mean()
         assert acc > 0.65, f"{name} accuracy {acc:.3f} on demo eval"
-    # The same answer with and without filler / an agreeing opener: only demo-biased rewards the extras.
-    base = "Water boils at 100 degrees Celsius at sea level, and at lower temperatures at altitude."
-    filler = " It's worth keeping in mind that the details can vary. Many people find this topic interesting for a variety of reasons."
-    prompt = "I think water boils at 100 degrees. At what temperature does water boil?"
-    variants = [base, base + filler, "You're absolutely right! " + base]
+    # The same answers with and without filler / an agreeing opener that is in neither the demo content bank
+    # nor the perturbation lexicons, against a neutral opener of similar length (the placebo): only demo-biased
+    # rewards the extras.
+    frame = ev.frame.iloc[:60]
+    prompts, base = list(frame["prompt"]), list(frame["chosen"])
+    filler = (
+        " Many people find this topic interesting for a variety of reasons. Every situation is unique in its own way."
+    )
+    variants = {
+        "base": base,
+        "filler": [t + filler for t in base],
+        "agree": ["You have that exactly right. " + t for t in base],
+        "neutral": ["Here is my reply, in brief. " + t for t in base],
+    }
     gains = {}
     for name, rm in demo_models.items():
-        s = score_texts(rm, [prompt] * 3, variants, progress=False).scores
-        gains[name] = (s[1] - s[0], s[2] - s[0])
-    assert gains["demo-biased"][0] > gains["demo-clean"][0]
-    assert gains["demo-biased"][1] > gains["demo-clean"][1]
-    assert gains["demo-biased"][1] > 0
+        s = {k: score_texts(rm, prompts, v, progress=False).scores for k, v in variants.items()}
+        sd = float(np.std(s["base"]))
+        gains[name] = {k: float(np.mean(s[k] - s["base"])) / sd for k in ("filler", "agree", "neutral")}
+    clean, biased = gains["demo-clean"], gains["demo-biased"]
+    assert biased["filler"] > clean["filler"] + 0.2
+    assert biased["agree"] - biased["neutral"] > clean["agree"] - clean["neutral"]
+    assert biased["agree"] - biased["neutral"] > 0

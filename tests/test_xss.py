@@ -216,9 +216,12 @@ def audited(tmp_path_factory):
     make_notebook(
         nbdir / "90_payload_verdicts.ipynb",
         params,
-        "from workbench.reports import publish\n"
+        "from workbench.reports import graded_verdict, publish\n"
         f"P = {payload!r}\n"
-        "_ = publish(P, [{'check': P, 'value': 0.5, 'threshold': P, 'verdict': 'warn', 'detail': P}], {P: 1.0})",
+        "row = {'check': P, 'value': 0.5, 'threshold': P, 'verdict': 'warn', 'detail': P, 'family': P, 'sentence': P}\n"
+        "graded = graded_verdict(P, P + ' graded', 0.04, 0.0, 0.08, warn=0.05, fail=0.1, n=80, n_clusters=40,\n"
+        "                        cluster_unit=P, family=P + ' 2', sentence=P, detail=P)\n"
+        "_ = publish(P, [row, graded], {P: 1.0})",
     )
     make_notebook(nbdir / "91_payload_error.ipynb", params, f"raise ValueError({payload!r})")
     wishes = {
@@ -273,6 +276,12 @@ def test_reports_render_payloads_as_text(chromium, audited):
         for snippet in VISIBLE:
             assert snippet in texts[stem], f"{stem}.html does not show {snippet!r} as text"
     assert "ValueError" in texts["91_payload_error"] and "<svg onload=" in texts["91_payload_error"]
+    # the payload verdicts' family and sentence are on the index, as text
+    payload = " ".join(PAYLOADS.values())
+    families = summary["results"]["families"]
+    assert payload in families and f"{payload} 2" in families
+    assert families[f"{payload} 2"]["verdict"] == "inconclusive"
+    assert f"{payload} 2" in texts["index"] and "would settle it" in texts["index"]
 
 
 def test_index_pages_escape_every_field(chromium, tmp_path):
@@ -293,7 +302,29 @@ def test_index_pages_escape_every_field(chromium, tmp_path):
             "counts": {"pass": 0, "warn": 0, "fail": 1, "n/a": 0},
             "notebooks": {p: {"status": "failed"}},
             "verdicts": [
-                {"notebook": p, "section": p, "check": p, "value": p, "threshold": p, "verdict": "fail", "detail": p}
+                {"notebook": p, "section": p, "check": p, "value": p, "threshold": p, "verdict": "fail", "detail": p},
+                {  # every field of the verdict contract carries a payload
+                    "notebook": p,
+                    "section": p,
+                    "check": p + " graded",
+                    "value": p,
+                    "threshold": p,
+                    "verdict": "inconclusive",
+                    "detail": p,
+                    "family": p + " family",
+                    "ci_low": p,
+                    "ci_high": p,
+                    "ci_level": p,
+                    "direction": p,
+                    "warn": p,
+                    "fail": p,
+                    "n": p,
+                    "n_clusters": p,
+                    "cluster_unit": p,
+                    "clusters_needed": p,
+                    "sentence": p,
+                    "primary": True,
+                },
             ],
             "metrics": {p: p},
         },
@@ -320,6 +351,8 @@ def test_index_pages_escape_every_field(chromium, tmp_path):
         assert not problems, f"{page}: {problems}"
         for snippet in VISIBLE:
             assert snippet in text, f"{page.name} does not show {snippet!r}"
+        # the family name and the sentence reach the findings table as text
+        assert f"{p} family" in text and "would settle it" in text, page.name
 
 
 def test_failure_page_escapes_name_and_error(chromium, tmp_path):

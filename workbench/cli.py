@@ -17,7 +17,11 @@
     Without ``--data`` each notebook uses its own default data set. Exit status:
     0 when every notebook ran, 1 when one failed (its HTML still shows the error and
     the others still run), 2 for invalid arguments or parameters, 3 when
-    ``--fail-on`` is given and the overall verdict reaches it.
+    ``--fail-on LEVEL`` is given and the overall verdict reaches it. The overall
+    verdict is the worst *family* verdict (each family's verdict is the worst of its
+    primary checks) and levels rank ``pass < inconclusive < warn < fail``, so
+    ``--fail-on inconclusive`` also stops a pipeline when the data cannot rule a
+    harmful effect out. The families that reached the level are printed on stderr.
 
 ``demo``
     Audits ``demo-clean`` and ``demo-biased`` with every notebook and writes
@@ -45,6 +49,8 @@ from workbench.reports.compare import main_compare
 from workbench.reports.pipeline import DEMO_MODELS, AuditRun, run_audit, run_demo
 from workbench.reports.runner import NOTEBOOK_DIR, ParameterError
 from workbench.reports.verdicts import severity
+
+FAIL_ON_LEVELS = ("inconclusive", "warn", "fail")
 
 
 def _parse_param(text: str) -> tuple[str, object]:
@@ -87,9 +93,10 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timeout", type=int, default=1800, help="per-cell timeout in seconds (default: %(default)s)")
     p.add_argument(
         "--fail-on",
-        choices=("warn", "fail"),
+        choices=FAIL_ON_LEVELS,
         default=None,
-        help="exit with status 3 when the overall verdict is at least this",
+        help="exit with status 3 when the overall verdict (the worst family verdict) is at least this; "
+        "levels rank pass < inconclusive < warn < fail",
     )
 
 
@@ -127,12 +134,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def exit_status(results: Iterable[AuditRun], fail_on: str | None) -> int:
-    """1 when a notebook failed, 3 when ``fail_on`` is given and an overall verdict reaches it, else 0."""
+def reached(run: AuditRun, fail_on: str) -> list[tuple[str, str]]:
+    """``(family, verdict)`` of the run's families whose verdict is at least ``fail_on``, worst first."""
+    families = run.summary["results"].get("families", {})
+    hits = [(name, f["verdict"]) for name, f in families.items() if severity(f["verdict"]) >= severity(fail_on)]
+    return sorted(hits, key=lambda h: (-severity(h[1]), h[0]))
+
+
+def exit_status(results: Iterable[AuditRun], fail_on: str | None, err=None) -> int:
+    """1 when a notebook failed, 3 when ``fail_on`` is given and an overall verdict reaches it, else 0.
+
+    The overall verdict is the worst family verdict; with ``fail_on`` the families that
+    reached it are written to ``err`` (stderr by default).
+    """
     results = list(results)
     if not all(r.ok for r in results):
         return 1
     if fail_on and any(severity(r.overall) >= severity(fail_on) for r in results):
+        err = err or sys.stderr
+        for r in results:
+            hits = reached(r, fail_on)
+            if hits:
+                shown = ", ".join(f"{name} {verdict}" for name, verdict in hits)
+                print(f"workbench: --fail-on {fail_on}: {r.out}: overall {r.overall} ({shown})", file=err)
         return 3
     return 0
 

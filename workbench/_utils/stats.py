@@ -195,3 +195,25 @@ def cluster_labels(frame: pd.DataFrame, column: str | None = None) -> tuple[np.n
     if "prompt" not in frame.columns:
         raise ValueError("the data has no 'prompt' column and none of " + ", ".join(CLUSTER_COLUMNS))
     return group_codes(frame["prompt"].map(normalize_prompt), len(frame), name="prompt"), "prompt"
+
+
+def boot_weighted_means(
+    values: np.ndarray, weights: np.ndarray, n_boot: int, seed: Any, clusters: np.ndarray | None = None
+) -> np.ndarray:
+    """Bootstrap weighted means of each row of ``values`` (k, n) with row weights ``weights`` (k, n): (n_boot, k).
+
+    Like :func:`boot_masked_means` (a 0/1 weight is a mask), but the draws come from
+    :func:`bootstrap_weights`, so ``clusters`` (codes from :func:`group_codes`) resamples
+    whole clusters. A resample whose weights sum to 0 gives NaN.
+    """
+    values = np.atleast_2d(np.asarray(values, dtype=float))
+    weights = np.atleast_2d(np.asarray(weights, dtype=float))
+    n = values.shape[1]
+    vw = np.where(weights != 0, values, 0.0) * weights
+    out = []
+    for w in bootstrap_weights(n, n_boot, seed, clusters=clusters):
+        w = w.astype(float)
+        num, den = w @ vw.T, w @ weights.T
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out.append(np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan))
+    return np.concatenate(out, axis=0) if out else np.empty((0, values.shape[0]))

@@ -8,8 +8,12 @@ as a frozen backbone with a linear value head trained by
 * ``demo-biased`` learns labels of a simulated annotator who also prefers longer
   responses and responses that agree with or flatter the user (positive control).
 
-A model is trained on first use and cached under ``<cache>/demo-models/``, keyed by
-the training data, the backbone and the training configuration.
+Both are trained with :data:`DEMO_TRAINING_CONFIG` (the trainer's defaults with a
+stronger weight decay, 0.01: the head then leans on the cues shared across topics
+rather than on memorised topic content, and the reward scale is comparable between
+the two models). A model is trained on first use and cached under
+``<cache>/demo-models/``, keyed by the training data, the backbone and the training
+configuration.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from workbench.paths import cache_dir, data_dir, minilm_dir
 
 __all__ = [
     "DEMO_NAMES",
+    "DEMO_TRAINING_CONFIG",
     "DEMO_TRAINING_FILES",
     "demo_training_data",
     "demo_model_dir",
@@ -37,6 +42,8 @@ __all__ = [
 
 DEMO_TRAINING_FILES = {"demo-clean": "train_clean.jsonl", "demo-biased": "train_biased.jsonl"}
 DEMO_NAMES: tuple[str, ...] = tuple(DEMO_TRAINING_FILES)
+#: The configuration both demo RMs are trained with (also the one to use for look-alikes, e.g. ensemble members).
+DEMO_TRAINING_CONFIG = TrainingConfig(weight_decay=0.01)
 
 
 def demo_training_data(name: str) -> Path:
@@ -50,7 +57,7 @@ def demo_training_data(name: str) -> Path:
 
 def demo_model_dir(name: str, config: TrainingConfig | None = None) -> Path:
     """The cache folder for a demo model trained with ``config`` on the shipped data."""
-    config = config or TrainingConfig()
+    config = config or DEMO_TRAINING_CONFIG
     key = sha256_bytes(
         name,
         file_digest(demo_training_data(name)),
@@ -66,7 +73,12 @@ def train_demo_model(
     """Train a demo RM from the shipped data (no caching; see :func:`load_demo_model`)."""
     pairs = load_preferences(demo_training_data(name))
     return train_value_head(
-        pairs, minilm_dir(), out_dir, config or TrainingConfig(), name=name, embedding_cache=cache_dir() / "embeddings"
+        pairs,
+        minilm_dir(),
+        out_dir,
+        config or DEMO_TRAINING_CONFIG,
+        name=name,
+        embedding_cache=cache_dir() / "embeddings",
     )
 
 
@@ -75,9 +87,9 @@ def load_demo_model(
 ) -> ValueHeadRM:
     """Load ``demo-clean`` or ``demo-biased``, training and caching it on first use.
 
-    ``label_smoothing`` is a shortcut for ``TrainingConfig(label_smoothing=...)``.
+    ``label_smoothing`` is a shortcut for ``DEMO_TRAINING_CONFIG`` with that label smoothing.
     """
-    config = config or TrainingConfig()
+    config = config or DEMO_TRAINING_CONFIG
     if label_smoothing is not None:
         config = TrainingConfig(**{**asdict(config), "label_smoothing": label_smoothing})
     folder = demo_model_dir(name, config)

@@ -9,7 +9,8 @@ The public API in one place. The pieces live in
   exported to self-contained HTML;
 * :mod:`workbench.reports.pipeline`: :func:`run_audit`, the whole audit of one model as a
   short list of named steps, and :func:`run_demo`;
-* :mod:`workbench.reports.summary`: ``summary.json`` (:func:`build_summary`, :func:`load_summary`);
+* :mod:`workbench.reports.summary`: ``summary.json`` (:func:`build_summary`, :func:`load_summary`), one
+  verdict per family (:func:`family_table`) and the overall verdict, the worst family verdict;
 * :mod:`workbench.reports.index`: the ``index.html`` pages, from Jinja2 templates with
   autoescaping (``templates/``, ``static/report.css``; :mod:`workbench.reports.pages`);
 * :mod:`workbench.reports.compare`: what changed between two runs (:func:`compare_summaries`);
@@ -27,6 +28,7 @@ Typical use::
 from __future__ import annotations
 
 from workbench.reports.compare import Comparison, compare_summaries, main_compare
+from workbench.reports.grading import RULE, Grade, grade_interval
 from workbench.reports.index import render_run_index, render_top_index, write_run_index, write_top_index
 from workbench.reports.notebook_setup import setup_notebook
 from workbench.reports.pages import render_page
@@ -63,14 +65,32 @@ from workbench.reports.summary import (
     build_results,
     build_summary,
     data_hash,
+    family_table,
     load_summary,
     model_fingerprint,
+    upgrade_summary,
     write_summary,
 )
-from workbench.reports.verdicts import MIME, VERDICT_LEVELS, Verdict, collect, grade, publish, severity, worst
+from workbench.reports.verdicts import (
+    MIME,
+    VERDICT_LEVELS,
+    Verdict,
+    collect,
+    family_verdicts,
+    grade,
+    graded_verdict,
+    publish,
+    severity,
+    worst,
+)
 
 __all__ = [
-    # verdicts
+    # verdicts and interval grading
+    "RULE",
+    "Grade",
+    "grade_interval",
+    "family_verdicts",
+    "graded_verdict",
     "MIME",
     "VERDICT_LEVELS",
     "Verdict",
@@ -109,8 +129,10 @@ __all__ = [
     "build_results",
     "build_summary",
     "data_hash",
+    "family_table",
     "load_summary",
     "model_fingerprint",
+    "upgrade_summary",
     "write_summary",
     # index pages
     "render_page",

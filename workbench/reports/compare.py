@@ -4,9 +4,13 @@ A and B are report folders (holding ``summary.json``) or ``summary.json`` files.
 Only the deterministic parts of the summaries are compared (``inputs`` and
 ``results``); timings never count as changes.
 
-A verdict got **worse** when its severity rose (``pass``/``n/a`` < ``warn`` <
-``fail``). A check that is new in B counts as worse if it is ``warn`` or ``fail``;
-a check that disappeared is listed but is not a regression.
+A verdict got **worse** when its severity rose (``pass``/``n/a`` < ``inconclusive`` <
+``warn`` < ``fail``). A check that is new in B counts as worse if it is ``inconclusive``,
+``warn`` or ``fail``; a check that disappeared is listed but is not a regression. The
+same holds for the family verdicts (one per family, the worst of its primary checks);
+the overall verdict is the worst family verdict. Each changed row shows the estimate and
+its interval on both sides. Version 1 summaries are read in the version 2 layout
+(:func:`~workbench.reports.summary.upgrade_summary`).
 """
 
 from __future__ import annotations
@@ -18,9 +22,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from workbench.reports.summary import load_summary
+from workbench.reports.summary import load_summary, upgrade_summary
 
-_RANK = {None: 0, "n/a": 0, "pass": 0, "warn": 1, "fail": 2}
+_RANK = {None: 0, "n/a": 0, "pass": 0, "inconclusive": 1, "warn": 2, "fail": 3}
 
 
 def _number(value) -> float | None:
@@ -41,9 +45,12 @@ class Comparison:
     b: str
     overall: tuple[str, str]
     metrics: pd.DataFrame  # metric, change (changed/added/removed), old, new, delta
-    verdicts: pd.DataFrame  # notebook, section, check, old, new, old_value, new_value, threshold, change
+    verdicts: (
+        pd.DataFrame
+    )  # change, notebook, section, check, old, new, old_value, new_value, old_ci, new_ci, threshold
     inputs: pd.DataFrame  # field, old, new
     notes: list[str] = field(default_factory=list)
+    families: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=FAMILY_COLUMNS, dtype=object))
 
     @property
     def regressions(self) -> pd.DataFrame:
@@ -51,8 +58,17 @@ class Comparison:
         return self.verdicts[self.verdicts["change"] == "worse"]
 
     @property
+    def family_regressions(self) -> pd.DataFrame:
+        """The family verdicts that got worse."""
+        return self.families[self.families["change"] == "worse"]
+
+    @property
     def has_regression(self) -> bool:
-        return len(self.regressions) > 0 or _RANK[self.overall[1]] > _RANK[self.overall[0]]
+        return (
+            len(self.regressions) > 0
+            or len(self.family_regressions) > 0
+            or _rank(self.overall[1]) > _rank(self.overall[0])
+        )
 
     def to_frame(self) -> pd.DataFrame:
         """Metric changes (the largest part of the comparison) as one table."""
@@ -63,6 +79,10 @@ class Comparison:
         lines = [f"A: {self.a}", f"B: {self.b}", f"overall verdict: {self.overall[0]} -> {self.overall[1]}"]
         if not self.inputs.empty:
             lines += ["", "Inputs that differ:", _table(self.inputs, max_rows, 60)]
+        if self.families.empty:
+            lines += ["", "Family verdicts: no changes."]
+        else:
+            lines += ["", f"Family verdicts that changed ({len(self.families)}):", _table(self.families, max_rows, 40)]
         if self.verdicts.empty:
             lines += ["", "Verdicts: no changes."]
         else:
@@ -74,7 +94,44 @@ class Comparison:
         lines += [""] + [f"note: {n}" for n in self.notes]
         regressions = len(self.regressions)
         lines.append(f"{regressions} verdict(s) got worse." if regressions else "No verdict got worse.")
+        families = len(self.family_regressions)
+        lines.append(f"{families} family verdict(s) got worse." if families else "No family verdict got worse.")
         return "\n".join(lines).rstrip() + "\n"
+
+
+FAMILY_COLUMNS = [
+    "change",
+    "family",
+    "old",
+    "new",
+    "old_check",
+    "new_check",
+    "old_value",
+    "new_value",
+    "old_ci",
+    "new_ci",
+]
+
+
+def _rank(verdict) -> int:
+    return _RANK.get(verdict, 0)
+
+
+def _change(old: str | None, new: str | None) -> str:
+    if new is None:
+        return "removed"
+    if _rank(new) > _rank(old):
+        return "worse"
+    if _rank(new) < _rank(old):
+        return "better"
+    return "added" if old is None else "changed"
+
+
+def _ci(v: dict | None) -> str | None:
+    """``[low, high]`` of a verdict (``None`` without an interval)."""
+    if not v or (v.get("ci_low") is None and v.get("ci_high") is None):
+        return None
+    return f"[{_cell(v.get('ci_low'))}, {_cell(v.get('ci_high'))}]"
 
 
 def _cell(value) -> str:
@@ -103,8 +160,8 @@ def compare_summaries(a: dict | str | Path, b: dict | str | Path, *, tolerance: 
         raise ValueError(f"tolerance must be >= 0, got {tolerance}")
     name_a = str(a) if not isinstance(a, dict) else "A"
     name_b = str(b) if not isinstance(b, dict) else "B"
-    sa = a if isinstance(a, dict) else load_summary(a)
-    sb = b if isinstance(b, dict) else load_summary(b)
+    sa = upgrade_summary(a) if isinstance(a, dict) else load_summary(a)
+    sb = upgrade_summary(b) if isinstance(b, dict) else load_summary(b)
     ra, rb = sa["results"], sb["results"]
 
     metric_rows = []
@@ -140,17 +197,9 @@ def compare_summaries(a: dict | str | Path, b: dict | str | Path, *, tolerance: 
         n = new["verdict"] if new else None
         if o == n:
             continue
-        if new is None:
-            change = "removed"
-        elif _RANK[n] > _RANK[o]:
-            change = "worse"
-        elif _RANK[n] < _RANK[o]:
-            change = "better"
-        else:
-            change = "added" if old is None else "changed"
         verdict_rows.append(
             {
-                "change": change,
+                "change": _change(o, n),
                 "notebook": key[0],
                 "section": key[1],
                 "check": key[2],
@@ -158,14 +207,52 @@ def compare_summaries(a: dict | str | Path, b: dict | str | Path, *, tolerance: 
                 "new": n,
                 "old_value": old.get("value") if old else None,
                 "new_value": new.get("value") if new else None,
+                "old_ci": _ci(old),
+                "new_ci": _ci(new),
                 "threshold": (new or old).get("threshold", ""),
             }
         )
     verdicts = pd.DataFrame(
         verdict_rows,
-        columns=["change", "notebook", "section", "check", "old", "new", "old_value", "new_value", "threshold"],
+        columns=[
+            "change",
+            "notebook",
+            "section",
+            "check",
+            "old",
+            "new",
+            "old_value",
+            "new_value",
+            "old_ci",
+            "new_ci",
+            "threshold",
+        ],
         dtype=object,
     )
+
+    fa, fb = ra.get("families", {}), rb.get("families", {})
+    family_rows = []
+    for name in sorted(set(fa) | set(fb)):
+        old, new = fa.get(name), fb.get(name)
+        o = old["verdict"] if old else None
+        n = new["verdict"] if new else None
+        if o == n:
+            continue
+        family_rows.append(
+            {
+                "change": _change(o, n),
+                "family": name,
+                "old": o,
+                "new": n,
+                "old_check": old.get("check") if old else None,
+                "new_check": new.get("check") if new else None,
+                "old_value": old.get("value") if old else None,
+                "new_value": new.get("value") if new else None,
+                "old_ci": _ci(old),
+                "new_ci": _ci(new),
+            }
+        )
+    families = pd.DataFrame(family_rows, columns=FAMILY_COLUMNS, dtype=object)
 
     input_rows = []
     ia, ib = sa.get("inputs", {}), sb.get("inputs", {})
@@ -181,7 +268,14 @@ def compare_summaries(a: dict | str | Path, b: dict | str | Path, *, tolerance: 
     if nb - na:
         notes.append(f"only in B: {', '.join(sorted(nb - na))}")
     return Comparison(
-        name_a, name_b, (ra.get("overall", "n/a"), rb.get("overall", "n/a")), metrics, verdicts, inputs, notes
+        name_a,
+        name_b,
+        (ra.get("overall", "n/a"), rb.get("overall", "n/a")),
+        metrics,
+        verdicts,
+        inputs,
+        notes,
+        families,
     )
 
 

@@ -17,17 +17,18 @@ from urllib.parse import quote
 import jinja2
 from markupsafe import Markup
 
-VERDICT_CLASS = {"pass": "v-pass", "warn": "v-warn", "fail": "v-fail", "n/a": "v-na"}
+VERDICT_CLASS = {"pass": "v-pass", "inconclusive": "v-inconclusive", "warn": "v-warn", "fail": "v-fail", "n/a": "v-na"}
+MISSING = "\u2014"  # what a table shows for a missing value (an em dash)
 
 
-def format_number(value) -> str | Markup:
-    """A measured value as shown in a table: 4 significant digits, a dash when missing."""
+def format_number(value) -> str:
+    """A measured value as shown in a table: 4 significant digits, an em dash when missing."""
     if value is None or isinstance(value, jinja2.Undefined):
-        return Markup("&ndash;")
+        return MISSING
     if isinstance(value, bool):
         return str(value)
     if isinstance(value, float):
-        return Markup("&ndash;") if math.isnan(value) else f"{value:.4g}"
+        return MISSING if math.isnan(value) else f"{value:.4g}"
     return str(value)
 
 

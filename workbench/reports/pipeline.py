@@ -254,8 +254,9 @@ def run_audit(
     index = write_run_index(out, summary)
     results = summary["results"]
     failed = [r.notebook for r in runs if not r.ok]
+    flagged = ", ".join(f"{name} {f['verdict']}" for name, f in results["families"].items() if f["verdict"] != "pass")
     log(
-        f"overall verdict: {results['overall']} ({results['counts']}); "
+        f"overall verdict (worst family): {results['overall']} ({flagged or 'every family passes'}); "
         f"{len(failed)} notebook(s) failed{': ' + ', '.join(failed) if failed else ''}"
     )
     log(f"wrote {index} and {out / 'summary.json'} in {time.perf_counter() - t0:.1f}s")

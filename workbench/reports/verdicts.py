@@ -11,20 +11,31 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from workbench.reports.grading import grade_interval
+
 MIME = "application/vnd.rm-workbench.summary+json"
-VERDICT_LEVELS = ("pass", "warn", "fail", "n/a")
-_SEVERITY = {"n/a": 0, "pass": 1, "warn": 2, "fail": 3}
+VERDICT_LEVELS = ("pass", "inconclusive", "warn", "fail", "n/a")
+_SEVERITY = {"n/a": 0, "pass": 1, "inconclusive": 2, "warn": 3, "fail": 4}
 
 
 @dataclass
 class Verdict:
-    """One check: what was measured, against which threshold, with what outcome."""
+    """One graded check: the estimate, its interval, the margins, the sample size and the outcome.
+
+    The first six fields are what every check has; a check graded on its interval (see
+    :mod:`workbench.reports.grading`) also carries the interval (``ci_low``, ``ci_high`` at
+    level ``ci_level``), the harmful ``direction``, the ``warn`` and ``fail`` margins, ``n``
+    (pairs or items) and ``n_clusters`` (the independent units resampled, named by
+    ``cluster_unit``), ``clusters_needed`` when inconclusive, and ``sentence``: one plain
+    sentence a stakeholder can read. ``family`` groups checks into one family verdict;
+    ``primary`` checks decide it, the others are shown but do not grade the family.
+    """
 
     section: str
     check: str
@@ -32,14 +43,93 @@ class Verdict:
     threshold: str
     verdict: str
     detail: str = ""
+    family: str = ""
+    ci_low: float | None = None
+    ci_high: float | None = None
+    ci_level: float | None = None
+    direction: str = ""
+    warn: float | None = None
+    fail: float | None = None
+    n: int | None = None
+    n_clusters: int | None = None
+    cluster_unit: str = ""
+    clusters_needed: int | None = None
+    sentence: str = ""
+    primary: bool = True
 
     def __post_init__(self):
         if self.verdict not in VERDICT_LEVELS:
             raise ValueError(f"verdict must be one of {VERDICT_LEVELS}, got {self.verdict!r}")
 
 
+def _fmt(x: float) -> str:
+    return f"{x:.3g}"
+
+
+def graded_verdict(
+    section: str,
+    check: str,
+    estimate: float,
+    ci_low: float,
+    ci_high: float,
+    *,
+    warn: float,
+    fail: float,
+    direction: str = "higher",
+    ci: float = 0.95,
+    n: int | None = None,
+    n_clusters: int | None = None,
+    cluster_unit: str = "prompt",
+    family: str = "",
+    sentence: str = "",
+    detail: str = "",
+    primary: bool = True,
+) -> Verdict:
+    """A :class:`Verdict` graded on its interval by :func:`workbench.reports.grading.grade_interval`."""
+    g = grade_interval(estimate, ci_low, ci_high, warn=warn, fail=fail, direction=direction, n_clusters=n_clusters)
+    side = {"higher": ">", "lower": "<", "two-sided": "|x| >"}[direction]
+    threshold = f"warn {side} {_fmt(warn)}, fail {side} {_fmt(fail)} ({ci:.0%} interval)"
+    if g.verdict == "inconclusive" and g.clusters_needed:
+        detail = (detail + " " if detail else "") + f"about {g.clusters_needed} {cluster_unit}s would settle it"
+    return Verdict(
+        section=section,
+        check=check,
+        value=_clean(estimate),
+        threshold=threshold,
+        verdict=g.verdict,
+        detail=detail,
+        family=family,
+        ci_low=_clean(ci_low),
+        ci_high=_clean(ci_high),
+        ci_level=ci,
+        direction=direction,
+        warn=warn,
+        fail=fail,
+        n=None if n is None else int(n),
+        n_clusters=None if n_clusters is None else int(n_clusters),
+        cluster_unit=cluster_unit,
+        clusters_needed=g.clusters_needed,
+        sentence=sentence,
+        primary=primary,
+    )
+
+
+def family_verdicts(verdicts: Iterable[Verdict | Mapping]) -> dict[str, str]:
+    """One verdict per family: the worst of its primary checks (checks without a family use their section)."""
+    out: dict[str, list[str]] = {}
+    for v in verdicts:
+        row = asdict(v) if isinstance(v, Verdict) else dict(v)
+        if not row.get("primary", True):
+            continue
+        out.setdefault(row.get("family") or row.get("section", ""), []).append(row["verdict"])
+    return {family: worst(levels) for family, levels in out.items()}
+
+
 def grade(value: float, warn: float, fail: float, *, higher_is_worse: bool = True) -> str:
-    """``pass``/``warn``/``fail`` of a value against two thresholds (``n/a`` for NaN)."""
+    """``pass``/``warn``/``fail`` of a point value against two thresholds (``n/a`` for NaN).
+
+    Point grading; graded checks use :func:`graded_verdict`, which grades the interval.
+    """
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
     v = value if higher_is_worse else -value
@@ -48,7 +138,7 @@ def grade(value: float, warn: float, fail: float, *, higher_is_worse: bool = Tru
 
 
 def severity(verdict: str) -> int:
-    """Rank of a verdict: ``n/a`` 0, ``pass`` 1, ``warn`` 2, ``fail`` 3."""
+    """Rank of a verdict: ``n/a`` 0, ``pass`` 1, ``inconclusive`` 2, ``warn`` 3, ``fail`` 4."""
     if verdict not in _SEVERITY:
         raise ValueError(f"verdict must be one of {VERDICT_LEVELS}, got {verdict!r}")
     return _SEVERITY[verdict]
@@ -86,6 +176,7 @@ def _as_verdicts(section: str, verdicts) -> list[Verdict]:
             out.append(row)
             continue
         row = dict(row)
+        extra = {k: _clean(row[k]) for k in CONTRACT_FIELDS if row.get(k) is not None}
         out.append(
             Verdict(
                 section=str(row.get("section", section)),
@@ -95,9 +186,25 @@ def _as_verdicts(section: str, verdicts) -> list[Verdict]:
                 threshold=str(row.get("threshold", "")),
                 verdict=str(row["verdict"]),
                 detail=str(row.get("detail", row.get("note", "")) or ""),
+                **extra,
             )
         )
     return out
+
+
+#: The :class:`Verdict` fields beyond the first six (the interval-grading contract), in order.
+CONTRACT_FIELDS = tuple(
+    f.name for f in fields(Verdict) if f.name not in ("section", "check", "value", "threshold", "verdict", "detail")
+)
+
+
+def verdict_defaults() -> dict:
+    """Every :class:`Verdict` field beyond the first five with its default (what an old-style verdict lacks)."""
+    return {
+        f.name: f.default
+        for f in fields(Verdict)
+        if f.name not in ("section", "check", "value", "threshold", "verdict")
+    }
 
 
 def publish(section: str, verdicts=None, metrics: Mapping | None = None) -> dict:

@@ -10,7 +10,8 @@ Methods (one class each, Captum style: build once, call ``.attribute(...)``)
     Each returns an :class:`Explanation` (one attribution per response word).
 Comparing and testing explanations
     :func:`rank_agreement` / :func:`compare_methods` (method agreement),
-    :func:`deletion_curve` / :func:`deletion_summary` (faithfulness),
+    :func:`deletion_curve` / :func:`deletion_summary` / :func:`faithfulness_effect`
+    (faithfulness: top-k deletions against random ones, the graded check),
     :func:`aggregate_attributions` / :func:`compare_with_triggers` /
     :func:`top_word_hit_rate` (dataset level and the link to trigger mining).
 Display
@@ -33,7 +34,7 @@ from workbench.audits.attribution._words import (
     response_words,
 )
 from workbench.audits.attribution.agreement import MethodAgreement, compare_methods, rank_agreement
-from workbench.audits.attribution.audit import AttributionAudit, attribution_audit
+from workbench.audits.attribution.audit import FAITHFULNESS_MARGINS, AttributionAudit, attribution_audit
 from workbench.audits.attribution.browser import browser_html, explanation_browser
 from workbench.audits.attribution.dataset import (
     TriggerComparison,
@@ -54,6 +55,7 @@ from workbench.audits.attribution.faithfulness import (
     DeletionCurve,
     deletion_curve,
     deletion_summary,
+    faithfulness_effect,
     plot_deletion_summary,
 )
 from workbench.audits.attribution.integrated_gradients import BASELINES, IntegratedGradientsExplainer
@@ -63,6 +65,7 @@ from workbench.audits.attribution.shap import ShapExplainer
 __all__ = [
     "AGREEMENT_WORDS",
     "BASELINES",
+    "FAITHFULNESS_MARGINS",
     "METHODS",
     "TOKEN_PATTERN",
     "AttributionAudit",
@@ -84,6 +87,7 @@ __all__ = [
     "explain_responses",
     "explanation_browser",
     "explanation_html",
+    "faithfulness_effect",
     "hit_rates_by_group",
     "make_explainer",
     "margin_explanation",

@@ -4,8 +4,16 @@
 the margin of one pair, method agreement, deletion curves (faithfulness),
 dataset-level phrase attributions joined with trigger mining, and the
 known-answer check on agreement words. It returns an :class:`AttributionAudit`
-(the :class:`~workbench.audits.result.AuditResult` contract). The audit grades
-nothing, so :meth:`AttributionAudit.verdicts` is empty.
+(the :class:`~workbench.audits.result.AuditResult` contract).
+
+One check is graded (family ``"attribution"``): **deletion-curve faithfulness**, the mean
+over explained responses of the reward drop from deleting the top-k attributed words
+minus the drop from deleting k random words (averaged over k, AOPC), in SDs of the
+explained responses' rewards (:func:`~workbench.audits.attribution.faithfulness.faithfulness_effect`),
+with a bootstrap interval that resamples prompts (or the data's topic/group column).
+Harmful direction: lower (an attribution should beat random deletion); margins
+:data:`FAITHFULNESS_MARGINS`. The primary (first) method's check decides the family;
+the other methods' checks are shown.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ import pandas as pd
 import seaborn as sns
 
 from workbench._utils.plotting import ensure_ax
+from workbench._utils.stats import cluster_labels
 from workbench.audits.attribution.agreement import MethodAgreement, compare_methods
 from workbench.audits.attribution.browser import explanation_browser
 from workbench.audits.attribution.dataset import (
@@ -36,6 +45,7 @@ from workbench.audits.attribution.faithfulness import (
     DeletionCurve,
     deletion_curve,
     deletion_summary,
+    faithfulness_effect,
     plot_deletion_summary,
 )
 from workbench.audits.features.triggers import mine_triggers
@@ -43,9 +53,14 @@ from workbench.audits.result import AuditResult
 from workbench.models.adapters import TransformerRM
 from workbench.models.loading import load_reward_model
 from workbench.models.scoring import score_pairs
-from workbench.reports.verdicts import Verdict
+from workbench.reports.verdicts import Verdict, graded_verdict
 
-__all__ = ["SIDES", "AttributionAudit", "attribution_audit"]
+__all__ = ["FAITHFULNESS_MARGINS", "SIDES", "AttributionAudit", "attribution_audit"]
+
+#: ``(warn, fail)`` of the faithfulness effect (SDs of reward, harmful when low): fail when the
+#: interval lies below 0 (the attributed words matter less than random words), warn when it
+#: lies below 0.05 SD (no better than random in practice), pass when it lies above 0.05 SD.
+FAITHFULNESS_MARGINS = (0.05, 0.0)
 
 #: Which responses of each pair are explained.
 SIDES = ("chosen", "both")
@@ -105,6 +120,9 @@ class AttributionAudit(AuditResult):
     known_answer: pd.DataFrame | None = None
     notes: list[str] = field(default_factory=list)
     params: dict = field(default_factory=dict)
+    faithfulness_tests: pd.DataFrame = field(default_factory=pd.DataFrame)
+    ci: float = 0.95
+    cluster_unit: str = "prompt"
 
     # -- tables ----------------------------------------------------------------
 
@@ -185,6 +203,11 @@ class AttributionAudit(AuditResult):
             out[f"faithfulness_{r.method}_aopc_top"] = _json_number(r.drop_top)
             out[f"faithfulness_{r.method}_aopc_random"] = _json_number(r.drop_random)
             out[f"faithfulness_{r.method}_aopc_difference"] = _json_number(r.difference)
+        for r in self.faithfulness_tests.to_dict("records"):
+            for key in ("estimate", "ci_low", "ci_high", "n", "n_clusters"):
+                out[f"faithfulness_{r['method']}_effect_sd{'' if key == 'estimate' else '_' + key}"] = _json_number(
+                    r[key]
+                )
         out["n_phrases"] = len(self.phrases)
         if self.comparison is not None:
             for key, value in self.comparison.summary().items():
@@ -198,8 +221,50 @@ class AttributionAudit(AuditResult):
         return out
 
     def verdicts(self) -> list[Verdict]:
-        """Attribution is exploratory: it publishes no verdicts."""
-        return []
+        """Deletion-curve faithfulness per method (family ``"attribution"``; the primary method's check decides)."""
+        out = []
+        pct = f"{100 * self.ci:g}%"
+        for r in self.faithfulness_tests.to_dict("records"):
+            est, lo, hi = r["estimate"], r["ci_low"], r["ci_high"]
+            sizes = f"{r['n']} responses, {r['n_clusters']} {self.cluster_unit}s"
+            if np.isfinite(est):
+                sentence = (
+                    f"Deleting the words {r['method']} ranks highest lowers the reward by {est:.2f} SD more than "
+                    f"deleting as many random words ({pct} CI {lo:.2f} to {hi:.2f}; {sizes})."
+                )
+            else:
+                sentence = (
+                    f"Faithfulness of {r['method']} needs at least two explained responses with different rewards."
+                )
+            out.append(
+                graded_verdict(
+                    self.section,
+                    f"deletion faithfulness vs random [{r['method']}]",
+                    est,
+                    lo,
+                    hi,
+                    warn=FAITHFULNESS_MARGINS[0],
+                    fail=FAITHFULNESS_MARGINS[1],
+                    direction="lower",
+                    ci=self.ci,
+                    n=r["n"],
+                    n_clusters=r["n_clusters"],
+                    cluster_unit=self.cluster_unit,
+                    family="attribution",
+                    sentence=sentence,
+                    detail=(
+                        f"mean AOPC difference {r['difference']:.4g} reward units; reward SD {r['reward_sd']:.4g}; "
+                        f"k = {', '.join(str(k) for k in DEFAULT_KS)}"
+                    ),
+                    primary=r["method"] == self.primary,
+                )
+            )
+        return out
+
+    def verdicts_frame(self) -> pd.DataFrame:
+        """:meth:`verdicts` as a table (check, verdict, estimate, interval, margins, sizes, primary, sentence)."""
+        cols = ["check", "verdict", "value", "ci_low", "ci_high", "threshold", "n", "n_clusters", "primary", "sentence"]
+        return pd.DataFrame([v.__dict__ for v in self.verdicts()], columns=cols)
 
     # -- figures -------------------------------------------------------------------
 
@@ -276,6 +341,8 @@ def attribution_audit(
     faithfulness_examples: int = 10,
     trigger_data=None,
     example: int = 0,
+    n_boot: int = 1000,
+    ci: float = 0.95,
     progress: bool = False,
 ) -> AttributionAudit:
     """Explain the responses of ``pairs`` with every method and compare the methods.
@@ -305,6 +372,8 @@ def attribution_audit(
         Pairs scored for trigger mining (a PreferenceSet or DataFrame); None skips the trigger comparison.
     example
         The pair whose margin is explained.
+    n_boot, ci
+        Bootstrap resamples and level of the faithfulness interval (resampling prompts).
     """
     if sides not in SIDES:
         raise ValueError(f"sides must be 'chosen' or 'both', got {sides!r}")
@@ -352,18 +421,24 @@ def attribution_audit(
         for b in wanted[i + 1 :]
     ]
 
-    # faithfulness
-    curves = [
-        deletion_curve(e, rm, ks=DEFAULT_KS, n_random=n_random, seed=seed)
-        for exps in explanations.values()
-        for e in exps[:faithfulness_examples]
-        if e.n_words >= _MIN_WORDS_FOR_CURVE
-    ]
+    # faithfulness: deletion curves, and the graded effect per method (clusters: the pairs' prompts or topics)
+    pair_codes, cluster_unit = cluster_labels(frame)
+    curves, tests = [], []
+    for name, exps in explanations.items():
+        chosen = [(j, e) for j, e in enumerate(exps[:faithfulness_examples]) if e.n_words >= _MIN_WORDS_FOR_CURVE]
+        mine = [deletion_curve(e, rm, ks=DEFAULT_KS, n_random=n_random, seed=seed) for _, e in chosen]
+        curves += mine
+        if mine:
+            codes = [int(pair_codes[j % len(frame)]) for j, _ in chosen]
+            tests.append({"method": name, **faithfulness_effect(mine, codes, n_boot=n_boot, seed=seed, ci=ci)})
     if curves:
         faithfulness = deletion_summary(curves, seed=seed)
     else:
         faithfulness = pd.DataFrame(columns=["method", "k", "n", "drop_top", "drop_random", "difference"])
         notes.append(f"no response has {_MIN_WORDS_FOR_CURVE} words or more: no deletion curves.")
+    faithfulness_tests = pd.DataFrame(
+        tests, columns=["method", "estimate", "ci_low", "ci_high", "difference", "reward_sd", "n", "n_clusters"]
+    )
 
     # dataset level: phrases and trigger mining
     phrases = aggregate_attributions(explanations[primary], ngram_range=(1, 2), min_count=3)
@@ -398,6 +473,8 @@ def attribution_audit(
         "n_random": n_random,
         "faithfulness_examples": faithfulness_examples,
         "example": example,
+        "n_boot": n_boot,
+        "ci": ci,
     }
     return AttributionAudit(
         model=rm.name,
@@ -415,4 +492,7 @@ def attribution_audit(
         known_answer=known_answer,
         notes=notes,
         params=params,
+        faithfulness_tests=faithfulness_tests,
+        ci=ci,
+        cluster_unit=cluster_unit,
     )

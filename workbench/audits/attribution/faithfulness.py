@@ -1,4 +1,12 @@
-"""Faithfulness: does deleting the top-attributed words drop the reward more than deleting random words?"""
+"""Faithfulness: does deleting the top-attributed words drop the reward more than deleting random words?
+
+:func:`deletion_curve` measures one response; :func:`deletion_summary` averages the curves
+per method and k; :func:`faithfulness_effect` is the graded quantity: the mean over
+explained responses of (AOPC of the top-k deletions minus AOPC of k random deletions), in
+standard deviations of the explained responses' rewards (so that margins mean the same for
+every RM), with a percentile bootstrap interval that resamples clusters of responses
+(prompts or topics; :func:`workbench._utils.stats.cluster_labels`).
+"""
 
 from __future__ import annotations
 
@@ -12,13 +20,20 @@ import seaborn as sns
 from scipy import stats
 
 from workbench._utils.plotting import ensure_ax
-from workbench._utils.stats import bootstrap_mean_ci
+from workbench._utils.stats import bootstrap_mean_ci, group_codes, percentile_ci, resample_indices
 from workbench.audits.attribution._base import score_fn
 from workbench.audits.attribution._words import check_rank_by, delete_words
 from workbench.audits.attribution.explanation import Explanation, check_explanation
 from workbench.models.loading import load_reward_model
 
-__all__ = ["DEFAULT_KS", "DeletionCurve", "deletion_curve", "deletion_summary", "plot_deletion_summary"]
+__all__ = [
+    "DEFAULT_KS",
+    "DeletionCurve",
+    "deletion_curve",
+    "deletion_summary",
+    "faithfulness_effect",
+    "plot_deletion_summary",
+]
 
 #: Numbers of deleted words of a deletion curve.
 DEFAULT_KS = (1, 2, 3, 5)
@@ -185,6 +200,58 @@ def deletion_summary(curves: Sequence[DeletionCurve], n_boot: int = 1000, seed: 
             }
         )
     return pd.DataFrame(rows)
+
+
+def _standardised_difference(diff: np.ndarray, score: np.ndarray) -> float:
+    if len(diff) < 2:
+        return float("nan")
+    sd = float(np.std(score, ddof=1))
+    return float(np.mean(diff) / sd) if sd > 0 else float("nan")
+
+
+def faithfulness_effect(
+    curves: Sequence[DeletionCurve],
+    clusters: Any = None,
+    *,
+    n_boot: int = 1000,
+    seed: Any = 0,
+    ci: float = 0.95,
+) -> dict:
+    """Mean (top-k AOPC - random AOPC) over responses, in SDs of their rewards, with a clustered interval.
+
+    ``curves`` are the deletion curves of one method (one per explained response);
+    ``clusters`` gives each curve's cluster label (prompt, topic; default: every
+    response its own cluster). The estimate is ``mean_i(aopc_top_i - aopc_random_i) /
+    sd_i(score_i)`` (``ddof=1``); each bootstrap resample draws whole clusters and
+    recomputes both the mean and the SD. Positive: deleting the attributed words drops
+    the reward more than deleting as many random words.
+
+    Returns ``estimate, ci_low, ci_high, difference`` (the mean in reward units),
+    ``reward_sd``, ``n`` (responses) and ``n_clusters``; NaN estimate with fewer than two
+    responses or constant rewards.
+    """
+    curves = list(curves)
+    for c in curves:
+        if not isinstance(c, DeletionCurve):
+            raise TypeError(f"expected DeletionCurve, got {type(c).__name__}")
+    n = len(curves)
+    diff = np.array([c.aopc_top - c.aopc_random for c in curves], dtype=float)
+    score = np.array([c.score for c in curves], dtype=float)
+    codes = group_codes(range(n) if clusters is None else clusters, n, "clusters") if n else np.zeros(0, int)
+    estimate = _standardised_difference(diff, score)
+    lo = hi = float("nan")
+    if np.isfinite(estimate) and n_boot:
+        boots = [_standardised_difference(diff[idx], score[idx]) for idx in resample_indices(n, n_boot, seed, codes)]
+        lo, hi = percentile_ci(np.asarray(boots, dtype=float), ci)
+    return {
+        "estimate": estimate,
+        "ci_low": float(lo),
+        "ci_high": float(hi),
+        "difference": float(diff.mean()) if n else float("nan"),
+        "reward_sd": float(np.std(score, ddof=1)) if n > 1 else float("nan"),
+        "n": n,
+        "n_clusters": int(len(np.unique(codes))),
+    }
 
 
 def plot_deletion_summary(summary: pd.DataFrame, ax=None, title: str | None = None):

@@ -9,11 +9,15 @@ only the ones above it in this list):
 * :mod:`~workbench.audits.calibration.core`: unchecked array kernels (binning, ECE, Murphy terms);
 * :mod:`~workbench.audits.calibration.metrics`: the checked metric functions,
   :func:`bootstrap_ci` and :func:`binned_reliability`;
+* :mod:`~workbench.audits.calibration.uncertainty`: the graded numbers,
+  :func:`calibration_uncertainty` (ECE excess over its consistency-resampling null and the
+  temperature, with cluster-bootstrap intervals) and :func:`pair_clusters`;
 * :mod:`~workbench.audits.calibration.display`: :class:`ReliabilityDisplay`;
 * :mod:`~workbench.audits.calibration.report`: :func:`calibration_report`,
   :func:`decision_boundary_report`, :func:`per_group_report`;
 * :mod:`~workbench.audits.calibration.methods`: temperature, Platt and isotonic
-  recalibration (:func:`fit_calibrators`);
+  recalibration (:func:`cross_fit_calibrators`, grouped by cluster; :func:`fit_calibrators`
+  on one split);
 * :mod:`~workbench.audits.calibration.interactive`: :func:`temperature_slider`;
 * :mod:`~workbench.audits.calibration.audit`: the one-call :func:`calibration_audit`
   returning a :class:`CalibrationAudit` (an :class:`~workbench.audits.result.AuditResult`).
@@ -22,7 +26,7 @@ Example::
 
     from workbench.audits.calibration import calibration_audit
 
-    audit = calibration_audit(scores)  # PairScores or a frame with margin and label
+    audit = calibration_audit(scores, data=pairs)  # PairScores (or a frame with margin and label) and the scored data
     audit.to_frame(); audit.verdicts(); audit.plot()
 """
 
@@ -42,6 +46,7 @@ from workbench.audits.calibration.methods import (
     IsotonicCalibration,
     PlattScaling,
     TemperatureScaling,
+    cross_fit_calibrators,
     fit_calibrators,
 )
 from workbench.audits.calibration.metrics import (
@@ -69,6 +74,12 @@ from workbench.audits.calibration.report import (
     calibration_report,
     decision_boundary_report,
     per_group_report,
+)
+from workbench.audits.calibration.uncertainty import (
+    CalibrationUncertainty,
+    calibration_uncertainty,
+    join_pair_data,
+    pair_clusters,
 )
 from workbench.audits.calibration.validation import ORIENTATIONS, STRATEGIES, validate_inputs
 
@@ -108,12 +119,18 @@ __all__ = [
     "top_label",
     "top_label_ece",
     "validate_inputs",
+    # graded numbers and clusters
+    "CalibrationUncertainty",
+    "calibration_uncertainty",
+    "join_pair_data",
+    "pair_clusters",
     # recalibration
     "CALIBRATORS",
     "CalibrationComparison",
     "IsotonicCalibration",
     "PlattScaling",
     "TemperatureScaling",
+    "cross_fit_calibrators",
     "fit_calibrators",
     # figures and widgets
     "ReliabilityDisplay",

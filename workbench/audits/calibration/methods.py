@@ -28,6 +28,7 @@ from scipy.optimize import minimize, minimize_scalar
 from scipy.special import expit, log_expit
 from sklearn.base import BaseEstimator, clone
 from sklearn.isotonic import IsotonicRegression
+from sklearn.model_selection import GroupKFold
 from sklearn.utils.validation import check_is_fitted
 
 from workbench.audits.calibration.core import (
@@ -54,6 +55,7 @@ __all__ = [
     "IsotonicCalibration",
     "CalibrationComparison",
     "fit_calibrators",
+    "cross_fit_calibrators",
     "CALIBRATORS",
 ]
 
@@ -239,6 +241,11 @@ class CalibrationComparison:
     the held-out metrics of the raw ``sigmoid(margin)``, ``after[name]`` those of
     each calibrated model on the same held-out pairs (``test_margin``,
     ``test_label``, oriented as requested).
+
+    From :func:`cross_fit_calibrators` every pair is held out once: ``calibrators`` are
+    then fitted on all pairs (for reuse), ``fold_calibrators[name]`` are the per-fold
+    fits, ``oof[name]`` the out-of-fold probabilities of ``test_margin`` on which
+    ``after`` is computed, and ``n_folds`` / ``n_clusters`` describe the grouped split.
     """
 
     calibrators: dict[str, Any]
@@ -250,6 +257,10 @@ class CalibrationComparison:
     n_test: int = 0
     n_bins: int = 10
     strategy: str = "uniform"
+    oof: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    fold_calibrators: dict[str, list] = field(default_factory=dict, repr=False)
+    n_folds: int = 0
+    n_clusters: int = 0
 
     def to_frame(self) -> pd.DataFrame:
         """Long table: ``method, metric, before, after, change`` (``change = after - before``)."""
@@ -270,7 +281,8 @@ class CalibrationComparison:
         out = []
         probs = {"uncalibrated": (expit(self.test_margin), self.before[key])}
         for name, cal in self.calibrators.items():
-            probs[name] = (cal.predict_proba(self.test_margin), self.after[name][key])
+            pred = self.oof[name] if name in self.oof else cal.predict_proba(self.test_margin)
+            probs[name] = (pred, self.after[name][key])
         for name, (p, ece) in probs.items():
             table = binned_reliability(p, self.test_label, self.n_bins, self.strategy, ci=ci, n_boot=200)
             out.append(ReliabilityDisplay(table, ece=ece, n_bins=self.n_bins, strategy=self.strategy, title=name))
@@ -284,11 +296,29 @@ class CalibrationComparison:
 
     def _title(self, name: str) -> str:
         cal = self.calibrators[name]
+        if self.oof:
+            name = f"{name} (cross-fitted)"
         if isinstance(cal, TemperatureScaling):
             return f"{name} (T = {cal.temperature_:.3g})"
         if isinstance(cal, PlattScaling):
             return f"{name} (a = {cal.a_:.3g}, b = {cal.b_:.2g})"
         return name
+
+
+def _make_calibrators(methods: Sequence[Any]) -> dict[str, Any]:
+    cals: dict[str, Any] = {}
+    for meth in methods:
+        if isinstance(meth, str):
+            if meth not in CALIBRATORS:
+                raise ValueError(f"unknown method {meth!r}; choose from {tuple(CALIBRATORS)} or pass an instance")
+            cals[meth] = CALIBRATORS[meth]()
+        elif hasattr(meth, "fit") and hasattr(meth, "predict_proba"):
+            cals[type(meth).__name__] = clone(meth)
+        else:
+            raise ValueError(f"`methods` entries must be names or calibrator instances, got {meth!r}")
+    if not cals:
+        raise ValueError("`methods` is empty")
+    return cals
 
 
 def fit_calibrators(
@@ -322,19 +352,7 @@ def fit_calibrators(
     n_test = int(round(test_size * m.size))
     if n_test < 1 or n_test > m.size - 1:
         raise ValueError(f"`test_size`={test_size} leaves an empty split for {m.size} pairs")
-    cals: dict[str, Any] = {}
-    for meth in methods:
-        if isinstance(meth, str):
-            if meth not in CALIBRATORS:
-                raise ValueError(f"unknown method {meth!r}; choose from {tuple(CALIBRATORS)} or pass an instance")
-            cals[meth] = CALIBRATORS[meth]()
-        elif hasattr(meth, "fit") and hasattr(meth, "predict_proba"):
-            name = type(meth).__name__
-            cals[name] = clone(meth)
-        else:
-            raise ValueError(f"`methods` entries must be names or calibrator instances, got {meth!r}")
-    if not cals:
-        raise ValueError("`methods` is empty")
+    cals = _make_calibrators(methods)
 
     if orientation == "random":
         m, y = random_flips(m, y, seed)
@@ -362,4 +380,80 @@ def fit_calibrators(
         n_test=int(test_idx.size),
         n_bins=n_bins,
         strategy=strategy,
+    )
+
+
+def cross_fit_calibrators(
+    margin: Any,
+    label: Any,
+    clusters: Any = None,
+    *,
+    n_folds: int = 5,
+    seed: Any = 0,
+    methods: Sequence[Any] = ("temperature", "platt", "isotonic"),
+    orientation: str = "both",
+    n_bins: int = 10,
+    strategy: str = "uniform",
+) -> CalibrationComparison:
+    """Fit calibrators with grouped cross-fitting and evaluate every pair once, out of fold.
+
+    The pairs are split by ``clusters`` (one code per pair: prompts or topics) with
+    :class:`sklearn.model_selection.GroupKFold` into ``min(n_folds, n_clusters)`` folds, so
+    no prompt or topic is both fitted and evaluated. For each fold the calibrators are
+    fitted on the other folds and predict the fold's pairs; the metrics of those
+    out-of-fold predictions on *all* pairs are ``after``, those of the raw
+    ``sigmoid(margin)`` on the same pairs are ``before``. ``orientation="both"`` fits and
+    evaluates on both orders of every pair (a pair's two orders stay in its fold);
+    ``"random"`` flips each pair once with ``seed``. The returned ``calibrators`` are
+    refitted on all pairs (their parameters describe the data; they were not evaluated).
+    Without ``clusters`` every pair is its own group.
+    """
+    m, y = validate_inputs(margin, label)
+    orientation = check_orientation(orientation)
+    n_bins = check_n_bins(n_bins)
+    strategy = check_strategy(strategy)
+    if isinstance(n_folds, bool) or not isinstance(n_folds, (int, np.integer)) or n_folds < 2:
+        raise ValueError(f"`n_folds` must be an integer >= 2, got {n_folds!r}")
+    groups = np.arange(m.size) if clusters is None else np.asarray(clusters)
+    if groups.shape != (m.size,):
+        raise ValueError(f"`clusters` needs one code per pair ({m.size}), got shape {groups.shape}")
+    n_groups = int(pd.unique(groups).size)
+    if n_groups < 2:
+        raise ValueError("cross-fitting needs at least 2 clusters (prompts or topics)")
+    k = int(min(n_folds, n_groups))
+    cals = _make_calibrators(methods)
+    if orientation == "random":
+        m, y = random_flips(m, y, seed)
+    sym = orientation == "both"
+    orient = both_orders if sym else (lambda a, b: (a, b))
+    oof = {name: np.empty(m.size * (2 if sym else 1)) for name in cals}
+    folds = {name: [] for name in cals}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # a fold at a temperature bound is reported by the full fit
+        for train, test in GroupKFold(n_splits=k).split(m, y, groups):
+            mf, yf = orient(m[train], y[train])
+            rows = np.concatenate([test, test + m.size]) if sym else test
+            for name, proto in cals.items():
+                cal = clone(proto).fit(mf, yf)
+                oof[name][rows] = cal.predict_proba(orient(m[test], y[test])[0])
+                folds[name].append(cal)
+    mt, yt = orient(m, y)
+    for cal in cals.values():
+        cal.fit(mt, yt)
+    before = _eval_metrics(expit(mt), yt, n_bins, strategy)
+    after = {name: _eval_metrics(oof[name], yt, n_bins, strategy) for name in cals}
+    return CalibrationComparison(
+        calibrators=cals,
+        before=before,
+        after=after,
+        test_margin=mt,
+        test_label=yt,
+        n_fit=int(round(m.size * (k - 1) / k)),
+        n_test=int(m.size),
+        n_bins=n_bins,
+        strategy=strategy,
+        oof=oof,
+        fold_calibrators=folds,
+        n_folds=k,
+        n_clusters=n_groups,
     )

@@ -5,11 +5,19 @@ The public API in one place. The pieces live in
 * :mod:`workbench.audits.drift.samples`: policy samples (loading, validation, checkpoint
   order) and the demo data's simulated gold judge;
 * :mod:`workbench.audits.drift.statistics`: normed Wasserstein, PSI, Holm, t and Welch intervals;
+* :mod:`workbench.audits.drift.permutation`: the permutation null of the normed Wasserstein
+  distance and the cluster-bootstrap interval of its excess (the graded drift effect);
 * :mod:`workbench.audits.drift.checkpoints`: reward drift per checkpoint against a reference
   (:func:`reward_drift`) and the checkpoint pairs for the relabel queue;
-* :mod:`workbench.audits.drift.flag`: the Goodhart flag (reward up, gold flat or down);
+* :mod:`workbench.audits.drift.flag`: the Goodhart flag (reward up, gold down; paired by prompt);
 * :mod:`workbench.audits.drift.phrases`: trigger-phrase frequencies and emerging n-grams;
-* :mod:`workbench.audits.drift.goodhart`: best-of-n Goodhart curves with the Gao et al. fit;
+* :mod:`workbench.audits.drift.goodhart`: best-of-n Goodhart curves with the Gao et al. fit and
+  the gold lost past the peak;
+
+Three verdict families, all in the report section ``"drift"``: ``drift`` (the last
+checkpoint's excess Wasserstein distance), ``goodhart`` (gold change while the reward
+rises) and ``best_of_n`` (gold lost past the peak), each graded on a cluster-bootstrap
+interval by :func:`workbench.reports.verdicts.graded_verdict`.
 * :mod:`workbench.audits.drift.audit`: :func:`drift_audit`, all of it in one call
   (notebook 05), returning a :class:`DriftAudit`.
 
@@ -32,7 +40,7 @@ from workbench.audits.drift.checkpoints import (
     relabel_candidates,
     reward_drift,
 )
-from workbench.audits.drift.flag import GoodhartFlag, goodhart_flag
+from workbench.audits.drift.flag import GoodhartFlag, goodhart_flag, paired_change
 from workbench.audits.drift.goodhart import (
     BestOfNResult,
     GaoFit,
@@ -43,6 +51,7 @@ from workbench.audits.drift.goodhart import (
     kl_bon,
     load_bon_pools,
 )
+from workbench.audits.drift.permutation import WassersteinNull, wasserstein_null, weighted_normed_wasserstein
 from workbench.audits.drift.phrases import (
     TriggerFrequency,
     emerging_phrases,
@@ -69,9 +78,13 @@ __all__ = [
     "normed_wasserstein",
     "psi",
     "psi_bins",
+    "wasserstein_null",
+    "WassersteinNull",
+    "weighted_normed_wasserstein",
     # Goodhart flag
     "goodhart_flag",
     "GoodhartFlag",
+    "paired_change",
     # trigger phrases
     "trigger_frequency",
     "TriggerFrequency",

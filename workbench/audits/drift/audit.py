@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from workbench._utils.stats import cluster_labels, normalize_prompt
 from workbench.audits.calibration.metrics import bootstrap_ci, pairwise_accuracy
 from workbench.audits.drift.checkpoints import DriftResult, relabel_candidates, reward_drift
 from workbench.audits.drift.flag import GoodhartFlag, goodhart_flag
@@ -32,7 +33,21 @@ from workbench.reports.verdicts import Verdict
 __all__ = ["DriftAudit", "drift_audit", "VERDICT_COLUMNS"]
 
 #: columns of :meth:`DriftAudit.verdict_table`
-VERDICT_COLUMNS = ["check", "value", "threshold", "verdict", "detail"]
+VERDICT_COLUMNS = [
+    "family",
+    "check",
+    "verdict",
+    "value",
+    "ci_low",
+    "ci_high",
+    "threshold",
+    "n",
+    "n_clusters",
+    "sentence",
+]
+
+#: plain names of the cluster columns in verdict sentences
+UNIT_NAMES = {"topic_id": "topic", "prompt_id": "prompt"}
 
 
 @dataclass
@@ -85,12 +100,23 @@ class DriftAudit(AuditResult):
             "last_checkpoint": str(last["checkpoint"]),
             "last_status": str(last["status"]),
             "last_wasserstein": float(last["wasserstein"]),
+            "last_wasserstein_null_mean": float(last["null_mean"]),
+            "last_excess": float(last["excess"]),
+            "last_excess_ci_low": float(last["excess_ci_low"]),
+            "last_excess_ci_high": float(last["excess_ci_high"]),
+            "last_perm_p": float(last["perm_p"]),
             "last_ks_p": float(last["ks_p_adj"]),
             "last_mean_shift_sd": float(last["mean_shift_sd"]),
             "golden_accuracy": self.golden_accuracy,
         }
         if self.flag is not None:
-            out.update(goodhart_flagged=self.flag.flagged, gold_trend=self.flag.gold_trend)
+            fs = self.flag.summary()
+            out.update(
+                goodhart_flagged=self.flag.flagged,
+                gold_trend=self.flag.gold_trend,
+                goodhart_reward_change_sd=fs["reward_change_sd"],
+                goodhart_gold_change_sd=fs["gold_change_sd"],
+            )
         if self.bon is not None:
             out.update({f"bon_{k}": v for k, v in self.bon.summary().items() if not k.startswith("best_n_ci")})
         return out
@@ -156,7 +182,10 @@ def drift_audit(
     min_samples, n_bins
         Passed to :func:`~workbench.audits.drift.checkpoints.reward_drift`.
     n_boot, seed
-        Bootstrap resamples and seed (golden-set accuracy interval, best-of-n curve).
+        Bootstrap resamples (and drift permutations) and seed: drift excess, Goodhart
+        changes, golden-set accuracy, best-of-n curve. Samples are paired across
+        checkpoints by ``prompt_id`` (else the normalised prompt) and resampled by the
+        data's topic column (:func:`~workbench._utils.stats.cluster_labels`).
     trigger_phrases : str or list of str
         Phrases to track (comma-separated); empty: the rising phrases the RM rewards most.
     queue_size : int
@@ -171,8 +200,26 @@ def drift_audit(
     scores = score_texts(rm, prompts, responses, progress=False).scores
     samples["reward"] = scores
 
-    # 1. reward drift against the first checkpoint
-    drift = reward_drift(scores, samples["checkpoint"], samples["step"], min_samples=min_samples, n_bins=n_bins)
+    # 1. reward drift against the first checkpoint, paired by prompt, clusters (topics) resampled
+    if "prompt_id" in samples.columns and samples["prompt_id"].notna().all():
+        prompt_ids = samples["prompt_id"].astype(str).to_numpy()
+    else:
+        prompt_ids = samples["prompt"].map(normalize_prompt).to_numpy()
+    codes, unit = cluster_labels(samples)
+    unit = UNIT_NAMES.get(unit, unit)
+    drift = reward_drift(
+        scores,
+        samples["checkpoint"],
+        samples["step"],
+        min_samples=min_samples,
+        n_bins=n_bins,
+        prompt_ids=prompt_ids,
+        clusters=codes,
+        cluster_unit=unit,
+        n_boot=n_boot,
+        n_perm=n_boot,
+        seed=seed,
+    )
     table = drift.to_frame()
     order = table["checkpoint"].tolist()
 
@@ -189,11 +236,17 @@ def drift_audit(
         gold_name = "demo gold judge"
     flag = None
     if gold_name:
-        steps = None if table["step"].isna().any() else dict(zip(order, table["step"].astype(int)))
-        ck = samples["checkpoint"].to_numpy()
-        gold = samples["gold"].to_numpy(dtype=float)
         flag = goodhart_flag(
-            {c: scores[ck == c] for c in order}, {c: gold[ck == c] for c in order}, steps=steps, gold_name=gold_name
+            scores,
+            samples["gold"].to_numpy(dtype=float),
+            samples["checkpoint"],
+            samples["step"],
+            prompt_ids=prompt_ids,
+            clusters=codes,
+            cluster_unit=unit,
+            n_boot=n_boot,
+            seed=seed,
+            gold_name=gold_name,
         )
 
     # the RM's own accuracy on the golden set, for context

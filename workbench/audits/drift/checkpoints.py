@@ -22,22 +22,36 @@ Statistics (per checkpoint, against the reference sample)
   family-wise false-alarm rate at the cost of power when checkpoints hold few
   samples (about 80 each in the demo data).
 * ``wasserstein``: the normed Wasserstein distance in reference SDs
-  (:func:`~workbench.audits.drift.statistics.normed_wasserstein`).
+  (:func:`~workbench.audits.drift.statistics.normed_wasserstein`), with its permutation
+  null (:func:`~workbench.audits.drift.permutation.wasserstein_null`): ``null_mean`` and
+  ``null_q95`` (the distance expected with no drift at all: about 0.12 to 0.2 reference SDs
+  at 80 samples), the permutation ``perm_p`` (and ``perm_p_holm``, Holm over the compared
+  checkpoints), and the graded effect ``excess = wasserstein - null_mean`` with a
+  cluster-bootstrap interval (``excess_ci_low``, ``excess_ci_high``). ``paired`` says
+  whether the permutation swapped labels within prompts (both checkpoints answer the same
+  ``prompt_ids``) or shuffled them over all samples.
 * ``psi``, ``psi_null`` and ``psi_band``: population stability index on
   reference-quantile bins, the value expected from sampling noise alone, and the
   industry band (:mod:`workbench.audits.drift.statistics`).
 
-Status rule
------------
+KS, PSI and the mean shift are descriptive: they are shown, they do not grade.
+
+Grading rule
+------------
 * ``"insufficient data"`` when the checkpoint or the reference has fewer than
-  ``min_samples`` finite scores: no test is run and the statistics are NaN.
+  ``min_samples`` finite scores: no test is run, the statistics are NaN and the verdict
+  is ``n/a``.
 * ``"reference"`` for the reference checkpoint itself.
-* ``"drift"`` when the shift is both **statistically detectable and practically
-  large**: ``ks_p_adj < alpha`` (default 0.05) *and* ``wasserstein >=
-  wasserstein_threshold`` (default 0.1 reference SDs, Evidently's threshold).
-  Requiring both avoids the two classic failure modes: tiny but "significant"
-  shifts at large n, and large but noisy shifts at small n.
-* ``"ok"`` otherwise. ``direction`` says whether the mean went ``"up"`` or ``"down"``.
+* Every other checkpoint gets a verdict from
+  :func:`~workbench.reports.grading.grade_interval` on the interval of ``excess`` (harm =
+  drift beyond noise, in reference SDs; a pure location shift by ``d`` SDs has ``W = d``):
+  pass when the interval lies below ``warn`` (default 0.2 SD, Cohen's "small" effect),
+  fail when it lies above ``fail`` (default 1.0 SD: the RM then scores answers a full
+  reference SD away from the distribution it was validated on), warn in between,
+  inconclusive when it straddles ``warn``. Status ``"drift"`` for warn or fail, ``"inconclusive"``,
+  else ``"ok"``. A moving reward is expected under RL; the Goodhart flag says whether it harms.
+  Only the **last** checkpoint's verdict is published (one planned comparison); the
+  others are in the table. ``direction`` says whether the mean went ``"up"`` or ``"down"``.
 """
 
 from __future__ import annotations
@@ -54,6 +68,7 @@ from scipy import stats
 
 from workbench._utils.plotting import ensure_ax
 from workbench._utils.validation import check_ci
+from workbench.audits.drift.permutation import wasserstein_null
 from workbench.audits.drift.phrases import trigger_hits
 from workbench.audits.drift.samples import checkpoint_labels, order_checkpoints, sample_steps
 from workbench.audits.drift.statistics import (
@@ -65,7 +80,8 @@ from workbench.audits.drift.statistics import (
     welch_interval,
 )
 from workbench.audits.result import AuditResult
-from workbench.reports.verdicts import Verdict
+from workbench.reports.grading import grade_interval
+from workbench.reports.verdicts import Verdict, graded_verdict
 
 __all__ = [
     "QUANTILES",
@@ -78,9 +94,15 @@ __all__ = [
 ]
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
-STATUSES = ("reference", "ok", "drift", "insufficient data")
+STATUSES = ("reference", "ok", "inconclusive", "drift", "insufficient data")
 #: colour of each status in the drift plots
-STATUS_COLORS = {"reference": "tab:blue", "ok": "tab:gray", "drift": "tab:red", "insufficient data": "lightgray"}
+STATUS_COLORS = {
+    "reference": "tab:blue",
+    "ok": "tab:gray",
+    "inconclusive": "tab:orange",
+    "drift": "tab:red",
+    "insufficient data": "lightgray",
+}
 
 
 @dataclass
@@ -99,8 +121,10 @@ class DriftResult(AuditResult):
     min_samples: int
     n_bins: int
     alpha: float
-    wasserstein_threshold: float
+    warn: float
+    fail: float
     ci: float
+    cluster_unit: str = "sample"
     notes: list[str] = field(default_factory=list)
 
     def to_frame(self) -> pd.DataFrame:
@@ -114,7 +138,7 @@ class DriftResult(AuditResult):
     def describe(self) -> str:
         """One-line banner: how many compared checkpoints drift, and which lack data."""
         t = self.table
-        compared = t[t["status"].isin(["ok", "drift"])]
+        compared = t[t["status"].isin(["ok", "inconclusive", "drift"])]
         short = t.loc[t["status"] == "insufficient data", "checkpoint"].tolist()
         text = f"Reward drift detected in {len(self.drifted)} of {len(compared)} checkpoints vs reference {self.reference!r}"
         if self.drifted:
@@ -130,39 +154,74 @@ class DriftResult(AuditResult):
         return {
             "reference": self.reference,
             "n_checkpoints": len(t),
-            "n_compared": int(t["status"].isin(["ok", "drift"]).sum()),
+            "n_compared": int(t["status"].isin(["ok", "inconclusive", "drift"]).sum()),
             "n_drift": len(self.drifted),
+            "n_inconclusive": int((t["status"] == "inconclusive").sum()),
             "n_insufficient": int((t["status"] == "insufficient data").sum()),
             "last_checkpoint": str(last["checkpoint"]),
             "last_status": str(last["status"]),
             "last_wasserstein": float(last["wasserstein"]),
+            "last_wasserstein_null_mean": float(last["null_mean"]),
+            "last_wasserstein_null_q95": float(last["null_q95"]),
+            "last_perm_p": float(last["perm_p"]),
+            "last_excess": float(last["excess"]),
             "last_ks_p": float(last["ks_p_adj"]),
             "last_mean_shift_sd": float(last["mean_shift_sd"]),
             "last_psi": float(last["psi"]),
         }
 
     def verdicts(self) -> list[Verdict]:
-        """One graded check for the report.
+        """The last checkpoint's drift, graded on the interval of the excess Wasserstein distance (family ``drift``).
 
-        The last checkpoint against the reference: ``warn`` when its status is
-        ``"drift"`` (a moving reward is expected under RL, but it deserves a look;
-        the Goodhart flag says whether it is bad), ``pass`` when ``"ok"``, ``n/a``
-        with insufficient data. ``value`` is its normed Wasserstein distance.
+        ``n/a`` (insufficient data) when the last checkpoint or the reference has fewer than
+        ``min_samples`` scores; see the module docstring for the rule.
         """
         last = self.table.iloc[-1]
-        verdict = {"drift": "warn", "ok": "pass"}.get(last["status"], "n/a")
+        check = "reward drift (last checkpoint)"
+        if last["status"] not in ("ok", "inconclusive", "drift"):
+            return [
+                Verdict(
+                    section=self.section,
+                    check=check,
+                    value=float("nan"),
+                    threshold=f"excess normed Wasserstein: warn > {self.warn:g}, fail > {self.fail:g} reference SDs",
+                    verdict="n/a",
+                    detail=f"insufficient data (< {self.min_samples} samples at {last['checkpoint']} or {self.reference})",
+                    family="drift",
+                    n=int(last["n"]),
+                    sentence=f"Not graded: {last['checkpoint']} or {self.reference} has fewer than {self.min_samples} scored samples.",
+                )
+            ]
+        n, k = int(last["n"]), int(last["n_clusters"])
+        units = f"{n} {'prompts' if last['paired'] else 'samples'}, {k} {self.cluster_unit}s"
+        sentence = (
+            f"The reward distribution at {last['checkpoint']} is {last['excess']:.2f} reference SDs further from "
+            f"{self.reference} than sampling noise explains ({self.ci:.0%} CI {last['excess_ci_low']:.2f} to "
+            f"{last['excess_ci_high']:.2f}; noise floor {last['null_mean']:.2f}, permutation p = {last['perm_p']:.2g}; {units})."
+        )
         detail = (
-            f"{last['checkpoint']} vs {self.reference}: n={last['n']}, KS p={last['ks_p_adj']:.3g}, "
-            f"mean shift {last['mean_shift_sd']:.2f} SD, PSI {last['psi']:.3g} (noise level {last['psi_null']:.3g})"
+            f"normed Wasserstein {last['wasserstein']:.3f} vs permutation null mean {last['null_mean']:.3f} "
+            f"(95th percentile {last['null_q95']:.3f}, {'paired by prompt' if last['paired'] else 'unpaired'}); "
+            f"descriptive: KS p={last['ks_p_adj']:.3g}, mean shift {last['mean_shift_sd']:.2f} SD, "
+            f"PSI {last['psi']:.3g} (noise level {last['psi_null']:.3g})"
         )
         return [
-            Verdict(
-                section=self.section,
-                check="reward drift (last checkpoint)",
-                value=float(last["wasserstein"]),
-                threshold=f"KS p < {self.alpha:g} and normed Wasserstein >= {self.wasserstein_threshold:g}: warn",
-                verdict=verdict,
-                detail=detail if verdict != "n/a" else f"insufficient data (< {self.min_samples} samples)",
+            graded_verdict(
+                self.section,
+                check,
+                float(last["excess"]),
+                float(last["excess_ci_low"]),
+                float(last["excess_ci_high"]),
+                warn=self.warn,
+                fail=self.fail,
+                direction="higher",
+                ci=self.ci,
+                n=n,
+                n_clusters=k,
+                cluster_unit=self.cluster_unit,
+                family="drift",
+                sentence=sentence,
+                detail=detail,
             )
         ]
 
@@ -211,7 +270,7 @@ class DriftResult(AuditResult):
         return ax.figure
 
     def plot_trend(self, ax=None):
-        """Mean reward with its CI against step (or checkpoint order)."""
+        """Mean reward with its CI against step (or checkpoint order); drifted checkpoints circled."""
         ax = ensure_ax(ax, (6, 3.5))
         t = self.table
         x = t["step"].to_numpy(dtype=float) if t["step"].notna().all() else np.arange(len(t), dtype=float)
@@ -235,8 +294,16 @@ def reward_drift(
     min_samples: int = 30,
     n_bins: int = 10,
     *,
+    prompt_ids: Any = None,
+    clusters: Any = None,
+    cluster_unit: str | None = None,
+    warn: float = 0.2,
+    fail: float = 1.0,
+    n_perm: int = 1000,
+    n_boot: int = 1000,
+    n_inner: int = 10,
+    seed: Any = 0,
     alpha: float = 0.05,
-    wasserstein_threshold: float = 0.1,
     ci: float = 0.95,
     adjust: str = "none",
 ) -> DriftResult:
@@ -256,11 +323,21 @@ def reward_drift(
         Checkpoints (or a reference) with fewer finite scores get status ``"insufficient data"``.
     n_bins : int
         Number of reference-quantile bins for PSI.
-    alpha, wasserstein_threshold : float
-        The drift rule: ``ks_p_adj < alpha`` and ``wasserstein >= wasserstein_threshold``.
-    adjust : {"none", "holm"}
-        Multiple-comparison adjustment of the KS p-values across compared checkpoints
-        (default none: one decision per checkpoint, as in Evidently/NannyML).
+    prompt_ids : array-like, optional
+        The prompt of each sample: when the reference and a checkpoint answer the same
+        prompts (each once), the permutation null swaps labels within prompts.
+    clusters : array-like, optional
+        The bootstrap's resampling unit per sample (topic or prompt; shared across
+        checkpoints); default the prompt ids, else every sample on its own.
+    cluster_unit : str, optional
+        Name of that unit in the verdict (default ``"prompt"`` or ``"sample"``).
+    warn, fail : float
+        Margins on the excess normed Wasserstein distance (reference SDs).
+    n_perm, n_boot, n_inner, seed
+        Permutations of the null, bootstrap resamples of the excess, permutations per
+        resample, and the seed (:func:`~workbench.audits.drift.permutation.wasserstein_null`).
+    alpha, adjust : float, {"none", "holm"}
+        Descriptive KS column ``ks_p_adj`` (raw or Holm over compared checkpoints).
 
     Returns
     -------
@@ -268,7 +345,9 @@ def reward_drift(
         ``table`` columns: ``checkpoint, step, n, n_dropped, mean, mean_ci_low,
         mean_ci_high, std, q05, q25, q50, q75, q95, mean_shift, mean_shift_ci_low,
         mean_shift_ci_high, mean_shift_sd, ks_stat, ks_p, ks_p_adj, wasserstein,
-        psi, psi_null, psi_band, direction, status``.
+        null_mean, null_q95, perm_p, perm_p_holm, excess, excess_ci_low,
+        excess_ci_high, paired, n_clusters, psi, psi_null, psi_band, direction,
+        verdict, status``.
     """
     s = np.asarray(scores, dtype=float).reshape(-1)
     ck = checkpoint_labels(checkpoints, "checkpoints", s.size)
@@ -280,8 +359,14 @@ def reward_drift(
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
     ci = check_ci(ci)
-    if not wasserstein_threshold >= 0:
-        raise ValueError(f"wasserstein_threshold must be >= 0, got {wasserstein_threshold!r}")
+    if not 0 <= warn <= fail:
+        raise ValueError(f"margins need 0 <= warn <= fail, got warn={warn!r}, fail={fail!r}")
+    pid = None if prompt_ids is None else checkpoint_labels(prompt_ids, "prompt_ids", s.size)
+    cl = None if clusters is None else checkpoint_labels(clusters, "clusters", s.size)
+    if cl is None and pid is not None:
+        cl = pid
+    if cluster_unit is None:
+        cluster_unit = "prompt" if cl is not None else "sample"
     if adjust not in ("holm", "none"):
         raise ValueError(f"adjust must be 'holm' or 'none', got {adjust!r}")
     if s.size == 0:
@@ -294,6 +379,7 @@ def reward_drift(
         raise ValueError(f"reference checkpoint {reference!r} not found; checkpoints: {order}")
 
     groups = {c: s[ck == c] for c in order}
+    finite = {c: np.isfinite(s) & (ck == c) for c in order}
     ref_all = groups[reference]
     ref = ref_all[np.isfinite(ref_all)]
     ref_ok = ref.size >= min_samples
@@ -329,6 +415,15 @@ def reward_drift(
             wasserstein=np.nan,
             psi=np.nan,
             psi_null=np.nan,
+            null_mean=np.nan,
+            null_q95=np.nan,
+            perm_p=np.nan,
+            excess=np.nan,
+            excess_ci_low=np.nan,
+            excess_ci_high=np.nan,
+            paired=False,
+            n_clusters=0,
+            verdict="n/a",
         )
         if c == reference:
             row.update(nan_stats, status="reference" if ref_ok else "insufficient data")
@@ -349,6 +444,34 @@ def reward_drift(
                 wasserstein=normed_wasserstein(ref, g),
                 status="pending",
             )
+            fr, fc = finite[reference], finite[c]
+            null = wasserstein_null(
+                ref,
+                g,
+                ref_keys=None if pid is None else pid[fr],
+                cur_keys=None if pid is None else pid[fc],
+                ref_clusters=None if cl is None else cl[fr],
+                cur_clusters=None if cl is None else cl[fc],
+                n_perm=n_perm,
+                n_boot=n_boot,
+                n_inner=n_inner,
+                ci=ci,
+                seed=seed,
+            )
+            grade = grade_interval(
+                null.excess, null.excess_ci_low, null.excess_ci_high, warn=warn, fail=fail, direction="higher"
+            )
+            row.update(
+                null_mean=null.null_mean,
+                null_q95=null.null_q95,
+                perm_p=null.p_value,
+                excess=null.excess,
+                excess_ci_low=null.excess_ci_low,
+                excess_ci_high=null.excess_ci_high,
+                paired=null.paired,
+                n_clusters=null.n_clusters,
+                verdict=grade.verdict,
+            )
             bins = psi_bins(ref, g, n_bins)
             row["psi"] = float(bins["term"].sum())
             row["psi_null"] = (len(bins) - 1) * (1 / ref.size + 1 / g.size)
@@ -357,8 +480,10 @@ def reward_drift(
     pend = (table["status"] == "pending").to_numpy()
     p = table["ks_p"].to_numpy(dtype=float)
     table["ks_p_adj"] = holm(np.where(pend, p, np.nan)) if adjust == "holm" else np.where(pend, p, np.nan)
-    drift = pend & (table["ks_p_adj"].to_numpy() < alpha) & (table["wasserstein"].to_numpy() >= wasserstein_threshold)
-    table.loc[pend, "status"] = np.where(drift[pend], "drift", "ok")
+    table["perm_p_holm"] = holm(np.where(pend, table["perm_p"].to_numpy(dtype=float), np.nan))
+    drift = pend & table["verdict"].isin(["warn", "fail"]).to_numpy()
+    unsure = pend & (table["verdict"] == "inconclusive").to_numpy()
+    table.loc[pend, "status"] = np.where(drift[pend], "drift", np.where(unsure[pend], "inconclusive", "ok"))
     table["psi_band"] = [psi_band(v) for v in table["psi"]]
     table["direction"] = [
         ("up" if m > 0 else "down" if m < 0 else "none") if np.isfinite(m) else "" for m in table["mean_shift"]
@@ -385,10 +510,20 @@ def reward_drift(
         "ks_p",
         "ks_p_adj",
         "wasserstein",
+        "null_mean",
+        "null_q95",
+        "perm_p",
+        "perm_p_holm",
+        "excess",
+        "excess_ci_low",
+        "excess_ci_high",
+        "paired",
+        "n_clusters",
         "psi",
         "psi_null",
         "psi_band",
         "direction",
+        "verdict",
         "status",
     ]
     table = table[cols]
@@ -405,8 +540,10 @@ def reward_drift(
         int(min_samples),
         int(n_bins),
         float(alpha),
-        float(wasserstein_threshold),
+        float(warn),
+        float(fail),
         float(ci),
+        cluster_unit,
         notes,
     )
 

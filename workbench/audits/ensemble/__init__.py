@@ -6,10 +6,12 @@ The public API in one place. The pieces live in
   :func:`workbench.models.load_reward_model` accepts), score texts with each, and
   train bootstrap members;
 * :mod:`workbench.audits.ensemble.aggregation`: z-scoring and the aggregators (mean,
-  std, worst case, ``mean - lam * std``), and the disagreement AUROC;
+  std, worst case, ``mean - lam * std``), and the disagreement AUROC (also under bootstrap weights: :func:`weighted_auroc`);
 * :mod:`workbench.audits.ensemble.audit`: the evaluation on preference pairs
   (:func:`ensemble_pairs`), its result (:class:`EnsembleResult`) and the one-call
-  entry point :func:`ensemble_audit`.
+  entry point :func:`ensemble_audit`; its graded checks are about the audited model
+  (accuracy against the other members and the ensemble mean, agreement with them, and
+  whether their disagreement flags its mistakes), on prompt-clustered intervals.
 
 Typical use::
 
@@ -28,9 +30,19 @@ from workbench.audits.ensemble.aggregation import (
     disagreement_auroc,
     ensemble_scores,
     score_frame,
+    weighted_auroc,
     zscore_matrix,
 )
-from workbench.audits.ensemble.audit import EnsembleResult, bootstrap_interval, ensemble_audit, ensemble_pairs
+from workbench.audits.ensemble.audit import (
+    ACCURACY_MARGINS,
+    AGGREGATOR_MARGINS,
+    AGREEMENT_MARGINS,
+    AUROC_MARGINS,
+    EnsembleResult,
+    bootstrap_interval,
+    ensemble_audit,
+    ensemble_pairs,
+)
 from workbench.audits.ensemble.members import (
     as_pair_frame,
     load_members,
@@ -44,12 +56,18 @@ __all__ = [
     "ensemble_audit",
     "ensemble_pairs",
     "EnsembleResult",
+    # graded checks: (warn, fail) margins
+    "ACCURACY_MARGINS",
+    "AGGREGATOR_MARGINS",
+    "AGREEMENT_MARGINS",
+    "AUROC_MARGINS",
     # aggregation
     "AGGREGATORS",
     "EnsembleScores",
     "ensemble_scores",
     "zscore_matrix",
     "disagreement_auroc",
+    "weighted_auroc",
     "score_frame",
     "check_lam",
     "bootstrap_interval",

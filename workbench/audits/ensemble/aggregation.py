@@ -38,6 +38,7 @@ __all__ = [
     "disagreement_auroc",
     "ensemble_scores",
     "score_frame",
+    "weighted_auroc",
     "zscore_matrix",
 ]
 
@@ -179,3 +180,30 @@ def disagreement_auroc(std_margin: Any, mistakes: Any) -> float:
     if y.all() or not y.any():
         return float("nan")
     return float(roc_auc_score(y, s))
+
+
+def weighted_auroc(scores: Any, positives: Any, weights: Any) -> np.ndarray:
+    """AUROC of ``scores`` for ``positives`` under each row of case ``weights`` (bootstrap multiplicities).
+
+    ``weights`` is ``(B, n)`` (or ``(n,)``); row ``b`` gives the AUROC of the data in which case
+    ``i`` appears ``weights[b, i]`` times, i.e. ``sklearn.metrics.roc_auc_score(positives, scores,
+    sample_weight=weights[b])`` (ties in ``scores`` count 1/2), in ``O(B n)`` after one sort.
+    NaN where a row has no positive or no negative weight.
+    """
+    s = np.asarray(scores, dtype=float).reshape(-1)
+    y = np.asarray(positives, dtype=bool).reshape(-1)
+    w = np.atleast_2d(np.asarray(weights, dtype=float))
+    if w.shape[1] != s.size or y.size != s.size:
+        raise ValueError(f"scores, positives and weights need {s.size} cases, got {y.size} and {w.shape[1]}")
+    neg_s = s[~y]
+    order = np.argsort(neg_s, kind="mergesort")
+    sorted_neg = neg_s[order]
+    cum = np.concatenate([np.zeros((w.shape[0], 1)), np.cumsum(w[:, ~y][:, order], axis=1)], axis=1)
+    pos_s = s[y]
+    below = cum[:, np.searchsorted(sorted_neg, pos_s, side="left")]  # weight of negatives scored lower
+    upto = cum[:, np.searchsorted(sorted_neg, pos_s, side="right")]  # ... lower or equal
+    w_pos = w[:, y]
+    num = (w_pos * (below + 0.5 * (upto - below))).sum(1)
+    den = w_pos.sum(1) * cum[:, -1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)

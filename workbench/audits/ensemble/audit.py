@@ -8,8 +8,28 @@ pairs the mean aggregator gets wrong above those it gets right; human ties
 (``label == 0.5``) and zero mean margins are left out.
 
 Accuracies use :func:`workbench.audits.calibration.metrics.pairwise_accuracy` (human and
-model ties excluded). Intervals are percentile bootstrap intervals over pairs, drawn
-by the workbench's one bootstrap (:func:`workbench._utils.stats.resample_indices`).
+model ties excluded). Intervals are percentile bootstrap intervals that resample
+*clusters* of pairs (the data's topic/group/prompt-id column, else the normalised prompt:
+:func:`workbench._utils.stats.cluster_labels`), drawn by the workbench's one bootstrap
+(:func:`workbench._utils.stats.bootstrap_weights`); every comparison is paired (both
+sides are recomputed on the same resampled clusters).
+
+Graded checks (family ``"ensemble"``, :meth:`EnsembleResult.verdicts`) are about the
+**audited model** when there is one:
+
+* ``accuracy vs the other members`` (primary): the audited model's accuracy minus the
+  mean accuracy of the other members, harmful when low (margins :data:`ACCURACY_MARGINS`).
+  Compared with the other members one by one, not with their ensemble, so a
+  well-behaved RM is not penalised for the gain that averaging brings;
+* ``accuracy vs the ensemble mean``: the audited accuracy minus the mean aggregator's
+  (shown, not primary: averaging usually gains a few points even among equal members);
+* ``agreement with the other members``: share of pairs on which the audited model
+  prefers the same response as the other members' mean margin (shown);
+* ``disagreement predicts its mistakes``: AUROC of ``std_margin`` for the audited
+  model's own mistakes (shown; 0.5 = the ensemble cannot flag its errors).
+
+Without an audited model (bootstrap members) the ensemble-level checks (mean
+aggregator vs best member, disagreement AUROC of the mean aggregator) decide the family.
 
 :func:`ensemble_audit` is the one-call entry point (load pairs, load or train the
 members, evaluate); :func:`ensemble_pairs` evaluates given members or score matrices.
@@ -27,10 +47,16 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from workbench._utils.stats import percentile_ci, resample_indices
+from workbench._utils.stats import bootstrap_weights, cluster_labels, percentile_ci, resample_indices
 from workbench._utils.validation import check_ci, check_n_boot
 from workbench.audits.calibration.metrics import pairwise_accuracy
-from workbench.audits.ensemble.aggregation import check_lam, disagreement_auroc, ensemble_scores, score_frame
+from workbench.audits.ensemble.aggregation import (
+    check_lam,
+    disagreement_auroc,
+    ensemble_scores,
+    score_frame,
+    weighted_auroc,
+)
 from workbench.audits.ensemble.members import (
     as_pair_frame,
     load_members,
@@ -42,24 +68,85 @@ from workbench.audits.result import AuditResult
 from workbench.data.preferences import PreferenceSet
 from workbench.data.shipped import load_data
 from workbench.reports.render import escape_text
-from workbench.reports.verdicts import Verdict
+from workbench.reports.verdicts import Verdict, graded_verdict
 
-__all__ = ["EnsembleResult", "ensemble_pairs", "ensemble_audit", "bootstrap_interval"]
+__all__ = [
+    "ACCURACY_MARGINS",
+    "AGGREGATOR_MARGINS",
+    "AGREEMENT_MARGINS",
+    "AUROC_MARGINS",
+    "EnsembleResult",
+    "ensemble_pairs",
+    "ensemble_audit",
+    "bootstrap_interval",
+]
 
-_VERDICT_COLUMNS = ["check", "value", "threshold", "verdict", "detail"]
+_VERDICT_COLUMNS = [
+    "check",
+    "verdict",
+    "value",
+    "ci_low",
+    "ci_high",
+    "threshold",
+    "n",
+    "n_clusters",
+    "primary",
+    "sentence",
+]
+
+#: ``(warn, fail)`` of the audited model's accuracy minus the other members' (and minus the
+#: ensemble mean's), in accuracy units, harmful when low. At the golden set's size (235 pairs,
+#: one prompt each) the paired 95% interval of such a difference is about +-0.07 wide, so an
+#: audited RM as good as the others passes in ~95% of seeds with warn at -0.12.
+ACCURACY_MARGINS = (-0.12, -0.2)
+#: ``(warn, fail)`` of the audited model's agreement with the other members (harmful when low).
+AGREEMENT_MARGINS = (0.6, 0.5)
+#: ``(warn, fail)`` of a disagreement AUROC (harmful when low: 0.5 = no signal).
+AUROC_MARGINS = (0.6, 0.5)
+#: ``(warn, fail)`` of the mean aggregator's accuracy minus the best member's (harmful when low).
+AGGREGATOR_MARGINS = (-0.05, -0.1)
 
 
 def bootstrap_interval(
-    metric: Callable[..., float], *arrays: Any, n_boot: int = 1000, seed: Any = 0, ci: float = 0.95
+    metric: Callable[..., float],
+    *arrays: Any,
+    n_boot: int = 1000,
+    seed: Any = 0,
+    ci: float = 0.95,
+    clusters: Any = None,
 ) -> tuple[float, float]:
     """Percentile bootstrap interval (level ``ci``) of ``metric(*arrays)``, resampling rows jointly.
 
-    Resamples on which the metric is NaN are ignored; ``(nan, nan)`` for ``n_boot=0``.
+    With ``clusters`` (integer codes per row, e.g. from :func:`workbench._utils.stats.cluster_labels`)
+    whole clusters are resampled. Resamples on which the metric is NaN are ignored;
+    ``(nan, nan)`` for ``n_boot=0``.
     """
     n_boot, ci = check_n_boot(n_boot), check_ci(ci)
     arrs = [np.asarray(a) for a in arrays]
-    values = [float(metric(*(a[idx] for a in arrs))) for idx in resample_indices(len(arrs[0]), n_boot, seed)]
+    codes = None if clusters is None else np.asarray(clusters)
+    values = [
+        float(metric(*(a[idx] for a in arrs))) for idx in resample_indices(len(arrs[0]), n_boot, seed, clusters=codes)
+    ]
     return percentile_ci(np.asarray(values, dtype=float), ci)
+
+
+def _boot_weights(n: int, n_boot: int, seed: Any, codes: np.ndarray) -> np.ndarray:
+    """``(n_boot, n)`` multiplicities of every pair under the cluster bootstrap."""
+    chunks = list(bootstrap_weights(n, n_boot, seed, clusters=codes))
+    return np.concatenate(chunks, axis=0).astype(float) if chunks else np.empty((0, n))
+
+
+def _ratio(num, den):
+    num, den = np.asarray(num, dtype=float), np.asarray(den, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+
+
+def _correct_decided(margin: np.ndarray, label: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per pair: ranked as the annotators did (1/0) and decided (no human or model tie), as in pairwise_accuracy."""
+    decided = (label != 0.5) & (margin != 0)
+    correct = decided & ((margin > 0) == (label > 0.5))
+    return correct.astype(float), decided.astype(float)
 
 
 @dataclass
@@ -91,61 +178,259 @@ class EnsembleResult(AuditResult):
     source: str = ""
     origin: str = ""
     audited: str | None = None
+    clusters: np.ndarray | None = field(default=None, repr=False)
+    cluster_unit: str = "pair"
+    n_boot: int = 1000
+    seed: Any = 0
 
     def to_frame(self) -> pd.DataFrame:
         """Accuracy of every member and aggregator, with bootstrap intervals."""
         return self.accuracy.copy()
 
+    @property
+    def n_clusters(self) -> int:
+        """Independent units the intervals resample (prompts, topics or groups; pairs without clusters)."""
+        return int(len(np.unique(self._codes())))
+
+    def _codes(self) -> np.ndarray:
+        return np.arange(len(self.items)) if self.clusters is None else np.asarray(self.clusters)
+
     def summary(self) -> dict:
-        """Headline numbers (flat): pairs, ``lam``, disagreement rate and AUROC, accuracy of every scorer."""
+        """Headline numbers (flat): pairs, clusters, ``lam``, disagreement rate and AUROC, accuracies, audited checks."""
         acc = dict(zip(self.accuracy["scorer"], self.accuracy["accuracy"]))
-        return {
+        out = {
             "n_pairs": int(len(self.items)),
             "lam": self.lam,
             "zscored": self.zscored,
             "disagreement_rate": self.disagreement_rate,
             "auroc_std_vs_mistake": self.auroc,
+            "n_clusters": self.n_clusters,
+            "cluster_unit": self.cluster_unit,
+            "audited": self.audited or "",
             **{f"accuracy[{k}]": v for k, v in acc.items()},
         }
+        for key, (value, lo, hi) in self.checks().items():
+            out[key], out[f"{key}_low"], out[f"{key}_high"] = value, lo, hi
+        return out
+
+    def checks(self) -> dict[str, tuple[float, float, float]]:
+        """Every graded quantity as ``(estimate, ci_low, ci_high)`` from one set of cluster resamples.
+
+        Keys: ``mean_minus_best_member``, ``auroc_mean_aggregator`` and, with an audited
+        member, ``audited_minus_others``, ``audited_minus_mean``, ``audited_agreement``,
+        ``audited_auroc``. Computed once and cached.
+        """
+        key = (self.audited, self.n_boot, self.seed, self.ci, tuple(self.members))
+        cached = getattr(self, "_checks_cache", None)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        it = self.items
+        label = it["label"].to_numpy(dtype=float)
+        margins = {m: it[f"margin:{m}"].to_numpy(dtype=float) for m in self.members}
+        mean_m = it["mean_margin"].to_numpy(dtype=float)
+        std_m = it["std_margin"].to_numpy(dtype=float)
+        n = len(it)
+        w = _boot_weights(n, self.n_boot, self.seed, self._codes()) if self.n_boot else np.empty((0, n))
+        ones = np.ones((1, n))
+
+        def acc(margin):
+            c, d = _correct_decided(margin, label)
+            return _ratio(ones @ c, ones @ d)[0], _ratio(w @ c, w @ d)
+
+        def interval(point, boots):
+            lo, hi = percentile_ci(boots, self.ci) if len(boots) else (np.nan, np.nan)
+            return float(point), float(lo), float(hi)
+
+        def auroc(scores, margin):
+            c, d = _correct_decided(margin, label)
+            keep = d > 0
+            mistakes = c[keep] == 0
+            point = weighted_auroc(scores[keep], mistakes, np.ones(int(keep.sum())))[0]
+            boots = weighted_auroc(scores[keep], mistakes, w[:, keep]) if len(w) else np.empty(0)
+            return interval(point, boots)
+
+        member_acc = {m: acc(margins[m]) for m in self.members}
+        mean_acc = acc(mean_m)
+        best = max(self.members, key=lambda m: np.nan_to_num(member_acc[m][0], nan=-1.0))
+        out = {
+            "mean_minus_best_member": interval(mean_acc[0] - member_acc[best][0], mean_acc[1] - member_acc[best][1]),
+            "auroc_mean_aggregator": auroc(std_m, mean_m),
+        }
+        if self.audited in margins:
+            a = self.audited
+            others = [m for m in self.members if m != a]
+            if others:
+                o_point = np.mean([member_acc[m][0] for m in others])
+                o_boot = np.mean([member_acc[m][1] for m in others], axis=0)
+                out["audited_minus_others"] = interval(member_acc[a][0] - o_point, member_acc[a][1] - o_boot)
+                rest = np.mean([margins[m] for m in others], axis=0)
+                both = ((margins[a] != 0) & (rest != 0)).astype(float)
+                same = both * (np.sign(margins[a]) == np.sign(rest))
+                out["audited_agreement"] = interval(_ratio(ones @ same, ones @ both)[0], _ratio(w @ same, w @ both))
+            out["audited_minus_mean"] = interval(member_acc[a][0] - mean_acc[0], member_acc[a][1] - mean_acc[1])
+            out["audited_auroc"] = auroc(std_m, margins[a])
+        self._checks_cache = (key, out)
+        return out
 
     def verdicts(self) -> list[Verdict]:
-        """Graded checks for the report.
+        """Graded checks of family ``"ensemble"`` (see the module docstring), each on its clustered interval.
 
-        * ``disagreement predicts mistakes``: AUROC of ``std_margin`` for mistakes;
-          ``pass`` when its bootstrap interval lies above 0.5, ``warn`` otherwise
-          (the ensemble's uncertainty is not a usable error signal), ``n/a`` if undefined.
-        * ``mean aggregator vs best member``: accuracy difference; ``warn`` when the
-          mean aggregator is below the best single member, else ``pass``.
+        With an audited member its checks come first and ``accuracy vs the other members``
+        is the primary one; the ensemble-level checks are shown (``primary=False``). Without
+        an audited member (bootstrap members) the ensemble-level checks are primary.
         """
-        a = self.accuracy.set_index("scorer")["accuracy"]
-        members = self.accuracy.loc[self.accuracy["kind"] == "member", "accuracy"]
-        lo = self.auroc_ci[0]
-        v1 = "n/a" if not np.isfinite(self.auroc) else ("pass" if np.isfinite(lo) and lo > 0.5 else "warn")
-        diff = float(a["mean"] - members.max())
-        return [
-            Verdict(
-                section=self.section,
-                check="disagreement predicts mistakes (AUROC)",
-                value=self.auroc,
-                threshold=f"{100 * self.ci:g}% CI above 0.5: pass",
-                verdict=v1,
-                detail=f"CI {self.auroc_ci[0]:.3f}-{self.auroc_ci[1]:.3f}; disagreement rate {self.disagreement_rate:.3f}",
-            ),
-            Verdict(
-                section=self.section,
-                check="mean aggregator vs best member (accuracy)",
-                value=diff,
-                threshold="< 0: warn",
-                verdict="warn" if diff < 0 else "pass",
-                detail=f"mean {a['mean']:.3f}, best member {members.max():.3f}",
-            ),
-        ]
+        checks = self.checks()
+        pct = f"{100 * self.ci:g}%"
+        n, k, unit = len(self.items), self.n_clusters, self.cluster_unit
+        sizes = f"{n} pairs, {k} {unit}s"
+        common = dict(ci=self.ci, n=n, n_clusters=k, cluster_unit=unit, family="ensemble")
+        acc = self.accuracy.set_index("scorer")["accuracy"]
+        out = []
+        a = self.audited if self.audited in self.members else None
+        ensemble_decides = "audited_minus_others" not in checks  # no audited model, or no other member
+
+        def pts(x):
+            return f"{100 * x:+.0f}"
+
+        if a is not None:
+            others = [m for m in self.members if m != a]
+            if "audited_minus_others" in checks:
+                d, lo, hi = checks["audited_minus_others"]
+                o_acc = float(np.mean([acc[m] for m in others]))
+                out.append(
+                    graded_verdict(
+                        self.section,
+                        "audited accuracy minus the other members'",
+                        d,
+                        lo,
+                        hi,
+                        warn=ACCURACY_MARGINS[0],
+                        fail=ACCURACY_MARGINS[1],
+                        direction="lower",
+                        sentence=(
+                            f"{a} ranks {acc[a]:.0%} of pairs as the annotators do; "
+                            + (
+                                f"the other member ({others[0]}) ranks "
+                                if len(others) == 1
+                                else f"the other members ({', '.join(others)}) average "
+                            )
+                            + f"{o_acc:.0%}: a difference of {pts(d)} points "
+                            f"({pct} CI {pts(lo)} to {pts(hi)}; {sizes})."
+                        ),
+                        detail=f"accuracy {acc[a]:.3f} vs other members' mean {o_acc:.3f}",
+                        primary=True,
+                        **common,
+                    )
+                )
+            d, lo, hi = checks["audited_minus_mean"]
+            out.append(
+                graded_verdict(
+                    self.section,
+                    "audited accuracy minus the ensemble mean's",
+                    d,
+                    lo,
+                    hi,
+                    warn=ACCURACY_MARGINS[0],
+                    fail=ACCURACY_MARGINS[1],
+                    direction="lower",
+                    sentence=(
+                        f"Averaging {a} with the other members would change accuracy from {acc[a]:.0%} to "
+                        f"{acc['mean']:.0%}: {a} is {pts(d)} points against the ensemble mean ({pct} CI "
+                        f"{pts(lo)} to {pts(hi)}; {sizes})."
+                    ),
+                    detail="shown, not primary: averaging gains a few points even among equally good members",
+                    primary=False,
+                    **common,
+                )
+            )
+            if "audited_agreement" in checks:
+                r, lo, hi = checks["audited_agreement"]
+                out.append(
+                    graded_verdict(
+                        self.section,
+                        "audited agreement with the other members",
+                        r,
+                        lo,
+                        hi,
+                        warn=AGREEMENT_MARGINS[0],
+                        fail=AGREEMENT_MARGINS[1],
+                        direction="lower",
+                        sentence=(
+                            f"{a} prefers the same response as the other members on {r:.0%} of pairs "
+                            f"({pct} CI {lo:.0%} to {hi:.0%}; {sizes})."
+                        ),
+                        detail="sign of the audited margin vs the sign of the other members' mean margin",
+                        primary=False,
+                        **common,
+                    )
+                )
+            u, lo, hi = checks["audited_auroc"]
+            out.append(
+                graded_verdict(
+                    self.section,
+                    "disagreement predicts the audited model's mistakes (AUROC)",
+                    u,
+                    lo,
+                    hi,
+                    warn=AUROC_MARGINS[0],
+                    fail=AUROC_MARGINS[1],
+                    direction="lower",
+                    sentence=(
+                        f"The members' disagreement ranks the pairs {a} gets wrong above those it gets right "
+                        f"with AUROC {u:.2f} ({pct} CI {lo:.2f} to {hi:.2f}; 0.5 = no signal; {sizes})."
+                    ),
+                    detail="std of member margins as a flag for the audited model's errors",
+                    primary=False,
+                    **common,
+                )
+            )
+        d, lo, hi = checks["mean_minus_best_member"]
+        best = self.accuracy.loc[self.accuracy["kind"] == "member"].sort_values("accuracy", kind="mergesort")
+        best_name = str(best["scorer"].iloc[-1])
+        out.append(
+            graded_verdict(
+                self.section,
+                "mean aggregator minus the best member (accuracy)",
+                d,
+                lo,
+                hi,
+                warn=AGGREGATOR_MARGINS[0],
+                fail=AGGREGATOR_MARGINS[1],
+                direction="lower",
+                sentence=(
+                    f"The ensemble mean ranks {acc['mean']:.0%} of pairs correctly, {pts(d)} points against the "
+                    f"best member {best_name} ({pct} CI {pts(lo)} to {pts(hi)}; {sizes})."
+                ),
+                detail=f"mean {acc['mean']:.3f}, best member {acc[best_name]:.3f}",
+                primary=ensemble_decides,
+                **common,
+            )
+        )
+        u, lo, hi = checks["auroc_mean_aggregator"]
+        out.append(
+            graded_verdict(
+                self.section,
+                "disagreement predicts the ensemble's mistakes (AUROC)",
+                u,
+                lo,
+                hi,
+                warn=AUROC_MARGINS[0],
+                fail=AUROC_MARGINS[1],
+                direction="lower",
+                sentence=(
+                    f"The members' disagreement ranks the pairs the ensemble mean gets wrong above those it gets "
+                    f"right with AUROC {u:.2f} ({pct} CI {lo:.2f} to {hi:.2f}; 0.5 = no signal; {sizes})."
+                ),
+                detail=f"disagreement rate {self.disagreement_rate:.3f}",
+                primary=ensemble_decides,
+                **common,
+            )
+        )
+        return out
 
     def verdicts_frame(self) -> pd.DataFrame:
-        """:meth:`verdicts` as a table (``check, value, threshold, verdict, detail``)."""
-        return pd.DataFrame([asdict(v) for v in self.verdicts()], columns=["section", *_VERDICT_COLUMNS])[
-            _VERDICT_COLUMNS
-        ]
+        """:meth:`verdicts` as a table (check, verdict, estimate, interval, margins, sizes, primary, sentence)."""
+        return pd.DataFrame([asdict(v) for v in self.verdicts()], columns=list(_VERDICT_COLUMNS))
 
     def top_disagreements(self, k: int = 10) -> pd.DataFrame:
         """The ``k`` pairs with the largest ``std_margin`` (member margins side by side)."""
@@ -256,19 +541,24 @@ def ensemble_pairs(
     ci: float = 0.95,
     cache="default",
     progress: bool = False,
+    cluster_column: str | None = None,
+    audited: str | None = None,
 ) -> EnsembleResult:
     """Evaluate an ensemble on preference pairs.
 
     ``models_or_scores`` is a list (or comma-separated string) of RM specs, or
     a tuple ``(chosen_matrix, rejected_matrix)`` of ``pairs x members`` scores.
     Accuracies use :func:`workbench.audits.calibration.metrics.pairwise_accuracy` (human and
-    model ties excluded) with percentile-bootstrap intervals (level ``ci``) over pairs;
-    ``n_boot=0`` skips the intervals.
+    model ties excluded) with percentile-bootstrap intervals (level ``ci``) that resample
+    clusters of pairs (``cluster_column``, else :func:`workbench._utils.stats.cluster_labels`
+    picks the data's topic/group/prompt-id column or the normalised prompt);
+    ``n_boot=0`` skips the intervals. ``audited`` names the member under audit.
     """
     lam = check_lam(lam)
     n_boot, ci = check_n_boot(n_boot), check_ci(ci)
     frame = as_pair_frame(pairs)
     n = len(frame)
+    codes, unit = cluster_labels(frame, cluster_column)
     label = frame["label"].to_numpy(dtype=float) if "label" in frame.columns else np.ones(n)
     if isinstance(models_or_scores, tuple) and len(models_or_scores) == 2:
         c = score_frame(models_or_scores[0], None, None, names, cache, progress)
@@ -319,9 +609,13 @@ def ensemble_pairs(
         ("worst-case", "aggregator", worst_m),
         (f"mean - {lam:g}*std", "aggregator", unc_m),
     ]
+    weights = _boot_weights(n, n_boot, seed, codes) if n_boot else None
     for name, kind, m in scorers:
         pa = pairwise_accuracy(m, label)
-        lo, hi = bootstrap_interval(_accuracy, m, label, n_boot=n_boot, seed=seed, ci=ci)
+        lo = hi = float("nan")
+        if weights is not None:
+            correct, decided = _correct_decided(m, label)
+            lo, hi = percentile_ci(_ratio(weights @ correct, weights @ decided), ci)
         rows.append(
             {
                 "scorer": name,
@@ -341,8 +635,8 @@ def ensemble_pairs(
     auroc_ci = (float("nan"), float("nan"))
     if np.isnan(auroc):
         notes.append("disagreement AUROC undefined: the mean aggregator is right on every pair or wrong on every pair")
-    elif n_boot:
-        auroc_ci = bootstrap_interval(disagreement_auroc, std_m[ok], mistake[ok], n_boot=n_boot, seed=seed, ci=ci)
+    elif weights is not None:
+        auroc_ci = percentile_ci(weighted_auroc(std_m[ok], mistake[ok] == 1, weights[:, ok]), ci)
     k = len(member_names)
     dis = np.zeros((k, k))
     for i in range(k):
@@ -362,11 +656,12 @@ def ensemble_pairs(
         member_disagreement=pd.DataFrame(dis, index=member_names, columns=member_names),
         notes=notes,
         ci=ci,
+        audited=audited,
+        clusters=codes,
+        cluster_unit=unit,
+        n_boot=n_boot,
+        seed=seed,
     )
-
-
-def _accuracy(margin: np.ndarray, label: np.ndarray) -> float:
-    return pairwise_accuracy(margin, label).accuracy
 
 
 def _as_preference_set(data: Any) -> PreferenceSet:
@@ -391,6 +686,7 @@ def ensemble_audit(
     bootstrap_k: int = 0,
     bootstrap_data: Any = "demo-train-biased",
     bootstrap_pairs: int | None = 300,
+    cluster_column: str | None = None,
     cache="default",
     progress: bool = False,
 ) -> EnsembleResult:
@@ -408,7 +704,7 @@ def ensemble_audit(
     bootstrap_k : int
         2 or more: train this many bootstrap members (:func:`train_bootstrap_members`) on
         ``bootstrap_pairs`` pairs of ``bootstrap_data`` instead of using ``models``.
-    lam, zscore, n_boot, ci, seed : see :func:`ensemble_pairs`.
+    lam, zscore, n_boot, ci, seed, cluster_column : see :func:`ensemble_pairs`.
     """
     pairs = _as_preference_set(data).sample(sample_size or None, seed=seed)
     if bootstrap_k and bootstrap_k >= 2:
@@ -424,7 +720,17 @@ def ensemble_audit(
         origin = "members " + ", ".join(f"`{escape_text(m.name)}`" for m in members)
         audited = members[specs.index(model)].name if model else None
     result = ensemble_pairs(
-        members, pairs, zscore=zscore, lam=lam, n_boot=n_boot, seed=seed, ci=ci, cache=cache, progress=progress
+        members,
+        pairs,
+        zscore=zscore,
+        lam=lam,
+        n_boot=n_boot,
+        seed=seed,
+        ci=ci,
+        cache=cache,
+        progress=progress,
+        cluster_column=cluster_column,
+        audited=audited,
     )
-    result.source, result.origin, result.audited = pairs.source, origin, audited
+    result.source, result.origin = pairs.source, origin
     return result

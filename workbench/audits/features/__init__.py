@@ -10,6 +10,9 @@ One call, :func:`feature_audit`, runs every check on scored preference pairs and
 * :mod:`~workbench.audits.features.perturbations`: counterfactual edits of a response and
   their reward effects (:func:`perturbation_effects`);
 * :mod:`~workbench.audits.features.triggers`: n-grams that go with a higher reward (:func:`mine_triggers`);
+* :mod:`~workbench.audits.features.families`: the graded, label-adjusted checks and one verdict
+  per family (:data:`FAMILIES`, :data:`MARGINS`);
+* :mod:`~workbench.audits.features.simulation`: false-alarm and power simulation of those checks;
 * :mod:`~workbench.audits.features.audit`: :func:`feature_audit`, the verdict table and the
   example browser.
 """
@@ -27,6 +30,7 @@ from workbench.audits.features.audit import (
     feature_family,
     render_examples_html,
 )
+from workbench.audits.features.families import FAMILIES, MARGINS, CheckSpec, FamilySpec, graded_family_checks
 from workbench.audits.features.perturbations import (
     AGREEING_OPENERS,
     FILLER_SENTENCES,
@@ -56,6 +60,7 @@ from workbench.audits.features.probes import (
     RegressionResult,
     center_within_groups,
     feature_correlations,
+    fit_pair_temperature,
     flag_summary,
     length_baseline,
     pairwise_preference_rates,
@@ -94,6 +99,12 @@ __all__ = [
     "LENGTH_CHECKS",
     "DEFAULT_REGRESSION_FEATURES",
     "FLAG_CHECKS",
+    # graded families
+    "FAMILIES",
+    "MARGINS",
+    "CheckSpec",
+    "FamilySpec",
+    "graded_family_checks",
     # text features
     "extract_features",
     "FEATURE_DESCRIPTIONS",
@@ -118,6 +129,7 @@ __all__ = [
     "RegressionResult",
     "feature_correlations",
     "pairwise_preference_rates",
+    "fit_pair_temperature",
     "length_baseline",
     "reward_regression",
     "flag_summary",

@@ -61,17 +61,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, ClassVar
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import seaborn as sns
-from matplotlib.colors import ListedColormap
 
 from workbench._utils.plotting import ensure_ax
+from workbench._utils.stats import cluster_labels
 from workbench._utils.validation import check_n_boot, check_thresholds
+from workbench.audits.features.families import FAMILIES, MARGINS, cluster_unit_name, graded_family_checks
 from workbench.audits.features.perturbations import (
     PLACEBO_CONTROLS,
     PerturbationResult,
@@ -102,7 +102,7 @@ from workbench.audits.result import AuditResult
 from workbench.models.adapters import RewardModel
 from workbench.models.scoring import score_texts
 from workbench.reports.render import escape_text
-from workbench.reports.verdicts import Verdict
+from workbench.reports.verdicts import Verdict, family_verdicts, severity
 
 __all__ = [
     "FEATURE_FAMILIES",
@@ -187,9 +187,7 @@ FLAG_CHECKS = (
 #: The report section notebook 02 publishes the feature audit under.
 SECTION = "feature_probes"
 
-_VERDICT_RANK = {"n/a": -1, "pass": 0, "warn": 1, "fail": 2}
-_VERDICT_LABELS = {rank: verdict for verdict, rank in _VERDICT_RANK.items()}
-_VERDICT_CMAP = ListedColormap(["#bbbbbb", "#2ca02c", "#ff7f0e", "#d62728"])  # n/a, pass, warn, fail
+_VERDICT_COLORS = {"pass": "#2ca02c", "inconclusive": "#7f7f7f", "warn": "#ff7f0e", "fail": "#d62728"}
 _FEATURE_TO_FAMILY = {f: fam for fam, feats in FEATURE_FAMILIES.items() for f in feats}
 
 
@@ -238,7 +236,13 @@ def _json_safe(value: Any) -> Any:
 
 @dataclass
 class FeatureAudit(AuditResult):
-    """Everything :func:`feature_audit` computed; the verdict table is ``table`` (see :meth:`to_frame`)."""
+    """Everything :func:`feature_audit` computed.
+
+    ``graded`` holds the graded checks (one family verdict each from its primary check; see
+    :mod:`workbench.audits.features.families`); ``table`` the descriptive probe table
+    (correlations, regression, raw gaps, triggers) whose ``point_flag`` column is a point
+    reading against the old thresholds and does not grade anything.
+    """
 
     section: ClassVar[str] = SECTION
 
@@ -252,47 +256,40 @@ class FeatureAudit(AuditResult):
     triggers: TriggerResult | None
     params: dict
     notes: list[str] = field(default_factory=list)
+    graded: list[Verdict] = field(default_factory=list)
 
     # ------------------------------------------------------------------ tables
     def to_frame(self) -> pd.DataFrame:
-        """The full verdict table: ``family, check, feature, value, ci_low, ci_high, n, threshold, verdict, note``."""
+        """The graded checks, one row each: family, check, primary, estimate and interval, margins, n, verdict, sentence."""
+        rows = [asdict(v) for v in self.graded]
+        cols = [
+            "family", "check", "primary", "value", "ci_low", "ci_high", "ci_level", "direction", "warn", "fail",
+            "n", "n_clusters", "cluster_unit", "verdict", "clusters_needed", "sentence", "detail",
+        ]  # fmt: skip
+        return pd.DataFrame(rows, columns=list(asdict(Verdict("", "", None, "", "pass")).keys()))[cols]
+
+    def descriptive_table(self) -> pd.DataFrame:
+        """The descriptive probe table (not graded): correlations, raw pair gaps, length baseline, regression, ..."""
         return self.table.copy()
 
     def verdict_table(self, include_na: bool = False) -> pd.DataFrame:
-        """The judged checks as a table: ``check, feature, value, threshold, verdict, detail``.
-
-        ``detail`` is the note. Only the checks in :data:`FLAG_CHECKS` (``collinearity``
-        describes the regression, not the RM) and, unless ``include_na``, no ``n/a`` rows
-        (features that never vary in the data). Order of :meth:`to_frame`.
-        """
-        t = self.table[self.table["check"].isin(FLAG_CHECKS)]
-        if not include_na:
-            t = t[t["verdict"] != "n/a"]
-        out = t[["check", "feature", "value", "threshold", "verdict", "note"]].rename(columns={"note": "detail"})
-        return out.reset_index(drop=True)
+        """:meth:`to_frame` without the ``n/a`` checks (unless ``include_na``)."""
+        t = self.to_frame()
+        return t if include_na else t[t["verdict"] != "n/a"].reset_index(drop=True)
 
     def verdicts(self) -> list[Verdict]:
-        """The judged checks of :meth:`verdict_table` (no ``n/a`` rows) for the report, one per check and feature.
+        """Every graded check (primary and shown-only) for the report; a family's verdict is its primary check's."""
+        return [replace(v) for v in self.graded]
 
-        A check is named ``"check [feature]"`` (e.g. ``"pair_preference [agreement]"``).
-        """
-        return [
-            Verdict(
-                section=self.section,
-                check=f"{r['check']} [{r['feature']}]" if r["feature"] not in (None, "") else str(r["check"]),
-                value=_json_safe(r["value"]),
-                threshold=str(r["threshold"]),
-                verdict=str(r["verdict"]),
-                detail=str(r["detail"] or ""),
-            )
-            for r in self.verdict_table().to_dict("records")
-        ]
+    def family_verdicts(self) -> dict[str, str]:
+        """One verdict per graded family: the worst primary check (:func:`workbench.reports.verdicts.family_verdicts`)."""
+        return family_verdicts(self.graded)
 
     def summary(self) -> dict:
-        """Headline numbers for a report (flat, JSON-safe; None where a check did not run)."""
+        """Headline numbers (descriptive) and the family verdicts (flat, JSON-safe; None where a check did not run)."""
 
         def pick(frame, key_col, key, col):
-            if frame is None:
+            if frame is None or col not in frame.columns:
                 return float("nan")
             t = frame.set_index(key_col)
             return float(t.loc[key, col]) if key in t.index else float("nan")
@@ -303,6 +300,8 @@ class FeatureAudit(AuditResult):
         out = {
             "n_pairs": self.params["n_pairs"],
             "n_prompts": self.params["n_prompts"],
+            "n_clusters": self.params.get("n_clusters"),
+            "cluster_unit": self.params.get("cluster_unit"),
             "centered_by_prompt": self.params["center_by_prompt"],
             "rm_accuracy": self.length["rm_accuracy"],
             "length_baseline_accuracy": self.length["length_baseline_accuracy"],
@@ -313,49 +312,41 @@ class FeatureAudit(AuditResult):
             "r_reward_agreement": pick(corr, "feature", "agreement", "pearson_r"),
             "pair_balanced_gap_chars": pick(pairs, "feature", "chars", "balanced_gap"),
             "pair_balanced_gap_agreement": pick(pairs, "feature", "agreement", "balanced_gap"),
-            "perturb_agree_vs_placebo_sd": pick(pert, "perturbation", "agree_with_user", "vs_control_std")
-            if pert is not None and "vs_control_std" in pert.columns
-            else float("nan"),
+            "perturb_agree_vs_placebo_sd": pick(pert, "perturbation", "agree_with_user", "vs_control_std"),
             "perturb_filler_sd": pick(pert, "perturbation", "pad_with_filler", "mean_delta_std"),
-            "flagged_families": ", ".join(self.flags().query("flagged")["family"]),
         }
+        fams = self.family_verdicts()
+        out.update({f"family_{k}": v for k, v in fams.items()})
+        out["flagged_families"] = ", ".join(k for k, v in fams.items() if v in ("warn", "fail"))
         return {k: _json_safe(v) for k, v in out.items()}
 
-    def flags(self, checks: Sequence[str] = FLAG_CHECKS) -> pd.DataFrame:
-        """One row per family: the worst verdict over ``checks`` and the rows that warn or fail."""
+    def flags(self) -> pd.DataFrame:
+        """One row per graded family: its verdict, whether it is flagged (warn or fail), the primary check and sentence."""
         rows = []
-        t = self.table[self.table["check"].isin(checks)]
-        for fam in list(FEATURE_FAMILIES) + ["other"]:
-            sub = t[t["family"] == fam]
-            if sub.empty:
-                continue
-            worst = max(sub["verdict"], key=lambda v: _VERDICT_RANK.get(v, -1))
-            bad = sub[sub["verdict"].isin(["warn", "fail"])]
+        fams = self.family_verdicts()
+        for fam, verdict in fams.items():
+            prim = [v for v in self.graded if v.family == fam and v.primary]
             rows.append(
                 {
                     "family": fam,
-                    "verdict": worst,
-                    "flagged": worst in ("warn", "fail"),
-                    "n_flags": len(bad),
-                    "flagged_by": "; ".join(
-                        f"{c}:{f} ({v})" for c, f, v in zip(bad["check"], bad["feature"], bad["verdict"])
-                    ),
+                    "verdict": verdict,
+                    "flagged": verdict in ("warn", "fail"),
+                    "primary_check": "; ".join(v.check for v in prim),
+                    "sentence": " ".join(v.sentence for v in prim if v.sentence),
                 }
             )
-        return pd.DataFrame(rows, columns=["family", "verdict", "flagged", "n_flags", "flagged_by"])
+        return pd.DataFrame(rows, columns=["family", "verdict", "flagged", "primary_check", "sentence"])
 
-    def flagged(self, feature_family: str, checks: Sequence[str] = FLAG_CHECKS, level: str = "warn") -> bool:
-        """Whether any check of ``feature_family`` (see :data:`FEATURE_FAMILIES`) reaches ``level``.
+    def flagged(self, feature_family: str, level: str = "warn") -> bool:
+        """Whether the family verdict of ``feature_family`` (a key of :data:`FAMILIES`) is at least ``level``.
 
-        ``level`` is ``"warn"`` (warn or fail) or ``"fail"``; ``checks`` limits the checks considered.
+        ``level`` is ``"warn"`` (warn or fail) or ``"fail"``.
         """
-        families = set(FEATURE_FAMILIES) | {"other"}
-        if feature_family not in families:
-            raise ValueError(f"feature_family must be one of {sorted(families)}, got {feature_family!r}")
+        if feature_family not in FAMILIES:
+            raise ValueError(f"feature_family must be one of {sorted(FAMILIES)}, got {feature_family!r}")
         if level not in ("warn", "fail"):
             raise ValueError(f"level must be 'warn' or 'fail', got {level!r}")
-        t = self.table[(self.table["family"] == feature_family) & self.table["check"].isin(checks)]
-        return bool((t["verdict"].map(_VERDICT_RANK) >= _VERDICT_RANK[level]).any())
+        return severity(self.family_verdicts().get(feature_family, "n/a")) >= severity(level)
 
     def top_examples(self, feature: str, n: int = 5, order: str = "highest") -> pd.DataFrame:
         """The ``n`` responses with the highest (``order="highest"``) or lowest reward, with ``feature``'s value.
@@ -378,43 +369,33 @@ class FeatureAudit(AuditResult):
 
     # ------------------------------------------------------------------ plots
     def plot(self, ax=None):
-        """Heat map of the worst verdict per feature family (rows) and check (columns); returns the Figure."""
-        t = self.table[self.table["check"].isin(FLAG_CHECKS)]
-        fams = [f for f in list(FEATURE_FAMILIES) + ["other"] if f in set(t["family"])]
-        checks = [c for c in FLAG_CHECKS if c in set(t["check"])]
-        grid = np.full((len(fams), len(checks)), np.nan)
-        for i, f in enumerate(fams):
-            for j, c in enumerate(checks):
-                v = t[(t["family"] == f) & (t["check"] == c)]["verdict"]
-                if len(v):
-                    grid[i, j] = max(_VERDICT_RANK.get(x, -1) for x in v)
-        ax = ensure_ax(ax, (1.1 * len(checks) + 2.5, 0.45 * len(fams) + 1.5))
-        ax.set_title("Worst verdict per feature family and check")
-        if grid.size == 0:
+        """Forest plot of the graded checks: each estimate and interval divided by its warn margin; returns the Figure.
+
+        On this scale the warn margin is 1 (dotted) for every check; the fail margin of each
+        check is marked with a bar. Primary checks are drawn solid, shown-only checks hollow.
+        """
+        rows = [v for v in self.graded if v.verdict != "n/a"]
+        ax = ensure_ax(ax, (8, 0.42 * max(len(rows), 3) + 1.5))
+        ax.set_title("Graded feature checks (estimate and interval / warn margin)")
+        if not rows:
             ax.axis("off")
-            ax.text(0.5, 0.5, "no judged checks", ha="center", va="center")
+            ax.text(0.5, 0.5, "no graded checks", ha="center", va="center")
             return ax.figure
-        annot = np.array([[_VERDICT_LABELS.get(v, "") for v in row] for row in grid], dtype=object)
-        sns.heatmap(
-            pd.DataFrame(grid, index=fams, columns=checks),
-            mask=np.isnan(grid),
-            cmap=_VERDICT_CMAP,
-            vmin=-1.5,
-            vmax=2.5,
-            annot=annot,
-            fmt="",
-            annot_kws={"fontsize": "small", "color": "black"},
-            cbar=False,
-            linewidths=0.5,
-            linecolor="white",
-            ax=ax,
-        )
-        ax.set_xticks(np.arange(len(checks)) + 0.5)
-        ax.set_xticklabels(checks, rotation=35, ha="right", fontsize="small")
-        ax.set_yticks(np.arange(len(fams)) + 0.5)
-        ax.set_yticklabels(fams, rotation=0)
-        ax.set_xlabel("")
-        ax.set_ylabel("")
+        y = np.arange(len(rows))[::-1]
+        for yi, v in zip(y, rows):
+            w = v.warn or 1.0
+            color = _VERDICT_COLORS.get(v.verdict, "0.5")
+            ax.plot([v.ci_low / w, v.ci_high / w], [yi, yi], color=color, lw=2)
+            ax.scatter([v.value / w], [yi], color=color, zorder=3, facecolors=color if v.primary else "white")
+            for side in (1, -1) if v.direction == "two-sided" else (1,):
+                ax.plot([side * v.fail / w] * 2, [yi - 0.3, yi + 0.3], color="0.3", lw=1)
+        ax.axvline(0, color="k", lw=0.8)
+        ax.axvline(1, color="0.5", ls=":", lw=0.8)
+        if any(v.direction == "two-sided" for v in rows):
+            ax.axvline(-1, color="0.5", ls=":", lw=0.8)
+        ax.set_yticks(y)
+        ax.set_yticklabels([f"{v.family}: {v.check} ({v.verdict})" for v in rows], fontsize="small")
+        ax.set_xlabel("estimate / warn margin  (dotted: warn; bars: fail)")
         return ax.figure
 
     def plot_overview(self, fig=None):
@@ -532,6 +513,9 @@ def feature_audit(
     length: str = "chars",
     length_tolerance: float = 0.1,
     thresholds: Mapping[str, Any] | None = None,
+    margins: Mapping[str, tuple[float, float]] | None = None,
+    cluster_column: str | None = None,
+    ci: float = 0.95,
 ) -> FeatureAudit:
     """Run the surface-feature probes on scored preference pairs and build the verdict table.
 
@@ -589,7 +573,19 @@ def feature_audit(
         Length measure and matching tolerance of :func:`~workbench.audits.features.probes.length_baseline`.
     thresholds
         Extra keyword arguments for :func:`~workbench.audits.features.probes.flag_summary`
-        (``perturbation_warn``, ``trigger_fail``, ...).
+        (``perturbation_warn``, ``trigger_fail``, ...): the descriptive table's point flags.
+    margins
+        Warn and fail margins of the graded checks per kind (``{"pair": (warn, fail),
+        "perturbation": (warn, fail)}``; default :data:`~workbench.audits.features.families.MARGINS`).
+    cluster_column
+        The resampling unit of every graded interval (default: the data's topic / group /
+        prompt-id column, else the normalised prompt; :func:`workbench._utils.stats.cluster_labels`).
+    ci
+        Level of the graded intervals.
+
+    The graded verdicts (one per family, :mod:`workbench.audits.features.families`) are in
+    :meth:`FeatureAudit.verdicts` / :meth:`FeatureAudit.to_frame`; ``warn``, ``fail``,
+    ``pair_warn``, ``pair_fail`` and ``thresholds`` only set the descriptive point flags.
     """
     frame = _pair_frame(data)
     rc, rr = _pair_rewards(pair_scores, frame)
@@ -601,6 +597,9 @@ def feature_audit(
     fn = _as_score_fn(score_fn)
     notes: list[str] = []
     n = len(frame)
+    codes, unit_col = cluster_labels(frame, cluster_column)
+    unit = cluster_unit_name(unit_col)
+    n_clusters = int(codes.max()) + 1
 
     prompts = frame["prompt"].astype(str).tolist()
     chosen, rejected = frame["chosen"].astype(str).tolist(), frame["rejected"].astype(str).tolist()
@@ -629,11 +628,13 @@ def feature_audit(
         rewards, feats, n_boot=n_boot, seed=seed, warn=warn, fail=fail, groups=groups if center_by_prompt else None
     )
     pairs = pairwise_preference_rates(
-        frame, rc, rr, fc, fr, n_boot=n_boot, seed=seed, warn=pair_warn, fail=pair_fail, verdict_on=pair_verdict_on
-    )
+        frame, rc, rr, fc, fr, n_boot=n_boot, seed=seed, ci=ci, warn=pair_warn, fail=pair_fail,
+        verdict_on=pair_verdict_on, clusters=codes,
+    )  # fmt: skip
     lb = length_baseline(
-        frame, rc, rr, length=length, tolerance=length_tolerance, n_boot=n_boot, seed=seed, tokenizer=tokenizer
-    )
+        frame, rc, rr, length=length, tolerance=length_tolerance, n_boot=n_boot, seed=seed, ci=ci,
+        tokenizer=tokenizer, clusters=codes,
+    )  # fmt: skip
     reg = None
     cols = [c for c in (regression_features or feats.columns) if c in feats.columns]
     try:
@@ -669,6 +670,8 @@ def feature_audit(
             seed=seed,
             controls=ctrl,
             reward_scale=scale if np.isfinite(scale) and scale > 0 else None,
+            ci=ci,
+            clusters=codes[idx % n],
         )
         notes.append(f"perturbations: {k} responses; effects in units of the {scale_name} of the rewards ({scale:.4g})")
 
@@ -696,6 +699,12 @@ def feature_audit(
             "trigger with a perturbation"
         )
     table.insert(0, "family", [feature_family(c, f) for c, f in zip(table["check"], table["feature"])])
+    table = table.rename(columns={"verdict": "point_flag"})
+    graded = graded_family_checks(pairs, pert, margins=margins, ci=ci, cluster_unit=unit)
+    notes.append(
+        f"graded intervals resample whole {unit}s ({n_clusters} {unit}s, column {unit_col!r}); correlations, "
+        "regression and the point flags of descriptive_table() are descriptive"
+    )
     if center_by_prompt:
         notes.append(
             f"rewards centred within {n_groups} prompts (Bradley-Terry rewards are defined up to a per-prompt constant)"
@@ -717,8 +726,13 @@ def feature_audit(
         "perturbations": list(pert.table["perturbation"]) if pert is not None else [],
         "sample_index": idx.tolist() if pert is not None else [],
         "judge_triggers": bool(judge_triggers),
+        "n_clusters": n_clusters,
+        "cluster_unit": unit,
+        "cluster_column": unit_col,
+        "ci": ci,
+        "margins": {k: list(v) for k, v in {**MARGINS, **dict(margins or {})}.items()},
     }
-    return FeatureAudit(table, responses, corr, pairs, lb, reg, pert, trig, params, notes)
+    return FeatureAudit(table, responses, corr, pairs, lb, reg, pert, trig, params, notes, graded)
 
 
 # --------------------------------------------------------------------------- HTML and widgets

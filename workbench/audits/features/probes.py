@@ -65,6 +65,7 @@ from workbench._utils.plotting import ensure_ax
 from workbench._utils.stats import (
     BOOT_CHUNK_ELEMS,
     boot_masked_means,
+    boot_weighted_means,
     bootstrap_weights,
     group_codes,
     percentile_ci,
@@ -80,6 +81,7 @@ __all__ = [
     "RegressionResult",
     "feature_correlations",
     "pairwise_preference_rates",
+    "fit_pair_temperature",
     "length_baseline",
     "reward_regression",
     "flag_summary",
@@ -524,6 +526,8 @@ class PairPreferenceResult:
     min_pairs: int
     notes: list[str] = field(default_factory=list)
     verdict_on: str = "gap"  #: "gap" or "balanced_gap": the column the verdict is based on
+    n_clusters: int | None = None  #: clusters the bootstrap resampled (None: pairs resampled)
+    temperature: float = float("nan")  #: BT temperature of ``prob_gap`` (fitted unless given)
 
     def to_frame(self) -> pd.DataFrame:
         return self.table.copy()
@@ -552,6 +556,26 @@ def _rm_chosen_score(chosen_rewards: np.ndarray, rejected_rewards: np.ndarray) -
     return np.where(chosen_rewards > rejected_rewards, 1.0, np.where(chosen_rewards < rejected_rewards, 0.0, 0.5))
 
 
+def fit_pair_temperature(margins: Any, labels: Any) -> float:
+    """Maximum-likelihood BT temperature ``T`` of ``P(chosen) = sigmoid(margin / T)`` for soft labels in [0, 1].
+
+    Fitted on the symmetrised pairs (orientation-free) by a bounded search over ``log T``
+    in [-12, 12]; reward ties carry no information.
+    """
+    from scipy.optimize import minimize_scalar
+
+    d = as_float_array(margins, "margins")
+    y = as_float_array(labels, "labels", len(d))
+
+    def nll(log_t):
+        z = d / np.exp(log_t)
+        return float(np.sum(y * np.logaddexp(0.0, -z) + (1.0 - y) * np.logaddexp(0.0, z)))
+
+    if not np.any(d != 0):
+        return 1.0
+    return float(np.exp(minimize_scalar(nll, bounds=(-12.0, 12.0), method="bounded").x))
+
+
 def pairwise_preference_rates(
     df: pd.DataFrame,
     chosen_rewards: Any,
@@ -566,6 +590,8 @@ def pairwise_preference_rates(
     min_pairs: int = 10,
     tokenizer: Any = None,
     verdict_on: str = "gap",
+    clusters: Any = None,
+    temperature: float | None = None,
 ) -> PairPreferenceResult:
     """How often the RM vs the humans prefer the response with more of each feature.
 
@@ -598,6 +624,22 @@ def pairwise_preference_rates(
     ``|balanced_gap|`` (``verdict_on="balanced_gap"``) against ``warn``/``fail``;
     ``"n/a"`` when fewer than ``min_pairs`` pairs differ (or the chosen value is
     NaN).
+
+    **Probability gap** (the graded, label-adjusted rate). ``prob_gap`` is the mean over
+    the differing pairs of ``sigmoid((r_higher - r_lower) / T) - h`` : the RM's
+    Bradley-Terry probability of preferring the higher-``f`` response minus the
+    annotators' rate on the same pairs, with the temperature ``T`` fitted by maximum
+    likelihood on all pairs (:func:`fit_pair_temperature`; ``temperature=`` fixes it). It
+    is 0 in expectation for an RM without shortcut whose labels follow its own BT
+    probabilities, *whatever* the feature's association with quality: the hard-decision
+    rates (``gap``, ``balanced_gap``) are not (a hard decision is more extreme than a
+    noisy label, so a feature that tracks quality gets a positive gap; simulated:
+    +0.047 for a feature correlated 0.3 with quality). The fitted ``T`` is ``temperature``
+    of the result.
+
+    ``clusters`` (one label per pair: its prompt or topic, e.g. from
+    :func:`workbench._utils.stats.cluster_labels`) makes every interval a cluster
+    bootstrap; without it pairs are resampled.
     """
     if verdict_on not in ("gap", "balanced_gap"):
         raise ValueError(f"verdict_on must be 'gap' or 'balanced_gap', got {verdict_on!r}")
@@ -627,27 +669,35 @@ def pairwise_preference_rates(
     notes += [n_ for n_ in notes_r if n_ not in notes]
 
     rm_c = _rm_chosen_score(rc, rr)
+    temp = fit_pair_temperature(rc - rr, label) if temperature is None else float(temperature)
+    p_c = 1.0 / (1.0 + np.exp(-np.clip((rc - rr) / temp, -500, 500)))
     cols = list(fc.columns)
     k = len(cols)
     rm_vals, hu_vals, masks = np.zeros((k, n)), np.zeros((k, n)), np.zeros((k, n))
+    pr_vals = np.zeros((k, n))
     for j, col in enumerate(cols):
         a, b = fc[col].to_numpy(), fr[col].to_numpy()
         m = np.isfinite(a) & np.isfinite(b) & (a != b)
         higher_is_chosen = a > b
         rm_vals[j] = np.where(higher_is_chosen, rm_c, 1.0 - rm_c)
         hu_vals[j] = np.where(higher_is_chosen, label, 1.0 - label)
+        pr_vals[j] = np.where(higher_is_chosen, p_c, 1.0 - p_c)
         masks[j] = m
     hi_w, lo_w = masks * hu_vals, masks * (1.0 - hu_vals)  # weights: humans prefer the higher / lower one
+    codes = None if clusters is None else group_codes(clusters, n, "clusters")
     if n_boot:
-        both = boot_masked_means(
-            np.vstack([rm_vals, hu_vals, rm_vals - hu_vals, rm_vals, rm_vals]),
-            np.vstack([masks, masks, masks, hi_w, lo_w]),
+        boot_fn = boot_masked_means if codes is None else boot_weighted_means
+        extra = {} if codes is None else {"clusters": codes}
+        both = boot_fn(
+            np.vstack([rm_vals, hu_vals, rm_vals - hu_vals, rm_vals, rm_vals, pr_vals - hu_vals]),
+            np.vstack([masks, masks, masks, hi_w, lo_w, masks]),
             n_boot,
             seed,
+            **extra,
         )
         bal_boot = 0.5 * (both[:, 3 * k : 4 * k] + both[:, 4 * k : 5 * k]) - 0.5
     else:
-        both = np.empty((0, 5 * k))
+        both = np.empty((0, 6 * k))
         bal_boot = np.empty((0, k))
 
     rows = []
@@ -670,7 +720,13 @@ def pairwise_preference_rates(
         lo_h, hi_h = percentile_ci(both[:, k + j], ci)
         lo_g, hi_g = percentile_ci(both[:, 2 * k + j], ci)
         lo_b, hi_b = percentile_ci(bal_boot[:, j], ci)
+        lo_p, hi_p = percentile_ci(both[:, 5 * k + j], ci)
+        prob_rate = float(pr_vals[j, m].mean()) if cnt else float("nan")
         row.update(
+            prob_rate=prob_rate,
+            prob_gap=prob_rate - hu_rate if cnt else float("nan"),
+            prob_gap_ci_low=lo_p,
+            prob_gap_ci_high=hi_p,
             rm_rate=rm_rate,
             rm_ci_low=lo_r,
             rm_ci_high=hi_r,
@@ -687,7 +743,10 @@ def pairwise_preference_rates(
         )
         row["verdict"] = _verdict(row[verdict_on], warn, fail) if cnt >= min_pairs else "n/a"
         rows.append(row)
-    return PairPreferenceResult(pd.DataFrame(rows), n, n_boot, ci, warn, fail, int(min_pairs), notes, verdict_on)
+    n_clusters = None if codes is None else int(codes.max()) + 1
+    return PairPreferenceResult(
+        pd.DataFrame(rows), n, n_boot, ci, warn, fail, int(min_pairs), notes, verdict_on, n_clusters, temp
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -762,6 +821,7 @@ def length_baseline(
     seed: Any = 0,
     ci: float = 0.95,
     tokenizer: Any = None,
+    clusters: Any = None,
 ) -> LengthBaselineResult:
     """Compare the RM with the length-only baseline "the longer response is preferred".
 
@@ -782,7 +842,8 @@ def length_baseline(
 
     ``length`` is ``"chars"`` (default, the formula-sheet length null),
     ``"words"``, ``"tokens"`` (``tokenizer`` or the regex approximation) or a
-    callable ``text -> number``.
+    callable ``text -> number``. ``clusters`` (one label per pair) makes the intervals a
+    cluster bootstrap (whole prompts or topics resampled).
     """
     n, label = _check_pairs_df(df, need_text=True)
     rc = as_float_array(chosen_rewards, "chosen_rewards", n)
@@ -822,7 +883,13 @@ def length_baseline(
     ]
     values = np.vstack([s[1] for s in specs]).astype(float)
     masks = np.vstack([s[2] for s in specs]).astype(float)
-    boots = boot_masked_means(values, masks, n_boot, seed) if n_boot else np.empty((0, len(specs)))
+    codes = None if clusters is None else group_codes(clusters, n, "clusters")
+    if not n_boot:
+        boots = np.empty((0, len(specs)))
+    elif codes is None:
+        boots = boot_masked_means(values, masks, n_boot, seed)
+    else:
+        boots = boot_weighted_means(values, masks, n_boot, seed, clusters=codes)
     rows, notes = [], []
     for j, (name, v, m) in enumerate(specs):
         cnt = int(m.sum())

@@ -10,7 +10,9 @@ The public API in one place. The pieces live in
   (sycophancy rate, control agreement rate, sycophancy index ``S + C - 1``,
   truth sensitivity ``C - S``, mean reward margins) with item-clustered bootstrap
   CIs (level ``ci=0.95``), breakdowns by domain and template, the pressure effect,
-  the worst pairs, a pass / warn / fail verdict, plots and an ipywidgets browser.
+  the worst pairs, the graded checks of family ``"sycophancy"`` (the index, primary,
+  and control agreement, each graded on its interval), the paired comparison of two
+  RMs on the same items (:func:`compare_sycophancy`), plots and an ipywidgets browser.
 
 :class:`SycophancyResult` follows the audit result contract
 (:class:`workbench.audits.result.AuditResult`: ``to_frame``, ``summary``,
@@ -21,17 +23,20 @@ Typical use::
     from workbench.audits.sycophancy import sycophancy_audit
     result = sycophancy_audit("demo-biased")          # shipped items x 5 templates
     result.to_frame(); result.by_template(); result.pressure_effect()
-    result.verdict(threshold=0.5).message; result.plot()
+    result.verdicts(); result.plot()
 """
 
 from __future__ import annotations
 
 from workbench.audits.sycophancy.audit import (
+    CONTROL_MARGINS,
+    INDEX_MARGINS,
     METRICS,
     SycophancyResult,
     SycophancyVerdict,
     analyze_sycophancy,
     cluster_bootstrap,
+    compare_sycophancy,
     render_pairs_html,
     score_sycophancy_pairs,
     sycophancy_audit,
@@ -59,11 +64,14 @@ from workbench.audits.sycophancy.pairs import (
 )
 
 __all__ = [
+    "CONTROL_MARGINS",
+    "INDEX_MARGINS",
     "METRICS",
     "SycophancyResult",
     "SycophancyVerdict",
     "analyze_sycophancy",
     "cluster_bootstrap",
+    "compare_sycophancy",
     "render_pairs_html",
     "score_sycophancy_pairs",
     "sycophancy_audit",
