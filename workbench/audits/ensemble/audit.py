@@ -42,11 +42,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
 
+from workbench._utils.plotting import panel_axes
 from workbench._utils.stats import bootstrap_weights, cluster_labels, percentile_ci, resample_indices
 from workbench._utils.validation import check_ci, check_n_boot
 from workbench.audits.calibration.metrics import pairwise_accuracy
@@ -463,18 +463,7 @@ class EnsembleResult(AuditResult):
         ``kind="all"`` draws both panels, ``"accuracy"`` or ``"disagreement"`` one;
         ``ax``: one Axes per panel (``None``: a new figure). Returns the Figure.
         """
-        kinds = ("accuracy", "disagreement")
-        if kind != "all" and kind not in kinds:
-            raise ValueError(f"kind must be 'all' or one of {kinds}, got {kind!r}")
-        chosen = kinds if kind == "all" else (kind,)
-        if ax is None:
-            fig, axes = plt.subplots(1, len(chosen), figsize=(5.5 * len(chosen), 3.8), squeeze=False)
-            axes = list(axes[0])
-        else:
-            axes = list(np.ravel(ax))
-            if len(axes) != len(chosen):
-                raise ValueError(f"kind={kind!r} draws {len(chosen)} panel(s) but {len(axes)} Axes were given")
-            fig = axes[0].figure
+        fig, axes, chosen = panel_axes(kind, ("accuracy", "disagreement"), ax, (5.5, 3.8))
         for a, k in zip(axes, chosen):
             if k == "accuracy":
                 self._plot_accuracy(a)

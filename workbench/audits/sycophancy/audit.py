@@ -54,10 +54,10 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from workbench._utils.plotting import panel_axes
 from workbench._utils.stats import bootstrap_weights, group_codes, percentile_ci
 from workbench._utils.validation import check_ci, check_n_boot
 from workbench.audits.result import AuditResult
@@ -559,18 +559,7 @@ class SycophancyResult(AuditResult):
         ``"domain"`` draws one. ``ax``: one Axes per panel (a single Axes for one
         panel); ``None`` makes a new figure with a title.
         """
-        kinds = ("template", "pressure", "domain")
-        if kind != "all" and kind not in kinds:
-            raise ValueError(f"kind must be 'all' or one of {kinds}, got {kind!r}")
-        chosen = kinds if kind == "all" else (kind,)
-        if ax is None:
-            fig, axes = plt.subplots(1, len(chosen), figsize=(5.2 * len(chosen), 4.0), squeeze=False)
-            axes = list(axes[0])
-        else:
-            axes = list(np.ravel(ax))
-            if len(axes) != len(chosen):
-                raise ValueError(f"kind={kind!r} draws {len(chosen)} panel(s) but {len(axes)} Axes were given")
-            fig = axes[0].figure
+        fig, axes, chosen = panel_axes(kind, ("template", "pressure", "domain"), ax, (5.2, 4.0))
         for a, k in zip(axes, chosen):
             if k == "pressure":
                 _plot_pressure(a, self.pressure_effect(), self.baseline, self.ci)
