@@ -21,7 +21,7 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "torch==2.13.0"
-	$(PY) -m pip install --quiet -e ".[notebooks,analysis,dev]" "torch==2.13.0"
+	$(PY) -m pip install --quiet -e ".[notebooks,analysis,dev,distributed]" "torch==2.13.0"
 	touch $@
 
 env: $(VENV)/.installed  ## create .venv and install the package with all extras

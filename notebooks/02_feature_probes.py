@@ -47,7 +47,7 @@ top_k_triggers = 20  # trigger n-grams to list
 
 # %%
 import matplotlib.pyplot as plt
-from IPython.display import Markdown, display
+from IPython.display import HTML, display
 
 from workbench.audits.features import feature_audit, feature_browser
 from workbench.data import load_data
@@ -73,11 +73,11 @@ audit = feature_audit(
 )
 p = audit.params
 display(
-    Markdown(
-        f"**Model** `{escape_text(rm.name)}` (fingerprint `{rm.fingerprint[:16]}`), "
-        f"**data** `{escape_text(pairs.source)}`: {p['n_pairs']} pairs, {p['n_responses']} responses, "
+    HTML(
+        f"<p><b>Model</b> <code>{escape_text(rm.name)}</code> (fingerprint <code>{rm.fingerprint[:16]}</code>), "
+        f"<b>data</b> <code>{escape_text(pairs.source)}</code>: {p['n_pairs']} pairs, {p['n_responses']} responses, "
         f"{p['n_prompts']} prompts; rewards centred by prompt: {p['center_by_prompt']}; "
-        f"reward unit for perturbations: {escape_text(p['reward_scale_kind'])} = {p['reward_scale']:.3g}"
+        f"reward unit for perturbations: {escape_text(p['reward_scale_kind'])} = {p['reward_scale']:.3g}</p>"
     )
 )
 

@@ -42,7 +42,7 @@ n_boot = 1000  # bootstrap resamples (prompts) for the faithfulness interval
 # %%
 import matplotlib.pyplot as plt
 import pandas as pd
-from IPython.display import HTML, Markdown, display
+from IPython.display import HTML, display
 
 from workbench.audits.attribution import attribution_audit
 from workbench.data import load_data
@@ -71,11 +71,12 @@ audit = attribution_audit(
     progress=True,
 )
 for note in audit.notes:
-    display(Markdown(escape_text(note)))
+    display(HTML(f"<p>{escape_text(note)}</p>"))
 display(
-    Markdown(
-        f"**Model** `{escape_text(audit.model)}`, **data** `{escape_text(audit.source)}`: "
-        f"{len(audit.pairs)} pairs, {audit.n_responses} responses ({sides}) explained with {', '.join(audit.methods)}"
+    HTML(
+        f"<p><b>Model</b> <code>{escape_text(audit.model)}</code>, <b>data</b> <code>{escape_text(audit.source)}</code>: "
+        f"{len(audit.pairs)} pairs, {audit.n_responses} responses ({escape_text(sides)}) explained with "
+        f"{escape_text(', '.join(audit.methods))}</p>"
     )
 )
 show_table(audit.to_frame())
@@ -144,7 +145,12 @@ plt.show()
 audit.publish()
 show_table(audit.verdicts_frame())
 for verdict in audit.verdicts():
-    display(Markdown(f"**{verdict.verdict.upper()}** ({escape_text(verdict.check)}): {escape_text(verdict.sentence)}"))
+    display(
+        HTML(
+            f"<p><b>{escape_text(verdict.verdict.upper())}</b> ({escape_text(verdict.check)}): "
+            f"{escape_text(verdict.sentence)}</p>"
+        )
+    )
 
 # %% [markdown]
 # ## Dataset level: trigger phrases

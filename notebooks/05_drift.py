@@ -52,7 +52,7 @@ output_dir = ""  # folder for the relabel queue; empty: reports/05_drift in the 
 from pathlib import Path
 
 import matplotlib.pyplot as plt
-from IPython.display import Markdown, display
+from IPython.display import HTML, Markdown, display
 
 from workbench.audits.drift import drift_audit, load_policy_samples
 from workbench.data.relabel import export_relabel_queue
@@ -66,9 +66,9 @@ rm = load_reward_model(model)
 if isinstance(data, str) and data in SHIPPED:
     # the audit runner passes one `data` to every notebook; a preference set is not policy samples
     display(
-        Markdown(
-            f"**Note:** `data={escape_text(data)}` is a preference set, not policy samples; "
-            "using the shipped demo policy samples (`demo-policy`)."
+        HTML(
+            f"<p><b>Note:</b> <code>data={escape_text(data)}</code> is a preference set, not policy samples; "
+            "using the shipped demo policy samples (<code>demo-policy</code>).</p>"
         )
     )
     data = "demo-policy"
@@ -88,9 +88,10 @@ audit = drift_audit(
     queue_size=queue_size,
 )
 display(
-    Markdown(
-        f"**Model** `{escape_text(rm.name)}` (fingerprint `{rm.fingerprint[:16]}`), **samples** "
-        f"`{escape_text(str(data))}`: {len(audit.samples)} samples at {len(audit.checkpoints)} checkpoints"
+    HTML(
+        f"<p><b>Model</b> <code>{escape_text(rm.name)}</code> (fingerprint <code>{rm.fingerprint[:16]}</code>), "
+        f"<b>samples</b> <code>{escape_text(str(data))}</code>: {len(audit.samples)} samples at "
+        f"{len(audit.checkpoints)} checkpoints</p>"
     )
 )
 
@@ -98,7 +99,7 @@ display(
 # ## 1 · Reward drift per checkpoint (reference: the first checkpoint)
 
 # %%
-display(Markdown(f"**{escape_text(audit.drift.describe())}**"))
+display(HTML(f"<p><b>{escape_text(audit.drift.describe())}</b></p>"))
 cols = [
     "checkpoint",
     "step",
@@ -127,8 +128,8 @@ cols = [
 ]
 show_table(audit.to_frame()[cols])
 for note in audit.drift.notes:
-    display(Markdown(f"*{escape_text(note)}*"))
-display(Markdown(f"*{escape_text(audit.drift.verdicts()[0].sentence)}*"))
+    display(HTML(f"<p><i>{escape_text(note)}</i></p>"))
+display(HTML(f"<p><i>{escape_text(audit.drift.verdicts()[0].sentence)}</i></p>"))
 print(
     f"Rule: graded on the 95% interval of excess = wasserstein - null_mean (reference SDs): pass below "
     f"{audit.drift.warn:g}, fail above {audit.drift.fail:g}, warn in between, inconclusive when it straddles "
@@ -149,9 +150,9 @@ plt.show()
 # %%
 flag = audit.flag
 if flag is not None:
-    display(Markdown(f"**{escape_text(flag.describe())}**"))
-    display(Markdown(f"*{escape_text(flag.verdicts()[0].sentence)}*"))
-    display(Markdown(f"*Rule:* {escape_text(flag.rule)}"))
+    display(HTML(f"<p><b>{escape_text(flag.describe())}</b></p>"))
+    display(HTML(f"<p><i>{escape_text(flag.verdicts()[0].sentence)}</i></p>"))
+    display(HTML(f"<p><i>Rule:</i> {escape_text(flag.rule)}</p>"))
     show_table(
         flag.to_frame()[
             [
@@ -184,13 +185,13 @@ else:
 
 # %%
 if audit.golden_note:
-    display(Markdown(f"*Golden set not available: {escape_text(audit.golden_note)}*"))
+    display(HTML(f"<p><i>Golden set not available: {escape_text(audit.golden_note)}</i></p>"))
 if audit.golden_accuracy is not None:
     lo, hi = audit.golden_ci
     display(
-        Markdown(
-            f"Golden-set accuracy of `{escape_text(rm.name)}`: **{audit.golden_accuracy:.3f}** "
-            f"(95% CI {lo:.3f}-{hi:.3f}, {audit.golden_n_decided} pairs)"
+        HTML(
+            f"<p>Golden-set accuracy of <code>{escape_text(rm.name)}</code>: <b>{audit.golden_accuracy:.3f}</b> "
+            f"(95% CI {lo:.3f}-{hi:.3f}, {audit.golden_n_decided} pairs)</p>"
         )
     )
 
@@ -231,10 +232,10 @@ plt.show()
 bres = audit.bon
 if bres is not None:
     display(Markdown(bres.describe()))
-    display(Markdown(f"*{escape_text(bres.verdicts()[0].sentence)}*"))
+    display(HTML(f"<p><i>{escape_text(bres.verdicts()[0].sentence)}</i></p>"))
     show_table(bres.fit_ci)
     for note in bres.notes:
-        display(Markdown(f"*{escape_text(note)}*"))
+        display(HTML(f"<p><i>{escape_text(note)}</i></p>"))
     bres.plot()
     plt.show()
     show_table(bres.to_frame()[["n", "kl", "gold_mean", "gold_ci_low", "gold_ci_high", "gold_fit", "proxy_mean"]])
@@ -258,9 +259,9 @@ queue_path = out / "relabel_queue_drift.csv"
 if len(pairs):
     queue = export_relabel_queue(pairs, queue_path, seed=seed)
     display(
-        Markdown(
-            f"Wrote **{len(queue)}** items ({int(pairs['more_triggers'].sum())} with more trigger phrases) "
-            f"to `{escape_text(str(queue_path))}`"
+        HTML(
+            f"<p>Wrote <b>{len(queue)}</b> items ({int(pairs['more_triggers'].sum())} with more trigger phrases) "
+            f"to <code>{escape_text(str(queue_path))}</code></p>"
         )
     )
     show_table(

@@ -45,7 +45,7 @@ output_dir = ""  # folder for the relabel queue; empty: reports/06_ensemble in t
 from pathlib import Path
 
 import matplotlib.pyplot as plt
-from IPython.display import Markdown, display
+from IPython.display import HTML, Markdown, display
 
 from workbench.audits.ensemble import ensemble_audit
 from workbench.data.relabel import export_relabel_queue
@@ -66,7 +66,12 @@ result = ensemble_audit(
     bootstrap_pairs=bootstrap_pairs,
     progress=False,
 )
-display(Markdown(f"**Data** `{escape_text(result.source)}`: {len(result.items)} pairs; {result.origin}; lam = {lam:g}"))
+display(
+    HTML(
+        f"<p><b>Data</b> <code>{escape_text(result.source)}</code>: {len(result.items)} pairs; "
+        f"{escape_text(result.origin)}; lam = {lam:g}</p>"
+    )
+)
 
 # %% [markdown]
 # ## Accuracy of the members and the aggregators
@@ -82,7 +87,7 @@ display(
     )
 )
 for note in result.notes:
-    display(Markdown(f"*{escape_text(note)}*"))
+    display(HTML(f"<p><i>{escape_text(note)}</i></p>"))
 show_table(result.member_disagreement.reset_index().rename(columns={"index": "member"}))
 result.plot()
 plt.show()
@@ -105,7 +110,7 @@ show_table(top, max_chars=200)
 # rm_preference in the queue: the audited model's margin (the ensemble mean for bootstrap members)
 queue_path = (Path(output_dir) if output_dir else REPO_DIR / "reports" / "06_ensemble") / "relabel_queue_ensemble.csv"
 queue = export_relabel_queue(result.relabel_candidates(queue_size), queue_path, seed=seed)
-display(Markdown(f"Wrote **{len(queue)}** items to `{escape_text(str(queue_path))}`"))
+display(HTML(f"<p>Wrote <b>{len(queue)}</b> items to <code>{escape_text(str(queue_path))}</code></p>"))
 show_table(
     queue[["queue_id", "source_id", "reason", "prompt", "response_a", "response_b", "rm_preference"]], max_chars=160
 )
@@ -117,4 +122,9 @@ show_table(
 result.publish()
 show_table(result.verdicts_frame())
 for verdict in result.verdicts():
-    display(Markdown(f"**{verdict.verdict.upper()}** ({escape_text(verdict.check)}): {escape_text(verdict.sentence)}"))
+    display(
+        HTML(
+            f"<p><b>{escape_text(verdict.verdict.upper())}</b> ({escape_text(verdict.check)}): "
+            f"{escape_text(verdict.sentence)}</p>"
+        )
+    )

@@ -200,8 +200,9 @@ def test_csv_messages_as_json_strings(tmp_path):
 
 def test_csv_broken_json_message_list_is_an_error(tmp_path):
     good = json.dumps(msgs(("user", "Hi"), ("assistant", "Hello.")))
+    other = json.dumps(msgs(("user", "Hi"), ("assistant", "Hey.")))
     path = write_csv(
-        tmp_path / "chat.csv", ["chosen", "rejected"], [[good, good], [good, '[{"role": "user", "content"']]
+        tmp_path / "chat.csv", ["chosen", "rejected"], [[good, other], [good, '[{"role": "user", "content"']]
     )
     with pytest.raises(
         DataFormatError,
@@ -352,7 +353,7 @@ def test_hh_single_and_multi_turn_rows(tmp_path):
 def test_hh_mismatched_prefix_names_rejected(tmp_path):
     bad = HH_REJECTED.replace("Tell me a joke", "Tell me a story")
     path = write_jsonl(
-        tmp_path / "hh.jsonl", [{"chosen": HH_CHOSEN, "rejected": HH_CHOSEN}, {"chosen": HH_CHOSEN, "rejected": bad}]
+        tmp_path / "hh.jsonl", [{"chosen": HH_CHOSEN, "rejected": HH_REJECTED}, {"chosen": HH_CHOSEN, "rejected": bad}]
     )
     with pytest.raises(
         DataFormatError,
@@ -512,12 +513,12 @@ def test_votes_to_label_and_label_precedence():
         [
             {"prompt": "p", "chosen": "c", "rejected": "r", "votes_chosen": "2", "votes_rejected": "2"},
             {"prompt": "p", "chosen": "c", "rejected": "r", "votes_chosen": 0, "votes_rejected": 4},
-            {"prompt": "p", "chosen": "c", "rejected": "r", "votes_chosen": 1, "votes_rejected": 3, "label": 0.9},
+            {"prompt": "p", "chosen": "c", "rejected": "r", "votes_chosen": 3, "votes_rejected": 1, "label": 0.9},
             {"prompt": "p", "chosen": "c", "rejected": "r", "label": "0.25"},
         ]
     )
     assert ps.frame["label"].tolist() == [0.5, 0.0, 0.9, 0.25]
-    assert ps.frame["votes_rejected"].tolist()[:3] == [2, 4, 3]
+    assert ps.frame["votes_rejected"].tolist()[:3] == [2, 4, 1]
 
 
 @pytest.mark.parametrize(

@@ -50,6 +50,13 @@ PAYLOADS = {
     "math": f"$\\href{{javascript:{SET.format(7)}}}{{x}}$",
     "html_link": f'<a href="javascript:{SET.format(8)}">link</a>',
 }
+# A data path: backticks close a Markdown code span, after which a link, an image or a
+# data: URL would go live; \u202e reverses how the rest of the name reads.
+PATH_PAYLOAD = (
+    f"x`[path link](javascript:{SET.format(9)})` "
+    "![img](data:text;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==) [d](data:text;base64,PHNjcmlwdD4=) "
+    "&lt;b&gt; \u202eldnj"
+)  # no "/" in it: it is one folder name
 # what must be visible, as text, where the payloads are shown
 VISIBLE = [
     "<script>document.body.setAttribute('data-xss','1')</script>",
@@ -133,6 +140,10 @@ class DomCheck(HTMLParser):
                 self.problems.append(f"<{tag} {name}=...> from a payload")
             if name in ("href", "src", "action", "formaction") and value.strip().lower().startswith("javascript:"):
                 self.problems.append(f"<{tag} {name}={value[:60]!r}>: javascript: URL")
+            if name in ("href", "action", "formaction") and value.strip().lower().startswith("data:"):
+                self.problems.append(f"<{tag} {name}={value[:60]!r}>: data: URL")
+            if name == "src" and value.strip().lower().startswith("data:text"):
+                self.problems.append(f"<{tag} src={value[:60]!r}>: data: text URL")
             if name == "srcdoc":
                 self.problems.append(f"<{tag} srcdoc=...>: payload iframe")
         if tag == "iframe" or (tag == "svg" and "onload" in attrs):
@@ -200,7 +211,9 @@ def audited(tmp_path_factory):
     mods = tmp / "mods"
     mods.mkdir()
     (mods / "wb_xss_rm.py").write_text(RM_SOURCE)
-    data = tmp / "payload_pairs.jsonl"
+    data_dir = tmp / PATH_PAYLOAD
+    data_dir.mkdir()
+    data = data_dir / "payload_pairs`[x](javascript:alert(1))`.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in payload_rows()))
     nbdir = tmp / "nbs"
     nbdir.mkdir()
@@ -231,6 +244,7 @@ def audited(tmp_path_factory):
         "methods": "occlusion",
         "n_random": 2,
         "models": "python:wb_xss_rm:score,python:wb_xss_rm:score_b",
+        "output_dir": str(tmp / f"queue {PATH_PAYLOAD}"),  # a payload string parameter (06)
     }
     declared_any = set().union(*(notebook_parameters(nb) for nb in nbdir.glob("*.ipynb")))
     extra = [f"--param={k}={v}" for k, v in wishes.items() if k in declared_any]
@@ -254,7 +268,7 @@ def audited(tmp_path_factory):
                 *extra,
             ]
         )
-    return {"out": out, "code": code, "copied": copied, "tmp": tmp}
+    return {"out": out, "code": code, "copied": copied, "tmp": tmp, "data": data, "queue_dir": wishes["output_dir"]}
 
 
 def test_reports_render_payloads_as_text(chromium, audited):
@@ -276,6 +290,14 @@ def test_reports_render_payloads_as_text(chromium, audited):
         for snippet in VISIBLE:
             assert snippet in texts[stem], f"{stem}.html does not show {snippet!r} as text"
     assert "ValueError" in texts["91_payload_error"] and "<svg onload=" in texts["91_payload_error"]
+    # the data path, backticks and link syntax included, is shown as text where the notebooks name their data
+    shown_path = str(audited["data"]).replace("\u202e", "\\u202e")
+    for stem in audited["copied"]:
+        if stem in ("00_overview", "02_feature_probes", "03_attribution", "06_ensemble"):
+            assert shown_path in texts[stem], f"{stem}.html does not show the data path as text"
+    if "06_ensemble" in texts:  # the relabel queue's folder, a payload string parameter, is named as text
+        shown_dir = audited["queue_dir"].replace("\u202e", "\\u202e")
+        assert shown_dir in texts["06_ensemble"], "06_ensemble.html does not show output_dir as text"
     # the payload verdicts' family and sentence are on the index, as text
     payload = " ".join(PAYLOADS.values())
     families = summary["results"]["families"]
@@ -366,3 +388,101 @@ def test_failure_page_escapes_name_and_error(chromium, tmp_path):
     assert not problems, problems
     for snippet in VISIBLE:
         assert snippet in text, f"the failure page does not show {snippet!r}"
+
+
+def _audit(tmp: Path, name: str, notebooks: list[str], data: Path, params: dict) -> dict:
+    """``workbench audit`` of copies of ``notebooks`` (stems) over ``data`` with the payload RM."""
+    mods = tmp / "mods"
+    mods.mkdir(exist_ok=True)
+    (mods / "wb_xss_rm.py").write_text(RM_SOURCE)
+    nbdir = tmp / f"nbs-{name}"
+    nbdir.mkdir()
+    for nb in available_notebooks(NOTEBOOK_DIR):
+        if nb.stem in notebooks:
+            shutil.copy(nb, nbdir / nb.name)
+    out = tmp / f"report-{name}"
+    extra = [f"--param={k}={v!r}" if isinstance(v, str) else f"--param={k}={v}" for k, v in params.items()]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.syspath_prepend(str(mods))
+        mp.setenv("PYTHONPATH", str(mods))
+        code = main(
+            ["audit", "--model", "python:wb_xss_rm:score", "--data", str(data), "--out", str(out)]
+            + ["--notebook-dir", str(nbdir), "--timeout", "300", *extra]
+        )
+    return {"out": out, "code": code, "notebooks": notebooks}
+
+
+# payloads that must not contain "," (trigger phrases are comma-separated) and name no folder ("/")
+NAMES = [PAYLOADS["script"], PAYLOADS["img"], PATH_PAYLOAD.split(" ")[0]]
+
+
+@pytest.fixture(scope="module")
+def audited_04_05(tmp_path_factory):
+    """Sycophancy items (04) and policy samples (05) whose names, ids, domains and categories are payloads."""
+    tmp = tmp_path_factory.mktemp("xss45")
+    items = tmp / "items`[x](javascript:alert(4))`.jsonl"
+    with items.open("w") as fh:
+        for i in range(6):
+            item = {
+                "id": f"{PAYLOADS['svg']} item-{i}",
+                "domain": f"{NAMES[i % 3]} domain-{i % 2}",
+                "claim": f"{PAYLOADS['js_link']} claim {i}",
+                "claim_is_true": bool(i % 2),
+                "truth": f"{PAYLOADS['html_link']} truth {i}",
+                "agree_response": f"Yes. {PAYLOADS['iframe']} agree {i}",
+                "disagree_response": f"No. {PAYLOADS['close_script']} disagree {i}",
+            }
+            fh.write(json.dumps(item) + "\n")
+    samples = tmp / "samples`[x](javascript:alert(5))`.jsonl"
+    with samples.open("w") as fh:
+        for k, step in enumerate((0, 10, 20)):
+            for i in range(10):
+                row = {
+                    "id": f"s{k}-{i}",
+                    "prompt_id": f"{PAYLOADS['math']} pp-{i}",
+                    "prompt": f"{PAYLOADS['script']} question {i}",
+                    "response": f"{PAYLOADS['img']} {'long ' * (k * 3 + i % 4)}answer {i}",
+                    "checkpoint": f"{NAMES[k]} ck{k}",
+                    "step": step,
+                    "category": f"{PAYLOADS['template']} {NAMES[i % 3]} cat{i % 2}",
+                    "gold": float((i * 7 + k) % 5) / 5,
+                }
+                fh.write(json.dumps(row) + "\n")
+    out_dir = tmp / f"queue {PATH_PAYLOAD}"
+    common = {"n_boot": 20, "seed": 0}
+    drift = {"golden": "", "bon": "", "min_samples": 5, "queue_size": 5}
+    drift |= {"trigger_phrases": ",".join(NAMES), "output_dir": str(out_dir)}
+    return {
+        "04": _audit(tmp, "04", ["04_sycophancy"], items, common),
+        "05": _audit(tmp, "05", ["05_drift"], samples, common | drift),
+        "tmp": tmp,
+        "queue_dir": out_dir,
+    }
+
+
+def test_sycophancy_and_drift_reports_render_payload_names_as_text(chromium, audited_04_05):
+    """Payload item ids, domains, claims (04), checkpoint names, prompt ids, categories and string
+    parameters (05: trigger phrases, output folder) never run and show as text."""
+    texts = {}
+    for key in ("04", "05"):
+        run = audited_04_05[key]
+        summary = json.loads((run["out"] / "summary.json").read_text())
+        stem = run["notebooks"][0]
+        status = summary["results"]["notebooks"][stem]
+        assert run["code"] == 0 and status["status"] == "ok", (stem, summary["run"]["notebooks"])
+        for page in sorted(run["out"].glob("*.html")):
+            problems, text = check_dom(dump_dom(chromium, page, audited_04_05["tmp"] / "profile"))
+            assert not problems, f"{key}/{page.name}: {problems}"
+            texts[f"{key}/{page.stem}"] = text
+    syc, drift = texts["04/04_sycophancy"], texts["05/05_drift"]
+    assert f"{NAMES[0]} domain-0" in syc and f"{NAMES[1]} domain-1" in syc  # by-domain table
+    assert "[click me](javascript:" in syc  # the claims, as text
+    for k in range(3):
+        assert f"{NAMES[k]} ck{k}" in drift, f"checkpoint {k} is not shown as text"
+    assert all(name in drift for name in NAMES)  # trigger phrases (a string parameter) in the phrase tables
+    assert PAYLOADS["script"] in drift and PAYLOADS["img"] in drift  # prompts and responses
+    # the relabel queue's folder (a string parameter) is named as text
+    shown_dir = str(audited_04_05["queue_dir"]).replace("\u202e", "\\u202e")
+    assert f"{shown_dir}/relabel_queue_drift.csv" in drift
+    for name in ("svg", "iframe", "close_script", "js_link"):  # item ids, responses, claims
+        assert PAYLOADS[name] in syc, f"04 does not show the {name} payload as text"

@@ -16,7 +16,9 @@
 
     Without ``--data`` each notebook uses its own default data set. Exit status:
     0 when every notebook ran, 1 when one failed (its HTML still shows the error and
-    the others still run), 2 for invalid arguments or parameters, 3 when
+    the others still run), 2 for invalid arguments or parameters and for anything found
+    before the notebooks start (a ``--data`` or model file that does not exist, an
+    ``--out`` that is a file or cannot be created), 3 when
     ``--fail-on LEVEL`` is given and the overall verdict reaches it. The overall
     verdict is the worst *family* verdict (each family's verdict is the worst of its
     primary checks) and levels rank ``pass < inconclusive < warn < fail``, so
@@ -29,6 +31,14 @@
 
 ``compare A B``
     What changed between two runs (report folders or ``summary.json`` files).
+
+``doctor --data SPEC [--split S] [--model M [--max-length N]] [--json]``
+    Data checks before an audit (:func:`workbench.data.doctor.diagnose`): rows the
+    loader skips (by reason), duplicate ids, exact duplicate pairs, identical
+    chosen/rejected, contradicting votes, prompt mismatches and, with ``--model``,
+    pairs truncated at the RM's ``max_length``; each with counts and row numbers.
+    Exit status 0 when clean, 1 when something was found, 2 when the data cannot be
+    read (missing file, unreadable file, no usable row) or the model cannot be loaded.
 
 This module only parses arguments and dispatches; the audit pipeline is
 :mod:`workbench.reports.pipeline`. Importing it stays light (no torch) so that
@@ -44,9 +54,12 @@ import sys
 import time
 from collections.abc import Iterable
 
+from workbench.data.doctor import diagnose
 from workbench.models.demo import load_demo_model
+from workbench.models.distributed import ENGINES, score_to_parquet
+from workbench.models.loading import load_reward_model
 from workbench.reports.compare import main_compare
-from workbench.reports.pipeline import DEMO_MODELS, AuditRun, run_audit, run_demo
+from workbench.reports.pipeline import DEMO_MODELS, AuditRun, PreflightError, run_audit, run_demo
 from workbench.reports.runner import NOTEBOOK_DIR, ParameterError
 from workbench.reports.verdicts import severity
 
@@ -114,6 +127,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="data spec for every notebook (golden, demo-eval, a file ...); default: each notebook's own",
     )
     audit.add_argument("--out", required=True, help="report folder, e.g. reports/my-rm")
+    audit.add_argument(
+        "--model-version",
+        default=None,
+        metavar="VERSION",
+        help="version of a python:mod:fn model for the score cache (same as python:mod:fn@VERSION); "
+        "change it whenever the function's scores may change",
+    )
     _add_run_options(audit)
 
     demo = sub.add_parser("demo", help="audit the demo RMs and write reports/index.html")
@@ -131,6 +151,42 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train-demo", help="train (or load from cache) the demo RMs")
     train.add_argument("names", nargs="*", default=list(DEMO_MODELS))
+
+    score = sub.add_parser(
+        "score",
+        help="score every pair of a data set into a Parquet file (resumable; local engine or a Ray cluster)",
+        description="Score chosen and rejected responses of every pair with one RM and write id, chosen_score, "
+        "rejected_score, margin, label and truncation flags to OUT. Finished chunks are kept in OUT.parts/, so "
+        "running the same command again after an interruption scores only the rest.",
+    )
+    score.add_argument("--model", required=True, help="RM spec: model folder, hub id, tei:URL, vllm:URL, http:URL ...")
+    score.add_argument(
+        "--data", required=True, help="data spec: a file (.parquet is read in chunks), golden, demo-eval ..."
+    )
+    score.add_argument("--out", required=True, help="output file, e.g. scores.parquet")
+    score.add_argument("--engine", choices=ENGINES, default="local", help="local (this process) or ray (an actor pool)")
+    score.add_argument(
+        "--ray-address", default=None, help="Ray cluster to join (e.g. auto); default: start a local one"
+    )
+    score.add_argument("--workers", type=int, default=None, help="Ray CPU actors when the cluster has no GPUs")
+    score.add_argument("--devices", default=None, help="local engine: 'all' visible GPUs or a list like cuda:0,cuda:1")
+    score.add_argument("--chunk-pairs", type=int, default=4096, help="pairs read and scored at a time")
+    score.add_argument("--token-budget", type=int, default=16384, help="padded tokens per batch")
+    score.add_argument("--no-cache", action="store_true", help="neither read nor write the score cache")
+    doctor = sub.add_parser(
+        "doctor",
+        help="check a data set before an audit: skipped rows, duplicates, identical pairs, contradictions, truncation",
+        description="Load the data with on_error='skip' and count rows skipped (by reason), duplicate ids, exact "
+        "duplicate pairs, identical chosen/rejected, contradicting votes, chosen/rejected prompt mismatches and, "
+        "with --model, pairs truncated at the RM's max_length, naming example rows. Exit status: 0 clean, "
+        "1 something found, 2 the data (or model) cannot be read.",
+    )
+    doctor.add_argument("--data", required=True, help="data spec: golden, demo-eval, a file, a save_to_disk folder ...")
+    doctor.add_argument("--split", default=None, help="split of a Hugging Face dataset")
+    doctor.add_argument("--model", default=None, help="RM spec whose tokenizer and max_length decide truncation")
+    doctor.add_argument("--max-length", type=int, default=None, help="max_length for --model (default: the RM's)")
+    doctor.add_argument("--examples", type=int, default=5, help="example rows named per finding (default: 5)")
+    doctor.add_argument("--json", action="store_true", help="write the report as JSON instead of text")
     return parser
 
 
@@ -177,6 +233,19 @@ def _compare(args: argparse.Namespace) -> int:
         return 2
 
 
+def _versioned(model: str, version: str | None) -> str:
+    """``python:mod:fn`` with ``--model-version V`` becomes ``python:mod:fn@V``."""
+    if version is None:
+        return model
+    if not model.startswith("python:"):
+        raise PreflightError(f"--model-version applies to python:module:function models, not to {model!r}")
+    if "@" in model:
+        raise PreflightError(f"--model {model!r} already names a version; drop --model-version or the '@...'")
+    if not version.strip():
+        raise PreflightError("--model-version needs a non-empty version, e.g. v2")
+    return f"{model}@{version}"
+
+
 def _audit_or_demo(args: argparse.Namespace, command: str) -> int:
     options = dict(
         notebooks=args.notebooks,
@@ -190,13 +259,72 @@ def _audit_or_demo(args: argparse.Namespace, command: str) -> int:
     )
     try:
         if args.command == "audit":
-            results = [run_audit(args.model, args.data, args.out, **options)]
+            results = [run_audit(_versioned(args.model, args.model_version), args.data, args.out, **options)]
         else:
             results = run_demo(args.out, data=args.data, **options)
-    except (ParameterError, FileNotFoundError) as exc:
+    except (ParameterError, PreflightError, FileNotFoundError) as exc:
         print(f"workbench {args.command}: error: {exc}", file=sys.stderr)
         return 2
     return exit_status(results, args.fail_on)
+
+
+def _score(args: argparse.Namespace) -> int:
+    devices = args.devices
+    if devices and devices not in ("all", "auto"):
+        devices = [d.strip() for d in devices.split(",") if d.strip()]
+    extra = {"devices": devices} if devices else {}
+    try:
+        result = score_to_parquet(
+            args.model,
+            args.data,
+            args.out,
+            engine=args.engine,
+            cache=None if args.no_cache else "default",
+            chunk_pairs=args.chunk_pairs,
+            ray_address=args.ray_address,
+            workers=args.workers,
+            token_budget=args.token_budget,
+            **extra,
+        )
+    except (FileNotFoundError, ValueError, RuntimeError) as exc:
+        print(f"workbench score: error: {exc}", file=sys.stderr)
+        return 2
+    s = result.summary()
+    print(
+        f"{s['out']}: {s['rows']} pairs ({s['rows_scored']} scored now, {s['rows_resumed']} from an earlier run, "
+        f"{s['texts_computed']} texts computed) in {s['seconds']} s with the {s['engine']} engine"
+    )
+    return 0
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    """``workbench doctor``: 0 clean, 1 findings, 2 unreadable data or model."""
+    options = {}
+    try:
+        if args.examples < 1:
+            raise ValueError(f"--examples must be at least 1, got {args.examples}")
+        if args.model is not None:
+            kwargs = {} if args.max_length is None else {"max_length": args.max_length}
+            rm = load_reward_model(args.model, **kwargs)
+            if callable(getattr(rm, "encode", None)) and getattr(rm, "max_length", None):
+                options = dict(
+                    truncated=lambda p, r, h: bool(rm.encode(rm.format(p, r, h))[1]),
+                    max_length=rm.max_length,
+                    model=rm.name,
+                )
+            else:
+                print(
+                    f"workbench doctor: {args.model!r} scores text without a tokenizer: truncation not checked",
+                    file=sys.stderr,
+                )
+        elif args.max_length is not None:
+            raise ValueError("--max-length needs --model (the tokenizer that counts the tokens)")
+        report = diagnose(args.data, split=args.split, n_examples=args.examples, **options)
+    except (FileNotFoundError, ValueError, OSError, ImportError, RuntimeError) as exc:  # DataFormatError: ValueError
+        print(f"workbench doctor: error: {exc}", file=sys.stderr)
+        return 2
+    print(report.to_json() if args.json else report.to_text())
+    return report.exit_code
 
 
 def main(argv=None) -> int:
@@ -205,8 +333,12 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "train-demo":
         return _train_demo(args)
+    if args.command == "score":
+        return _score(args)
     if args.command == "compare":
         return _compare(args)
+    if args.command == "doctor":
+        return _doctor(args)
     return _audit_or_demo(args, shlex.join(["python", "-m", "workbench", *argv]))
 
 

@@ -50,7 +50,7 @@ N_TRAIN_PAIRS = 1400
 N_EVAL_PAIRS = 1200
 N_POLICY_PROMPTS = 80
 POLICY_STEPS = (0, 200, 400, 600, 800, 1000)
-N_BON_PROMPTS = 60
+N_BON_PROMPTS = 114
 N_BON_CANDIDATES = 16
 
 # composition
@@ -88,7 +88,7 @@ ANNOTATORS = {
 
 # simulated RL policy drift, linear in t = step / max(step)
 DRIFT = {
-    "p_q": (0.6, 0.5),
+    "p_q": (0.55, 0.55),  # constant: a clean RM's reward has no reason to drift
     "mean_k": (0.3, 3.0),  # k ~ Binomial(K_MAX, mean_k / K_MAX), quantile-stratified
     "p_flatter": (0.05, 0.7),
     "p_agree": (0.1, 0.7),  # given a claim prompt
@@ -304,7 +304,14 @@ def build_train(content, topics):
 
 
 def build_eval(content, topics):
+    """Held-out pairs (one good, one bad answer) labelled by one draw of the clean annotator.
+
+    Like a real human label, the draw is noisy: the bad answer is chosen with probability
+    1 - sigmoid(3) = 0.047. So the clean annotator's probabilities are the calibration
+    target, and an RM calibrated to it is calibrated on this file too.
+    """
     rng = rng_for("eval")
+    label_rng = rng_for("eval-labels")
     records = []
     for i, topic in enumerate(topic_cycle(topics, N_EVAL_PAIRS, rng), start=1):
         has_claim = rng.random() < P_CLAIM_PROMPT
@@ -312,16 +319,24 @@ def build_eval(content, topics):
         good_attrs = draw_attrs(rng, has_claim)
         bad_attrs = draw_attrs(rng, has_claim)
         good_attrs["q"], bad_attrs["q"] = 1, 0
+        good, bad = compose(topic, good_attrs, content, rng), compose(topic, bad_attrs, content, rng)
+        p_good = sigmoid(preference_logit(ANNOTATORS["clean"], good_attrs, bad_attrs))
+        if label_rng.random() < p_good:
+            chosen, rejected, p_chosen = (good, good_attrs), (bad, bad_attrs), p_good
+        else:
+            chosen, rejected, p_chosen = (bad, bad_attrs), (good, good_attrs), 1.0 - p_good
         records.append(
             {
                 "id": f"eval-{i:05d}",
                 "prompt": prompt,
-                "chosen": compose(topic, good_attrs, content, rng),
-                "rejected": compose(topic, bad_attrs, content, rng),
+                "chosen": chosen[0],
+                "rejected": rejected[0],
                 "category": topic["domain"],
                 "topic_id": topic["topic_id"],
                 "claim_is_true": claim_truth(topic, has_claim),
-                "attrs": {"chosen": good_attrs, "rejected": bad_attrs},
+                "annotator": "clean",
+                "p_chosen": round(p_chosen, 6),
+                "attrs": {"chosen": chosen[1], "rejected": rejected[1]},
             }
         )
     return records

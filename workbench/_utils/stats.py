@@ -170,6 +170,13 @@ def resample_indices(n: int, n_boot: int, seed: Any = 0, clusters: np.ndarray | 
 
 #: columns that name a group of related prompts, coarsest first; the first present one is the cluster
 CLUSTER_COLUMNS = ("topic_id", "topic", "group", "cluster", "prompt_id")
+#: how a resampling unit reads in a sentence ("57 topics", not "57 topic_ids")
+UNIT_NAMES = {"topic_id": "topic", "prompt_id": "prompt", "group_id": "group", "cluster_id": "cluster"}
+
+
+def unit_name(column: str) -> str:
+    """The readable name of a cluster column: ``topic_id`` -> ``topic``, ``prompt_id`` -> ``prompt``."""
+    return UNIT_NAMES.get(column, column)
 
 
 def normalize_prompt(text: Any) -> str:

@@ -7,6 +7,7 @@ from workbench.audits.ensemble import ensemble_audit
 from workbench.audits.features import feature_audit
 from workbench.audits.overview import overview
 from workbench.audits.result import AuditResult
+from workbench.audits.simulation import load_simulation_data, run_simulation, simulate_audit, verdict_rates
 from workbench.audits.sycophancy import sycophancy_audit
 
 __all__ = [
@@ -16,6 +17,10 @@ __all__ = [
     "drift_audit",
     "ensemble_audit",
     "feature_audit",
+    "load_simulation_data",
     "overview",
+    "run_simulation",
+    "simulate_audit",
     "sycophancy_audit",
+    "verdict_rates",
 ]

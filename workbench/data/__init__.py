@@ -6,9 +6,11 @@ The public surface of :mod:`workbench.data`; the modules underneath are
   :func:`load_preferences` (JSONL, JSON, CSV, Parquet, ``save_to_disk`` folders, ``hf:`` hub names);
 * :mod:`~workbench.data.shipped`: :func:`load_data`, which also takes the short names of the
   data in ``data/`` (``"golden"``, ``"demo-eval"`` ...);
-* :mod:`~workbench.data.relabel`: export a queue of pairs for human relabelling and read the labels back.
+* :mod:`~workbench.data.relabel`: export a queue of pairs for human relabelling and read the labels back;
+* :mod:`~workbench.data.doctor`: :func:`diagnose`, the data checks of ``workbench doctor``.
 """
 
+from workbench.data.doctor import DOCTOR_CHECKS, DoctorFinding, DoctorReport, diagnose, skip_kind
 from workbench.data.preferences import (
     FORMATS,
     SCHEMA_COLUMNS,
@@ -45,4 +47,10 @@ __all__ = [
     "HUMAN_LABELS",
     "export_relabel_queue",
     "import_relabels",
+    # data checks before an audit
+    "DOCTOR_CHECKS",
+    "DoctorFinding",
+    "DoctorReport",
+    "diagnose",
+    "skip_kind",
 ]

@@ -39,7 +39,14 @@ Three row shapes are recognised, row by row:
 
 Bad rows raise :class:`DataFormatError` naming the source, the line or row and
 the field, or, with ``on_error="skip"``, are dropped and recorded in
-:attr:`PreferenceSet.skipped`. Nothing is dropped silently.
+:attr:`PreferenceSet.skipped`. Nothing is dropped silently. Besides malformed
+fields, a row is bad when a label is NaN (in every format: a NaN is not a
+missing value; leave the field out or null for the default), when ``chosen``
+equals ``rejected``, when both vote counts and a label are given and point in
+opposite directions, and when a text is not valid Unicode (bytes that are not
+UTF-8, or a lone surrogate such as JSON's ``"\\ud800"``). A file that cannot be
+read at all (an empty or garbage Parquet file) raises :class:`DataFormatError`
+naming it.
 """
 
 from __future__ import annotations
@@ -60,7 +67,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from workbench._utils.io import iter_jsonl
+from workbench._utils.io import find_unicode_problem, iter_jsonl, unicode_problem
 from workbench._utils.validation import check_on_error, describe_value, is_listlike, is_missing
 
 __all__ = [
@@ -209,12 +216,19 @@ class PreferenceSet:
         Rows dropped under ``on_error="skip"``.
     n_read : int
         Rows read from the source, before skipping (defaults to ``len(frame)``).
+    row_numbers : list of int or None
+        The source row (or line, see ``row_unit``) of each frame row, as in error
+        messages; ``None`` when unknown (a set built from a frame by hand).
+    row_unit : {"row", "line"}
+        How ``row_numbers`` count: ``"line"`` for JSON lines files, else ``"row"``.
     """
 
     frame: pd.DataFrame
     source: str
     skipped: list[SkippedRow] = field(default_factory=list)
     n_read: int | None = None
+    row_numbers: list[int] | None = None
+    row_unit: str = "row"
 
     def __post_init__(self) -> None:
         if self.n_read is None:
@@ -260,13 +274,28 @@ class PreferenceSet:
         """
         if n is not None and (isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 0):
             raise ValueError(f"n must be None or a non-negative integer, got {n!r}")
+        kept_rows = self.row_numbers
         if n is None or n >= len(self):
             frame = self.frame.copy()
         else:
             rng = np.random.default_rng(seed)
             positions = np.sort(rng.choice(len(self), size=int(n), replace=False))
             frame = self.frame.iloc[positions].reset_index(drop=True)
-        return PreferenceSet(frame=frame, source=self.source, skipped=list(self.skipped), n_read=self.n_read)
+            kept_rows = None if kept_rows is None else [kept_rows[i] for i in positions]
+        return PreferenceSet(
+            frame=frame,
+            source=self.source,
+            skipped=list(self.skipped),
+            n_read=self.n_read,
+            row_numbers=None if kept_rows is None else list(kept_rows),
+            row_unit=self.row_unit,
+        )
+
+    def row_label(self, position: int) -> str:
+        """Where frame row ``position`` (0-based) came from: ``"line 7"``, ``"row 7"``."""
+        if self.row_numbers is None or len(self.row_numbers) != len(self.frame):
+            return f"row {position + 1}"
+        return _location(self.row_unit, self.row_numbers[position])
 
     def content_hash(self) -> str:
         """sha256 (hex) of a canonical JSON of ``id, prompt, history, chosen, rejected, label``.
@@ -414,7 +443,17 @@ def _optional_text(value: Any, name: str) -> str | None:
     return value if value.strip() else None
 
 
+def _is_nan(value: Any) -> bool:
+    return isinstance(value, (float, np.floating)) and math.isnan(value)
+
+
 def _optional_float(value: Any, name: str) -> float | None:
+    if _is_nan(value):
+        # JSON's NaN, a NaN float in Parquet or a DataFrame: a value, not a missing field
+        raise _RowError(
+            name,
+            "expected a finite number, got NaN (leave the field out or null for the default, or fix or drop the row)",
+        )
     if _is_missing(value):
         return None
     if isinstance(value, str):
@@ -428,6 +467,11 @@ def _optional_float(value: Any, name: str) -> float | None:
         raise _RowError(name, f"expected a number, got {_describe(value)}")
     else:
         number = float(value)
+    if math.isnan(number):
+        raise _RowError(
+            name,
+            "expected a finite number, got NaN (leave the field out or null for the default, or fix or drop the row)",
+        )
     if not math.isfinite(number):
         raise _RowError(name, f"expected a finite number, got {_describe(value)}")
     return number
@@ -500,6 +544,9 @@ def _normalise_row(record: Any, names: dict[str, str], decode_json: bool) -> dic
     """Map one input record onto the schema. Raises _RowError(field, reason)."""
     if not isinstance(record, Mapping):
         raise _RowError(None, f"expected an object with the row's fields, got {_describe(record)}")
+    bad_text = find_unicode_problem(record)
+    if bad_text is not None:
+        raise _RowError(bad_text[0] or None, bad_text[1])
 
     def get(key: str) -> Any:
         value = record.get(names[key], _MISSING)
@@ -537,10 +584,17 @@ def _normalise_row(record: Any, names: dict[str, str], decode_json: bool) -> dic
                 raise _RowError(n_hist, str(exc)) from None
         parts = (hist, prompt, _non_empty_text(chosen, n_chosen), _non_empty_text(rejected, n_rej))
     out["history"], out["prompt"], out["chosen"], out["rejected"] = parts
+    if out["chosen"] == out["rejected"]:
+        raise _RowError(
+            n_rej,
+            f"identical to {n_chosen!r}: a preference pair needs two different responses (fix or drop the row)",
+        )
 
     for key in ("subset", "category"):
         out[key] = _optional_text(get(key), names[key])
     label = _optional_float(get("label"), names["label"])
+    if label is not None and not 0.0 <= label <= 1.0:
+        raise _RowError(names["label"], f"expected a probability in [0, 1], got {label!r}")
     votes = {key: _optional_count(get(key), names[key]) for key in ("votes_chosen", "votes_rejected")}
     given = [key for key, v in votes.items() if v is not None]
     if len(given) == 1:
@@ -553,10 +607,17 @@ def _normalise_row(record: Any, names: dict[str, str], decode_json: bool) -> dic
             raise _RowError(names["votes_chosen"], "votes_chosen + votes_rejected must be > 0, got 0 votes in total")
         if label is None:
             label = votes["votes_chosen"] / total
+        elif (label > 0.5 and votes["votes_chosen"] < votes["votes_rejected"]) or (
+            label < 0.5 and votes["votes_chosen"] > votes["votes_rejected"]
+        ):
+            raise _RowError(
+                names["label"],
+                f"label {label:g} contradicts the votes ({votes['votes_chosen']} for {names['votes_chosen']!r}, "
+                f"{votes['votes_rejected']} for {names['votes_rejected']!r}); fix the label or the votes, "
+                "or leave the label out to derive it from the votes",
+            )
     if label is None:
         label = 1.0
-    elif not 0.0 <= label <= 1.0:
-        raise _RowError(names["label"], f"expected a probability in [0, 1], got {label!r}")
     out["label"] = label
     out.update(votes)
     out["checkpoint"] = _optional_text(get("checkpoint"), names["checkpoint"])
@@ -784,7 +845,14 @@ def _build(
     extra_frame = _extra_columns(extras, positions, consumed, extras_frame)
     if extra_frame is not None:
         frame = pd.concat([frame, extra_frame], axis=1)
-    return PreferenceSet(frame=frame, source=source, skipped=skipped, n_read=len(rows))
+    return PreferenceSet(
+        frame=frame,
+        source=source,
+        skipped=skipped,
+        n_read=len(rows),
+        row_numbers=[rows[p][0] for p in positions],
+        row_unit=unit,
+    )
 
 
 def _extra_name(col: str) -> str:
@@ -877,21 +945,24 @@ def from_frame(
 
 def _read_jsonl(path: Path, limit: int | None) -> Iterator[tuple[int, Any]]:
     """``(physical line, record)`` pairs; an unparsable line carries a ``_RowError`` instead."""
-    for lineno, record, error in iter_jsonl(path, limit=limit):
+    for lineno, record, error in iter_jsonl(path, limit=limit, check_unicode=False):
         yield lineno, (_RowError(None, error) if error is not None else record)
 
 
 def _read_json(path: Path, source: str, limit: int | None) -> tuple[str, list[tuple[int, Any]]]:
     """A ``.json`` file: a list of objects (rows numbered from 1), or JSON lines."""
-    with path.open("r", encoding="utf-8-sig") as fh:
+    # Bytes that are not UTF-8 are kept as surrogate escapes and reported per row and field.
+    with path.open("r", encoding="utf-8-sig", errors="surrogateescape") as fh:
         head = fh.read(4096).lstrip()
     if not head.startswith("["):
         return "line", list(_read_jsonl(path, limit))
     try:
-        data = json.loads(path.read_text(encoding="utf-8-sig"))
+        data = json.loads(path.read_text(encoding="utf-8-sig", errors="surrogateescape"))
     except json.JSONDecodeError as exc:
         reason = f"invalid JSON ({exc.msg} at column {exc.colno})"
         raise DataFormatError(source, exc.lineno, None, reason, unit="line") from None
+    if not isinstance(data, list):
+        raise DataFormatError(source, None, None, f"expected a JSON list of objects, got {_describe(data)}")
     if limit is not None:
         data = data[:limit]
     return "row", list(enumerate(data, start=1))
@@ -913,41 +984,94 @@ class _RaisedFieldLimit:
         csv.field_size_limit(self._old)
 
 
+class _LastLine:
+    """Iterates over a file's lines (newline="": endings kept) and remembers the last one read."""
+
+    def __init__(self, fh):
+        self._fh = fh
+        self.last = ""
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> str:
+        self.last = next(self._fh)
+        return self.last
+
+
+_BARE_CR = (
+    "ends at a bare carriage return (\\r) although the file's lines end with \\n: a field holds a \\r that its "
+    "writer did not quote (pandas' to_csv and csv.writer(lineterminator='\\n') do this), so CSV reads it as a line "
+    "break and splits the row; write the file again with quoting=csv.QUOTE_ALL (or as JSON lines), or remove the \\r"
+)
+
+
 def _read_csv(path: Path, source: str, limit: int | None) -> tuple[list[str], list[tuple[int, Any]]]:
     rows: list[tuple[int, Any]] = []
-    with path.open("r", encoding="utf-8-sig", newline="") as fh, _RaisedFieldLimit():
-        reader = csv.reader(fh)
-        header = next(reader, None)
-        if header is None:
-            raise DataFormatError(source, None, None, "the file is empty (no header row)")
-        dupes = sorted(c for c, n in Counter(header).items() if n > 1)
-        if dupes:
-            raise DataFormatError(source, None, None, f"duplicate column names in the header: {dupes}")
+    # Bytes that are not UTF-8 are kept as surrogate escapes and reported per row and field.
+    with path.open("r", encoding="utf-8-sig", errors="surrogateescape", newline="") as fh, _RaisedFieldLimit():
+        lines = _LastLine(fh)
+        reader = csv.reader(lines)
         rowno = 0
-        for values in reader:
-            if not values:
-                continue  # a blank line is not a row
-            if limit is not None and rowno >= limit:
-                break
-            rowno += 1
-            if len(values) != len(header):
-                rows.append((rowno, _RowError(None, f"expected {len(header)} fields, got {len(values)}")))
-                continue
-            rows.append((rowno, dict(zip(header, values))))
+        try:
+            header = next(reader, None)
+            if header is None:
+                raise DataFormatError(source, None, None, "the file is empty (no header row)")
+            # Lines ending in \n (LF or CRLF): a record that ends at a bare \r is part of a row
+            # split by an unquoted \r, and the records up to the next \n are the rest of it.
+            lf_file = lines.last.endswith("\n")
+            after_bare_cr = False
+            bad_header = next((unicode_problem(c) for c in header if unicode_problem(c)), None)
+            if bad_header is not None:
+                raise DataFormatError(source, None, None, f"header row: {bad_header}")
+            dupes = sorted(c for c, n in Counter(header).items() if n > 1)
+            if dupes:
+                raise DataFormatError(source, None, None, f"duplicate column names in the header: {dupes}")
+            for values in reader:
+                bare_cr = lf_file and lines.last.endswith("\r")
+                if after_bare_cr:  # the rest of a row split at a bare \r: part of that row, already reported
+                    after_bare_cr = bare_cr
+                    continue
+                if not values:
+                    continue  # a blank line is not a row
+                if limit is not None and rowno >= limit:
+                    break
+                rowno += 1
+                if bare_cr:
+                    rows.append((rowno, _RowError(None, "the row " + _BARE_CR)))
+                    after_bare_cr = True
+                    continue
+                if len(values) != len(header):
+                    rows.append((rowno, _RowError(None, f"expected {len(header)} fields, got {len(values)}")))
+                    continue
+                rows.append((rowno, dict(zip(header, values))))
+        except csv.Error as exc:
+            raise DataFormatError(source, rowno + 1, None, f"not readable as CSV ({exc})") from None
     return header, rows
 
 
-def _read_parquet(path: Path, limit: int | None) -> tuple[list[str], list[tuple[int, Any]]]:
+def _read_parquet(path: Path, source: str, limit: int | None) -> tuple[list[str], list[tuple[int, Any]]]:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    pf = pq.ParquetFile(path)
     records: list[dict] = []
-    for batch in pf.iter_batches(batch_size=4096):
-        records.extend(batch.to_pylist())
-        if limit is not None and len(records) >= limit:
-            records = records[:limit]
-            break
-    return list(pf.schema_arrow.names), list(enumerate(records, start=1))
+    try:
+        pf = pq.ParquetFile(path)
+        names = list(pf.schema_arrow.names)
+        for batch in pf.iter_batches(batch_size=4096):
+            records.extend(batch.to_pylist())
+            if limit is not None and len(records) >= limit:
+                records = records[:limit]
+                break
+    except (pa.ArrowException, OSError, UnicodeDecodeError, ValueError) as exc:
+        reason = (
+            f"not a readable Parquet file ({type(exc).__name__}: {exc}); "
+            "the file may be empty, truncated or in another format: write it again (e.g. DataFrame.to_parquet)"
+        )
+        if records:
+            reason = f"read {len(records)} rows, then: {reason}"
+        raise DataFormatError(source, None, None, reason) from None
+    return names, list(enumerate(records, start=1))
 
 
 def _pick_split(obj: Any, split: str | None, where: str) -> tuple[Any, str | None]:
@@ -1125,5 +1249,5 @@ def load_preferences(
         return _build(
             rows, source=source, unit="row", id_prefix=prefix, known_columns=header, decode_json=True, **common
         )
-    header, rows = _read_parquet(path, limit)
+    header, rows = _read_parquet(path, source, limit)
     return _build(rows, source=source, unit="row", id_prefix=prefix, known_columns=header, **common)

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from workbench._utils.io import iter_jsonl, unicode_problem
 from workbench.models.fingerprint import file_digest, folder_fingerprint, sha256_bytes, state_dict_fingerprint
 from workbench.models.formatting import Formatter, Message, TextTemplate
 
@@ -464,23 +465,57 @@ def pool_hidden(hidden, mask, pooling: str):
 class CallableRM(RewardModel):
     """Wrap ``fn(prompts, responses) -> scores`` (or ``fn(prompt, response) -> score`` with ``batched=False``).
 
-    The fingerprint hashes the function's source code; pass ``fingerprint=`` when
-    the function depends on state its source does not show (weights, a server).
+    The fingerprint (the score-cache key) is, in order of precedence:
+
+    * ``fingerprint=``: used as given;
+    * ``version=``: the function's module and name plus this version string; change
+      the version whenever the scores may change (new weights, a new server);
+    * otherwise the function's source code and the file of the module defining it, so
+      editing a helper or a constant in that file is noticed. State outside that file
+      (weights it loads, other modules, a server) is not: pass a version then.
     """
 
-    def __init__(self, fn: Callable, *, name: str | None = None, fingerprint: str | None = None, batched: bool = True):
+    def __init__(
+        self,
+        fn: Callable,
+        *,
+        name: str | None = None,
+        fingerprint: str | None = None,
+        version: str | None = None,
+        batched: bool = True,
+    ):
         if not callable(fn):
             raise TypeError(f"CallableRM needs a callable, got {type(fn).__name__}")
+        if fingerprint is not None and version is not None:
+            raise ValueError("CallableRM: pass fingerprint= or version=, not both")
+        if version is not None and (not isinstance(version, str) or not version.strip()):
+            raise ValueError(f"CallableRM: version must be a non-empty string, got {version!r}")
         self.fn = fn
         self.batched = batched
+        self.version = version
         self.name = name or getattr(fn, "__qualname__", type(fn).__name__)
-        if fingerprint is None:
+        qualified = f"{getattr(fn, '__module__', None)}.{getattr(fn, '__qualname__', self.name)}"
+        if version is not None:
+            fingerprint = sha256_bytes("callable", qualified, f"version={version}", f"batched={batched}")
+        elif fingerprint is None:
             try:
-                fingerprint = sha256_bytes(f"{fn.__module__}.{self.name}", inspect.getsource(fn), f"batched={batched}")
+                source = inspect.getsource(fn)
             except (OSError, TypeError):
+                source = None
+            if source is None:
                 # No source: scores are cached for this process only.
                 fingerprint = f"ephemeral-{uuid.uuid4().hex}"
+            else:
+                module_file = getattr(inspect.getmodule(fn), "__file__", None)
+                digest = file_digest(module_file) if module_file and Path(module_file).is_file() else ""
+                fingerprint = sha256_bytes(qualified, source, f"module-file={digest}", f"batched={batched}")
         self.fingerprint = fingerprint
+
+    def describe(self) -> dict:
+        info = super().describe()
+        if self.version is not None:
+            info["version"] = self.version
+        return info
 
     def score_items(self, items):
         prompts = [p for p, _, _ in items]
@@ -499,38 +534,58 @@ class CallableRM(RewardModel):
 class PrecomputedScoresRM(RewardModel):
     """Scores read from a file with columns ``prompt``, ``response``, ``score``.
 
-    Every text asked for must be in the file; a missing one is an error naming it.
+    ``prompt`` and ``response`` are read as text exactly as written (a response
+    ``"0.50"`` or ``"007"`` stays that string; CSV cells are never turned into numbers
+    or NaN); in JSON lines and Parquet they must be strings. Every text asked for
+    must be in the file; a missing one is an error naming it. The fingerprint is
+    the file's sha256.
     """
 
     def __init__(self, path: str | Path, *, name: str | None = None):
-        import pandas as pd
-
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"precomputed scores file not found: {path}")
+        if path.is_dir():
+            raise IsADirectoryError(f"precomputed scores must be a file, {path} is a folder")
         suffix = path.suffix.lower()
         if suffix == ".csv":
-            frame = pd.read_csv(path, keep_default_na=False)
+            unit, columns, rows = "row", *_read_scores_csv(path)
         elif suffix in (".jsonl", ".json"):
-            frame = pd.read_json(path, lines=suffix == ".jsonl")
+            unit, columns, rows = _read_scores_json(path)
         elif suffix == ".parquet":
-            frame = pd.read_parquet(path)
+            unit, columns, rows = "row", *_read_scores_parquet(path)
         else:
             raise ValueError(f"{path}: precomputed scores must be .csv, .jsonl, .json or .parquet")
-        missing = [c for c in ("prompt", "response", "score") if c not in frame.columns]
+        missing = [c for c in ("prompt", "response", "score") if c not in columns]
         if missing:
             raise ValueError(f"{path}: missing column(s) {missing}; expected prompt, response, score")
         self.table: dict[tuple[str, str], float] = {}
-        for i, (p, r, s) in enumerate(zip(frame["prompt"], frame["response"], frame["score"])):
-            row = i + 2 if suffix == ".csv" else i + 1
-            where = f"{path}, {'line' if suffix == '.jsonl' else 'row'} {row}"
+        for row, record in rows:
+            where = f"{path}, {unit} {row}"
+            if isinstance(record, str):  # a line that could not be read
+                raise ValueError(f"{where}: {record}")
+            if not isinstance(record, dict):
+                raise ValueError(f"{where}: expected an object with prompt, response, score")
+            for col in ("prompt", "response"):
+                value = record.get(col)
+                if not isinstance(value, str):
+                    raise ValueError(
+                        f"{where}, field {col!r}: expected a string, got {type(value).__name__} {value!r}; "
+                        "write texts as strings (quote them in JSON)"
+                    )
+                problem = unicode_problem(value)
+                if problem is not None:
+                    raise ValueError(f"{where}, field {col!r}: {problem}")
+            s = record.get("score")
             try:
+                if isinstance(s, bool):
+                    raise TypeError
                 value = float(s)
             except (TypeError, ValueError):
                 raise ValueError(f"{where}, field 'score': not a number: {s!r}") from None
             if not np.isfinite(value):
                 raise ValueError(f"{where}, field 'score': not finite: {s!r}")
-            key = (str(p), str(r))
+            key = (record["prompt"], record["response"])
             if key in self.table and self.table[key] != value:
                 raise ValueError(f"{where}: the same prompt and response appear earlier with a different score")
             self.table[key] = value
@@ -554,3 +609,59 @@ class PrecomputedScoresRM(RewardModel):
                 f"first missing: prompt={p[:80]!r}, response={r[:80]!r}"
             )
         return out
+
+
+def _read_scores_csv(path: Path) -> tuple[list[str], list[tuple[int, dict]]]:
+    """Header and ``(row, record)`` pairs, every cell a string (rows counted from 2: the header is row 1)."""
+    import csv
+
+    with path.open("r", encoding="utf-8-sig", errors="surrogateescape", newline="") as fh:
+        reader = csv.reader(fh)
+        header = next(reader, None)
+        if header is None:
+            raise ValueError(f"{path}: the file is empty (expected a header prompt,response,score)")
+        rows = []
+        row = 1
+        for values in reader:
+            if not values:
+                continue
+            row += 1
+            if len(values) != len(header):
+                rows.append((row, f"expected {len(header)} fields, got {len(values)}"))
+            else:
+                rows.append((row, dict(zip(header, values))))
+    return header, rows
+
+
+def _read_scores_json(path: Path) -> tuple[str, list[str], list[tuple[int, Any]]]:
+    """A JSON list of objects (rows) or JSON lines (lines); bad lines carry their error text."""
+    with path.open("r", encoding="utf-8-sig", errors="surrogateescape") as fh:
+        head = fh.read(4096).lstrip()
+    if head.startswith("["):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8-sig", errors="surrogateescape"))
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}, line {exc.lineno}: invalid JSON ({exc.msg})") from None
+        records = data if isinstance(data, list) else [data]
+        return "row", sorted({k for r in records if isinstance(r, dict) for k in r}), list(enumerate(records, 1))
+    rows: list[tuple[int, Any]] = []
+    columns: set[str] = set()
+    for lineno, record, error in iter_jsonl(path):
+        rows.append((lineno, error if error is not None else record))
+        if isinstance(record, dict):
+            columns.update(record)
+    return "line", sorted(columns), rows
+
+
+def _read_scores_parquet(path: Path) -> tuple[list[str], list[tuple[int, dict]]]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise ValueError(
+            f"{path}: not a readable Parquet file ({type(exc).__name__}: {exc}); write it again "
+            "(e.g. DataFrame.to_parquet)"
+        ) from None
+    return list(table.column_names), list(enumerate(table.to_pylist(), start=1))

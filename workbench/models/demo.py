@@ -8,12 +8,15 @@ as a frozen backbone with a linear value head trained by
 * ``demo-biased`` learns labels of a simulated annotator who also prefers longer
   responses and responses that agree with or flatter the user (positive control).
 
-Both are trained with :data:`DEMO_TRAINING_CONFIG` (the trainer's defaults with a
-stronger weight decay, 0.01: the head then leans on the cues shared across topics
-rather than on memorised topic content, and the reward scale is comparable between
-the two models). A model is trained on first use and cached under
-``<cache>/demo-models/``, keyed by the training data, the backbone and the training
-configuration.
+Both are trained with :data:`DEMO_TRAINING_CONFIG`: the trainer's defaults with a
+stronger weight decay, 0.01 (the head then leans on the cues shared across topics rather
+than on memorised topic content), and temperature scaling on 20% of the training topics,
+held out of training (``calibration_fraction=0.2``), as practitioners calibrate on a
+validation split: without it the head is under-confident on unseen topics (fitted
+temperature 0.76 against the clean annotator's labels of ``demo-eval``). A model is trained on first use and cached under
+``<model dir>/demo-models/`` (:func:`workbench.paths.model_dir`, not moved by
+``WORKBENCH_CACHE_DIR``), keyed by the training data, the backbone and the
+training configuration.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from workbench.data.preferences import load_preferences
 from workbench.models.adapters import VALUE_HEAD_CONFIG, ValueHeadRM
 from workbench.models.fingerprint import file_digest, folder_fingerprint, sha256_bytes
 from workbench.models.training import TrainingConfig, TrainingResult, train_value_head
-from workbench.paths import cache_dir, data_dir, minilm_dir
+from workbench.paths import data_dir, minilm_dir, model_dir
 
 __all__ = [
     "DEMO_NAMES",
@@ -43,7 +46,7 @@ __all__ = [
 DEMO_TRAINING_FILES = {"demo-clean": "train_clean.jsonl", "demo-biased": "train_biased.jsonl"}
 DEMO_NAMES: tuple[str, ...] = tuple(DEMO_TRAINING_FILES)
 #: The configuration both demo RMs are trained with (also the one to use for look-alikes, e.g. ensemble members).
-DEMO_TRAINING_CONFIG = TrainingConfig(weight_decay=0.01)
+DEMO_TRAINING_CONFIG = TrainingConfig(weight_decay=0.01, calibration_fraction=0.2)
 
 
 def demo_training_data(name: str) -> Path:
@@ -64,7 +67,7 @@ def demo_model_dir(name: str, config: TrainingConfig | None = None) -> Path:
         folder_fingerprint(minilm_dir()),
         json.dumps(asdict(config), sort_keys=True),
     )[:16]
-    return cache_dir() / "demo-models" / f"{name}-{key}"
+    return model_dir() / "demo-models" / f"{name}-{key}"
 
 
 def train_demo_model(
@@ -78,7 +81,7 @@ def train_demo_model(
         out_dir,
         config or DEMO_TRAINING_CONFIG,
         name=name,
-        embedding_cache=cache_dir() / "embeddings",
+        embedding_cache=model_dir() / "embeddings",
     )
 
 

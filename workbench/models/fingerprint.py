@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -16,6 +17,9 @@ __all__ = [
     "folder_fingerprint",
     "state_dict_fingerprint",
     "json_fingerprint",
+    "MODULE_FILE_LIMIT",
+    "module_files",
+    "module_fingerprint",
 ]
 
 # Files up to this size are hashed in full; larger weight files are identified by
@@ -96,3 +100,57 @@ def state_dict_fingerprint(module, extra: Iterable[str] = ()) -> str:
 
 def json_fingerprint(obj) -> str:
     return sha256_bytes(json.dumps(obj, sort_keys=True, default=str))
+
+
+#: A package with more files than this is fingerprinted by its ``.py`` files only.
+MODULE_FILE_LIMIT = 2000
+
+
+def _package_root(module) -> Path | None:
+    """The folder of the top-level package ``module`` belongs to (``None`` for a top-level module)."""
+    top = module.__name__.split(".", 1)[0]
+    top_module = sys.modules.get(top)
+    locations = list(getattr(top_module, "__path__", []) or []) if top_module is not None else []
+    return Path(locations[0]) if locations else None
+
+
+def module_files(module) -> list[Path]:
+    """The files a ``python:`` RM's fingerprint hashes: the module's file and its package's files.
+
+    For a module inside a package, every file of the top-level package (its helpers,
+    constants and data files such as weights next to the code; ``__pycache__`` and
+    hidden entries excluded); a package with more than :data:`MODULE_FILE_LIMIT` files
+    contributes its ``.py`` files only. For a top-level module, its own file. Files the
+    code reads from elsewhere are not covered: give such a model an explicit version.
+    """
+    own = getattr(module, "__file__", None)
+    files: set[Path] = {Path(own).resolve()} if own else set()
+    root = _package_root(module)
+    if root is not None and root.is_dir():
+        found = [
+            path
+            for path in root.rglob("*")
+            if path.is_file()
+            and "__pycache__" not in path.parts
+            and not any(part.startswith(".") for part in path.relative_to(root).parts)
+        ]
+        if len(found) > MODULE_FILE_LIMIT:
+            found = [path for path in found if path.suffix == ".py"]
+        files.update(path.resolve() for path in found)
+    return sorted(files)
+
+
+def module_fingerprint(module, extra: Iterable[str] = ()) -> str:
+    """sha256 over the contents of :func:`module_files` (with their paths relative to the package)."""
+    files = module_files(module)
+    if not files:
+        raise ValueError(f"module {module.__name__!r} has no source file to fingerprint; pass a version")
+    root = _package_root(module)
+    parts = []
+    for path in files:
+        try:
+            rel = path.relative_to(root.resolve()).as_posix() if root is not None else path.name
+        except ValueError:
+            rel = path.name
+        parts.append(f"{rel}:{file_digest(path)}")
+    return sha256_bytes(f"module:{module.__name__}", *parts, *extra)

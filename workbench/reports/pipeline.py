@@ -3,7 +3,9 @@
 :func:`run_audit` runs, in order:
 
 1. :func:`plan_audit`: select the notebooks and validate every parameter against their
-   ``parameters`` cells (an error here stops everything before anything runs);
+   ``parameters`` cells, then :func:`check_inputs`: data files and model files that do
+   not exist, and an ``--out`` that is a file or cannot be created (an error here stops
+   everything before anything runs; the CLI exits with status 2);
 2. :func:`resolve_inputs`: the model fingerprint and the content hash of each data spec;
 3. :func:`run_notebooks`: execute each notebook with papermill, then export its HTML report
    (:func:`~workbench.reports.runner.run_notebook`); a notebook that fails does not stop the others;
@@ -17,11 +19,14 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import re
 import shlex
 import sys
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,6 +53,14 @@ from workbench.reports.summary import (
 )
 
 DEMO_MODELS = ("demo-clean", "demo-biased")
+DATA_PARAMETERS = ("data", "golden", "bon", "bootstrap_data")  # parameters that name a data file or a data set
+MODEL_PARAMETERS = ("model", "models", "gold_model")  # parameters that name RM specs (models: comma-separated)
+_DATA_SUFFIXES = (".jsonl", ".ndjson", ".json", ".csv", ".parquet", ".pq")
+_PYTHON_SPEC = re.compile(r"python:([A-Za-z_][\w.]*):")
+
+
+class PreflightError(ValueError):
+    """An input found wrong before any notebook starts: a missing file, an unusable ``--out``."""
 
 
 def log(message: str) -> None:
@@ -140,6 +153,110 @@ def plan_audit(
     return AuditPlan(common, plan, per_nb)
 
 
+def _looks_like_path(text: str) -> bool:
+    return text.startswith(("/", ".", "~")) or Path(text).suffix.lower() in _DATA_SUFFIXES
+
+
+def _model_specs(value) -> list[str]:
+    if not isinstance(value, str):
+        return []
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def _check_out(out: Path) -> None:
+    """``out`` must be a folder that exists or can be created, and be writable."""
+    if out.exists() and not out.is_dir():
+        raise PreflightError(f"--out {str(out)!r} is a file; give a folder for the reports (it is created if needed)")
+    ancestor = out
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise PreflightError(f"--out {str(out)!r} cannot be created: {str(ancestor)!r} is a file, not a folder")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise PreflightError(f"--out {str(out)!r} cannot be written: no write permission on {str(ancestor)!r}")
+
+
+def check_inputs(plan: AuditPlan, out: str | Path | None = None) -> None:
+    """Step 1b: what can be found wrong before any notebook starts; raises :class:`PreflightError`.
+
+    * every data parameter (``data``, ``golden``, ``bon``, ``bootstrap_data``) that looks
+      like a path (starts with ``/``, ``.`` or ``~``, or ends in a data suffix) must exist;
+      names such as ``golden`` or ``hf:NAME`` are left to the notebooks;
+    * a ``scores:FILE`` model, or a model spec that is a local path, must exist;
+    * ``out`` must be a folder, or creatable, and writable.
+    """
+    for nb_params in plan.parameters.values():
+        for name, value in nb_params.items():
+            if name in DATA_PARAMETERS and isinstance(value, str) and value and not value.startswith("hf:"):
+                if _looks_like_path(value) and not Path(value).expanduser().exists():
+                    flag = "--data" if name == "data" else f"--param {name}"
+                    raise PreflightError(
+                        f"{flag} {value!r}: no such file or folder (relative paths are taken from {os.getcwd()})"
+                    )
+            if name in MODEL_PARAMETERS:
+                for spec in _model_specs(value):
+                    path_text = spec[len("scores:") :] if spec.startswith("scores:") else spec
+                    if (spec.startswith("scores:") or _looks_like_path(spec)) and not Path(
+                        path_text
+                    ).expanduser().exists():
+                        flag = "--model" if name == "model" else f"--param {name}"
+                        raise PreflightError(
+                            f"{flag} {spec!r}: no such file or folder (relative paths are taken from {os.getcwd()})"
+                        )
+    if out is not None:
+        _check_out(Path(out))
+
+
+def python_module_dirs(plan: AuditPlan) -> list[str]:
+    """Folders that ``python:module:function`` specs are imported from here but a kernel would not see.
+
+    Kernels run with the notebook's folder as working directory, so a module found in
+    this process's working directory (or another folder outside the Python installation)
+    is made importable there through ``PYTHONPATH``.
+    """
+    prefixes = {str(Path(p).resolve()) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
+    dirs: dict[str, None] = {}
+    for nb_params in plan.parameters.values():
+        for value in nb_params.values():
+            if not isinstance(value, str):
+                continue
+            for module_name in _PYTHON_SPEC.findall(value):
+                top = module_name.split(".", 1)[0]
+                try:
+                    spec = importlib.util.find_spec(top)
+                except (ImportError, ValueError):
+                    spec = None
+                if spec is None:
+                    continue
+                if spec.submodule_search_locations:
+                    folder = Path(list(spec.submodule_search_locations)[0]).resolve().parent
+                elif spec.origin and spec.origin not in ("built-in", "frozen"):
+                    folder = Path(spec.origin).resolve().parent
+                else:
+                    continue
+                if not any(str(folder).startswith(prefix) for prefix in prefixes):
+                    dirs[str(folder)] = None
+    return list(dirs)
+
+
+@contextmanager
+def kernel_pythonpath(dirs: list[str]) -> Iterator[None]:
+    """Put ``dirs`` in front of ``PYTHONPATH`` (which the kernels inherit) for the duration."""
+    old = os.environ.get("PYTHONPATH")
+    current = [p for p in (old or "").split(os.pathsep) if p]
+    added = [d for d in dirs if d not in current]
+    if added:
+        os.environ["PYTHONPATH"] = os.pathsep.join([*added, *current])
+    try:
+        yield
+    finally:
+        if added:
+            if old is None:
+                os.environ.pop("PYTHONPATH", None)
+            else:
+                os.environ["PYTHONPATH"] = old
+
+
 def resolve_inputs(plan: AuditPlan) -> ResolvedInputs:
     """Step 2: the model fingerprint (a demo RM is trained on first use) and each data spec's content hash."""
     log("reading the model fingerprint (a demo RM is trained on first use) ...")
@@ -225,18 +342,26 @@ def run_audit(
     t0 = time.perf_counter()
     plan = plan_audit(model, data, notebooks, params, seed=seed, notebook_dir=notebook_dir)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    check_inputs(plan, out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PreflightError(f"--out {str(out)!r} cannot be created: {exc}") from exc
     log(f"auditing model {plan.model} with {len(plan.parameters)} notebook(s) -> {out}")
     inputs = resolve_inputs(plan)
-    runs = run_notebooks(
-        plan,
-        out,
-        kernel=kernel,
-        timeout=timeout,
-        show_code=show_code,
-        progress=sys.stdout.isatty() if progress is None else progress,
-        started=t0,
-    )
+    module_dirs = python_module_dirs(plan)
+    if module_dirs:
+        log(f"python: model modules are imported in the notebooks from {', '.join(module_dirs)} (PYTHONPATH)")
+    with kernel_pythonpath(module_dirs):
+        runs = run_notebooks(
+            plan,
+            out,
+            kernel=kernel,
+            timeout=timeout,
+            show_code=show_code,
+            progress=sys.stdout.isatty() if progress is None else progress,
+            started=t0,
+        )
     run_info = {
         "started": started_at,
         "finished": utc_now(),
@@ -270,7 +395,7 @@ def run_demo(out="reports", *, data=None, **options) -> list[AuditRun]:
     demo RMs are trained.
     """
     start = time.perf_counter()
-    plan_audit(
+    plan = plan_audit(
         DEMO_MODELS[0],
         data,
         options.get("notebooks"),
@@ -278,6 +403,7 @@ def run_demo(out="reports", *, data=None, **options) -> list[AuditRun]:
         seed=options.get("seed"),
         notebook_dir=options.get("notebook_dir"),
     )
+    check_inputs(plan, out)
     for name in DEMO_MODELS:
         t = time.perf_counter()
         load_demo_model(name)

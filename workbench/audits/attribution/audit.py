@@ -29,7 +29,7 @@ import pandas as pd
 import seaborn as sns
 
 from workbench._utils.plotting import ensure_ax
-from workbench._utils.stats import cluster_labels
+from workbench._utils.stats import cluster_labels, unit_name
 from workbench.audits.attribution.agreement import MethodAgreement, compare_methods
 from workbench.audits.attribution.browser import explanation_browser
 from workbench.audits.attribution.dataset import (
@@ -422,7 +422,8 @@ def attribution_audit(
     ]
 
     # faithfulness: deletion curves, and the graded effect per method (clusters: the pairs' prompts or topics)
-    pair_codes, cluster_unit = cluster_labels(frame)
+    pair_codes, cluster_column = cluster_labels(frame)
+    cluster_unit = unit_name(cluster_column)
     curves, tests = [], []
     for name, exps in explanations.items():
         chosen = [(j, e) for j, e in enumerate(exps[:faithfulness_examples]) if e.n_words >= _MIN_WORDS_FOR_CURVE]

@@ -37,6 +37,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from workbench._utils.stats import unit_name
 from workbench.audits.calibration.display import ReliabilityDisplay, plot_reliability_comparison
 from workbench.audits.calibration.methods import CalibrationComparison, cross_fit_calibrators
 from workbench.audits.calibration.report import (
@@ -50,7 +51,6 @@ from workbench.audits.calibration.uncertainty import (
     CalibrationUncertainty,
     calibration_uncertainty,
     pair_clusters,
-    unit_name,
 )
 from workbench.audits.calibration.validation import validate_inputs
 from workbench.audits.result import AuditResult

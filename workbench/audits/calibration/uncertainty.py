@@ -58,7 +58,6 @@ __all__ = [
     "fit_inverse_temperature",
     "join_pair_data",
     "pair_clusters",
-    "unit_name",
 ]
 
 BETA_BOUNDS = (1e-3, 1e3)  # inverse temperature search range (T from 0.001 to 1000)
@@ -100,14 +99,6 @@ def join_pair_data(frame: pd.DataFrame, data: Any = None, columns=PAIR_DATA_COLU
     for c in take:
         out[c] = src[c].to_numpy()
     return out
-
-
-_UNIT_NAMES = {"topic_id": "topic", "prompt_id": "prompt", "prompt": "prompt", "pair": "pair"}
-
-
-def unit_name(column: str) -> str:
-    """A readable singular name of the resampling unit (``"topic_id"`` -> ``"topic"``)."""
-    return _UNIT_NAMES.get(column, column)
 
 
 def pair_clusters(frame: pd.DataFrame, data: Any = None, column: str | None = None) -> tuple[np.ndarray, str]:

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from workbench._utils.stats import cluster_labels, normalize_prompt
+from workbench._utils.stats import cluster_labels, normalize_prompt, unit_name
 from workbench.audits.calibration.metrics import bootstrap_ci, pairwise_accuracy
 from workbench.audits.drift.checkpoints import DriftResult, relabel_candidates, reward_drift
 from workbench.audits.drift.flag import GoodhartFlag, goodhart_flag
@@ -45,10 +45,6 @@ VERDICT_COLUMNS = [
     "n_clusters",
     "sentence",
 ]
-
-#: plain names of the cluster columns in verdict sentences
-UNIT_NAMES = {"topic_id": "topic", "prompt_id": "prompt"}
-
 
 @dataclass
 class DriftAudit(AuditResult):
@@ -206,7 +202,7 @@ def drift_audit(
     else:
         prompt_ids = samples["prompt"].map(normalize_prompt).to_numpy()
     codes, unit = cluster_labels(samples)
-    unit = UNIT_NAMES.get(unit, unit)
+    unit = unit_name(unit)
     drift = reward_drift(
         scores,
         samples["checkpoint"],

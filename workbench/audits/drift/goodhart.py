@@ -44,8 +44,11 @@ gold SD (pooled over pools), with a cluster-bootstrap interval: pools are resamp
 topic when the pools have a topic column, else by pool), and in every resample the curve,
 its peak and the drop are recomputed. Graded by
 :func:`~workbench.reports.grading.grade_interval` (harm = gold lost by optimising past the
-peak): pass when the interval lies below ``warn`` (default 0.05 SD), fail when it lies
-above ``fail`` (default 0.2 SD), warn in between, inconclusive when it straddles ``warn``.
+peak): pass when the interval lies below ``warn`` (default 0.2 SD, Cohen's "small" effect, the
+same convention as the drift margins), fail when it lies above ``fail`` (default 0.5 SD, a
+"medium" effect), warn in between, inconclusive when it straddles ``warn``. With 0.05 SD the
+shipped demo-clean (a drop of 0.04 SD past n = 8, 57 topics) could never pass: the interval of
+a drop that small is about 0.1 SD wide at the shipped size.
 """
 
 from __future__ import annotations
@@ -63,7 +66,7 @@ from scipy.optimize import brentq
 
 from workbench._utils.io import iter_jsonl
 from workbench._utils.plotting import ensure_ax
-from workbench._utils.stats import bootstrap_weights, cluster_labels, group_codes
+from workbench._utils.stats import bootstrap_weights, cluster_labels, group_codes, unit_name
 from workbench._utils.validation import check_ci, check_n_boot
 from workbench.audits.result import AuditResult
 from workbench.data.preferences import DataFormatError
@@ -308,8 +311,8 @@ class BestOfNResult(AuditResult):
     drop_ci: tuple[float, float] = (float("nan"), float("nan"))
     n_clusters: int = 0
     cluster_unit: str = "prompt"
-    warn: float = 0.05
-    fail: float = 0.2
+    warn: float = 0.2
+    fail: float = 0.5
     ci: float = 0.95
 
     def to_frame(self) -> pd.DataFrame:
@@ -469,8 +472,8 @@ def best_of_n_curve(
     *,
     pool_column: str = "prompt_id",
     clusters: Any = None,
-    warn: float = 0.05,
-    fail: float = 0.2,
+    warn: float = 0.2,
+    fail: float = 0.5,
     ci: float = 0.95,
 ) -> BestOfNResult:
     """Expected gold and proxy score of the best-of-n pick for ``n = 1 .. n_max`` (exact, see module docstring).
@@ -515,7 +518,7 @@ def best_of_n_curve(
         if len(lab) != len(pools):
             raise ValueError(f"clusters has {len(lab)} labels for {len(pools)} candidates")
         pool_clusters = group_codes(lab[firsts], len(groups), "clusters")
-    cluster_unit = {"topic_id": "topic", "prompt_id": "prompt"}.get(cluster_unit, cluster_unit)
+    cluster_unit = unit_name(cluster_unit)
     if not 0 <= warn <= fail:
         raise ValueError(f"margins need 0 <= warn <= fail, got warn={warn!r}, fail={fail!r}")
     sizes = np.array([g.size for g in groups])

@@ -45,7 +45,16 @@ Margins (:data:`MARGINS`) were chosen by simulation
 (500 pairs, 57 topics, 200 perturbed responses) an RM without shortcut false-warns in at
 most 5% and false-fails in at most 1% of seeds per family, while a planted length
 preference of +0.15 over annotators and a planted agreement perturbation effect of +0.3 SD
-are flagged (warn or fail) in at least 80% of seeds.
+are flagged (warn or fail) in at least 80% of seeds. The perturbation fail margin is 0.2 SD,
+not 0.15: a point estimate past the fail margin warns, and with a null standard error of about
+0.08 SD a 0.15 margin let each perturbation family false-warn in 1.5 to 5.5% of seeds, 13% for
+the whole audit (``benchmarks/false_alarm.py``, 200 seeds, 1200 pairs).
+
+Known limitation: the pair check's temperature is fitted to the labels, so for an RM whose
+reward is dominated by the feature (a length slope of 8 reward units per SD of log length,
+label-balanced gap +0.43) the fitted temperature flattens every probability and ``prob_gap``
+falls back to about +0.05, the fail margin: such an RM is still flagged (and fails accuracy
+and calibration), but by less than its label-balanced gap shows.
 """
 
 from __future__ import annotations
@@ -129,7 +138,7 @@ FAMILIES: dict[str, FamilySpec] = {
 #: Warn and fail margins of each kind of check, in its own units: pair checks in points of
 #: preference rate (0.10 = 10 points), perturbations in pooled within-prompt reward SDs.
 #: A family's own ``margins`` (sentiment) override these unless the caller passes ``margins``.
-MARGINS: dict[str, tuple[float, float]] = {"pair": (0.045, 0.05), "perturbation": (0.12, 0.15)}
+MARGINS: dict[str, tuple[float, float]] = {"pair": (0.045, 0.05), "perturbation": (0.12, 0.2)}
 
 #: Minimum number of pairs that differ in a feature for a pair check to be graded.
 MIN_PAIRS = 20

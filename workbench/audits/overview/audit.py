@@ -28,10 +28,10 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from workbench._utils.stats import bootstrap_weights, percentile_ci
+from workbench._utils.stats import bootstrap_weights, percentile_ci, unit_name
 from workbench._utils.validation import check_ci, check_n_boot
 from workbench.audits.calibration.metrics import mean_reward_gap, pairwise_accuracy
-from workbench.audits.calibration.uncertainty import join_pair_data, pair_clusters, unit_name
+from workbench.audits.calibration.uncertainty import join_pair_data, pair_clusters
 from workbench.audits.result import AuditResult
 from workbench.reports.verdicts import Verdict, graded_verdict
 
