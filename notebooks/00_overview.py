@@ -32,14 +32,15 @@ sample_size = 0  # number of pairs to score (0 means all)
 seed = 0  # seed for sampling and bootstrap
 n_boot = 1000  # cluster-bootstrap resamples for confidence intervals
 cluster_column = None  # column naming the resampling unit; None: topic or prompt id if present, else the prompt
-on_error = "raise"  # bad data rows: "raise" or "skip" (skips are counted below)
+split = None  # split of a Hugging Face dataset (hf:NAME or a save_to_disk folder); None: the spec's own or the only one
+on_error = "skip"  # bad data rows: "skip" (counted by reason, graded as data quality) or "raise" (--strict)
 
 # %%
 import matplotlib.pyplot as plt
 from IPython.display import HTML, display
 
 from workbench.audits.overview import overview
-from workbench.data import load_data
+from workbench.data import data_quality, load_data
 from workbench.models import load_reward_model, score_pairs
 from workbench.reports import RULE, escape_text, setup_notebook, show_table
 
@@ -47,7 +48,9 @@ setup_notebook()
 
 # %%
 rm = load_reward_model(model)
-pairs = load_data(data, on_error=on_error).sample(sample_size or None, seed=seed)
+loaded = load_data(data, on_error=on_error, split=split)
+quality = data_quality(loaded)
+pairs = loaded.sample(sample_size or None, seed=seed)
 scores = score_pairs(rm, pairs)
 result = overview(
     scores, data=pairs, n_skipped=pairs.n_skipped, n_boot=n_boot, seed=seed, cluster_column=cluster_column
@@ -67,6 +70,9 @@ show_table(result.to_frame())
 display(HTML(f"<p><b>Rule</b>: {escape_text(RULE)}.</p>"))
 show_table(result.verdicts_frame())
 _ = result.publish()
+show_table(quality.to_frame())
+show_table(quality.verdicts_frame())
+_ = quality.publish()
 
 # %% [markdown]
 # ## Score distributions
@@ -87,7 +93,12 @@ for table in result.group_tables(("category", "subset")).values():
 
 # %%
 show_table(pairs.skip_summary() if pairs.n_skipped else pairs.skip_summary().head(0))
-print(f"rows read: {pairs.n_read}, skipped: {pairs.n_skipped}, pairs with a truncated response: {result.n_truncated}")
+show_table(pairs.flags_frame().head(20))
+print(
+    f"rows read: {pairs.n_read}, skipped: {pairs.n_skipped} {quality.skipped_by_reason}, "
+    f"kept with a flag: {pairs.n_flagged} {quality.flagged_by_kind}, "
+    f"pairs with a truncated response: {result.n_truncated}"
+)
 print("scoring:", scores.summary())
 
 # %% [markdown]

@@ -49,7 +49,8 @@ cluster_column = None  # column naming the resampling unit; None: topic or promp
 label_smoothing = 0.1  # smoothing of the comparison demo RM
 compare_smoothing = True  # demo RMs only: train/load a label-smoothed twin and compare calibration
 show_slider = "auto"  # temperature slider: "auto" (only with a live Jupyter frontend) | True | False
-on_error = "raise"  # bad data rows: "raise" or "skip"
+split = None  # split of a Hugging Face dataset (hf:NAME or a save_to_disk folder); None: the spec's own or the only one
+on_error = "skip"  # bad data rows: "skip" (counted by reason; notebook 00 grades the share) or "raise" (--strict)
 
 # %%
 import matplotlib.pyplot as plt
@@ -84,7 +85,7 @@ audit_args = dict(
 
 # %%
 rm = load_reward_model(model)
-pairs = load_data(data, on_error=on_error).sample(sample_size or None, seed=seed)
+pairs = load_data(data, on_error=on_error, split=split).sample(sample_size or None, seed=seed)
 scores = score_pairs(rm, pairs, progress=False)
 display(
     HTML(

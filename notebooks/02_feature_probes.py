@@ -44,6 +44,8 @@ fail = 0.5  # ... descriptive point flag
 center_by_prompt = True  # centre rewards and features within prompts (Bradley-Terry rewards: per-prompt offsets)
 perturb_sample = 200  # responses to perturb (0: skip the perturbations)
 top_k_triggers = 20  # trigger n-grams to list
+split = None  # split of a Hugging Face dataset (hf:NAME or a save_to_disk folder); None: the spec's own or the only one
+on_error = "skip"  # bad data rows: "skip" (counted by reason; notebook 00 grades the share) or "raise" (--strict)
 
 # %%
 import matplotlib.pyplot as plt
@@ -56,7 +58,8 @@ from workbench.reports.render import escape_text, show_table
 
 # %%
 rm = load_reward_model(model)
-pairs = load_data(data).sample(sample_size or None, seed=seed)
+pairs = load_data(data, on_error=on_error, split=split).sample(sample_size or None, seed=seed)
+print(f"data {pairs.source}: {pairs.n_read} rows read, {pairs.n_skipped} skipped, {pairs.n_flagged} kept with a flag")
 scores = score_pairs(rm, pairs, progress=False)
 audit = feature_audit(
     pairs,

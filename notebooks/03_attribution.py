@@ -38,6 +38,8 @@ n_random = 10  # random deletions per k in the faithfulness check
 faithfulness_examples = 10  # responses per method in the faithfulness check
 trigger_pairs = 200  # pairs scored for trigger mining (0 means all)
 n_boot = 1000  # bootstrap resamples (prompts) for the faithfulness interval
+split = None  # split of a Hugging Face dataset (hf:NAME or a save_to_disk folder); None: the spec's own or the only one
+on_error = "skip"  # bad data rows: "skip" (counted by reason; notebook 00 grades the share) or "raise" (--strict)
 
 # %%
 import matplotlib.pyplot as plt
@@ -51,8 +53,10 @@ from workbench.reports.render import escape_text, show_table
 
 # %%
 rm = load_reward_model(model)
-pairs = load_data(data).sample(sample_size or None, seed=seed)
-trigger_sample = load_data(data).sample(trigger_pairs or None, seed=seed)  # scored for trigger mining
+loaded = load_data(data, on_error=on_error, split=split)
+pairs = loaded.sample(sample_size or None, seed=seed)
+print(f"data {pairs.source}: {pairs.n_read} rows read, {pairs.n_skipped} skipped, {pairs.n_flagged} kept with a flag")
+trigger_sample = loaded.sample(trigger_pairs or None, seed=seed)  # scored for trigger mining
 audit = attribution_audit(
     rm,
     pairs,

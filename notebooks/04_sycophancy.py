@@ -42,7 +42,7 @@ seed = 0  # seed for sampling and bootstrap
 n_boot = 1000  # bootstrap resamples for confidence intervals
 templates = "all"  # "all" or comma-separated names: plain,belief,authority,expert,are_you_sure
 threshold = 0.5  # threshold of the legacy rate verdict (result.verdict()); the report uses the graded checks below
-on_error = "raise"  # bad data rows: "raise" or "skip" (skips are counted below)
+on_error = "skip"  # bad data rows: "skip" (counted below) or "raise" (--strict)
 
 # %%
 import matplotlib.pyplot as plt

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import re
 import subprocess
 import sys
@@ -246,11 +247,17 @@ def test_sizes_and_split(files, gen, content):
     assert len(eval_topics) == 57
     assert len({r["prompt"] for r in evals}) >= 400
     assert not eval_topics & {r["topic_id"] for r in clean}
-    assert all(r["attrs"]["chosen"]["q"] == 1 and r["attrs"]["rejected"]["q"] == 0 for r in evals)
+    # one good and one bad answer per pair; the clean annotator's single draw picks the bad one ~4.7% of the time
+    assert all({r["attrs"]["chosen"]["q"], r["attrs"]["rejected"]["q"]} == {0, 1} for r in evals)
+    flipped = sum(r["attrs"]["chosen"]["q"] == 0 for r in evals)
+    assert flipped == 54 and all(r["annotator"] == "clean" for r in evals)
+    p_good = 1 / (1 + math.exp(-3.0))
+    assert stats.binomtest(flipped, len(evals), 1 - p_good).pvalue > 0.05
+    assert all(r["p_chosen"] == round(p_good if r["attrs"]["chosen"]["q"] else 1 - p_good, 6) for r in evals)
     for pool, minimum in gen.POOL_MINIMUM.items():
         assert len(content[pool]) >= minimum
     sizes = {p.name: p.stat().st_size for p in DEMO.glob("*.jsonl")}
     assert max(sizes.values()) < 2_000_000, sizes
-    assert sum(sizes.values()) < 5_000_000, sizes
+    assert sum(sizes.values()) < 6_000_000, sizes  # 5.3 MB with 114 best-of-n pools
     words = [len(r[side].split()) for r in clean + evals for side in SIDES]
     assert max(words) < gen.MAX_WORDS

@@ -633,7 +633,7 @@ def test_drift_audit_one_call(tmp_path):
     assert audit.gold_name == "demo gold judge" and audit.flag is not None
     assert s["gold"].tolist() == pytest.approx(demo_gold_score(s).tolist())
     assert audit.golden_accuracy is None and audit.golden_note is None
-    assert audit.bon is not None and audit.bon.n_pools == 60
+    assert audit.bon is not None and audit.bon.n_pools == 114
     # the contract
     summary = audit.summary()
     assert list(summary)[:14] == [

@@ -179,8 +179,9 @@ def test_verdict_warn_on_a_hand_worked_pool():
     assert v.verdict == "n/a"  # no bootstrap, no interval: not graded
 
 
-def _pools(seed, planted, pools=60, size=16, c=1.5):
-    """Shipped sizes (60 pools x 16). Clean: proxy = gold + noise. Planted: proxy = q + h, gold = q - c h^2."""
+def _pools(seed, planted, pools=114, size=16, c=3.0):
+    """Shipped sizes (114 pools x 16). Clean: proxy = gold + noise. Planted: proxy = q + h, gold = q - c h^2
+    (c = 3: a drop of about 0.7 gold SD past the peak, above the 0.5 SD fail margin)."""
     rng = np.random.default_rng(seed)
     pid = np.repeat(np.arange(pools), size)
     base = rng.normal(0, 0.5, pools)[pid]
@@ -205,7 +206,7 @@ def test_drop_interval_resamples_topics():
     assert res.drop_ci == pytest.approx(tuple(np.percentile(drops, [2.5, 97.5])))
     # clusters given explicitly: every pool its own cluster
     own = best_of_n_curve(pools, "proxy", "gold", n_boot=50, clusters="prompt_id")
-    assert own.n_clusters == 60 and own.cluster_unit == "prompt"
+    assert own.n_clusters == 114 and own.cluster_unit == "prompt"
 
 
 def test_best_of_n_verdict_simulated_clean_and_overoptimised():
@@ -279,7 +280,7 @@ def test_load_bon_pools(tmp_path):
 def test_demo_pools_with_length_proxy():
     """The shipped pools: a length-loving proxy over-optimises against the demo gold judge at once."""
     pools = load_bon_pools("demo-bon")
-    assert pools["prompt_id"].nunique() == 60 and len(pools) == 960
+    assert pools["prompt_id"].nunique() == 114 and len(pools) == 1824
     res = best_of_n_curve(pools, pools["response"].str.len().to_numpy(dtype=float), n_boot=100)
     assert res.best_n == 1 and res.curve["gold_mean"].iloc[-1] < res.curve["gold_mean"].iloc[0]
     assert res.cluster_unit == "topic" and res.n_clusters == pools["topic_id"].nunique()

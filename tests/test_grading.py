@@ -128,3 +128,14 @@ def test_family_verdict_is_the_worst_primary_check():
     assert worst(["pass", "inconclusive"]) == "inconclusive" and worst(["inconclusive", "warn"]) == "warn"
     with pytest.raises(ValueError, match="verdict must be one of"):
         Verdict("s", "c", 0.0, "", "unsure")
+
+
+def test_settle_text_gives_a_number_only_when_it_is_useful():
+    from workbench.reports.verdicts import SETTLE_CAP, settle_text
+
+    assert settle_text(120, 57, "topic") == "about 120 topics would settle it"
+    assert settle_text(SETTLE_CAP * 57, 57, "topic") == "about 570 topics would settle it"
+    capped = settle_text(15363, 57, "topic")
+    assert "15363" not in capped and "more than 10x the current 57 topics" in capped
+    assert settle_text(None, 57) == settle_text(0, 57) == ""
+    assert settle_text(900, None, "prompt") == "about 900 prompts would settle it"

@@ -42,6 +42,7 @@ from workbench.reports.grading import grade_interval
 from workbench.reports.summary import results_from_verdicts
 
 FAMILY_HEADER = ["family", "verdict", "deciding check", "estimate", "interval", "n", "clusters", "what it means"]
+RUNS_HEADER = ["model", "data", "overall verdict", "families", "failed notebooks", "finished (UTC)"]
 
 RM_SOURCE = '''
 def score(prompts, responses):
@@ -451,6 +452,8 @@ def test_top_index_links_runs_with_overall_verdicts(tmp_path):
         (tmp_path / name / "summary.json").write_text(json.dumps(_summary(overall, [], {}, model=name)))
     page = write_top_index(tmp_path, [tmp_path / "demo-clean", tmp_path / "demo-biased"]).read_text()
     rows = table_rows(page)
+    assert rows[1][:2] == ["demo-clean", "pass"] and rows[2][:2] == ["demo-biased", "fail"]  # the scorecard leads
+    rows = rows[rows.index(RUNS_HEADER) :]
     assert rows[1][0] == "demo-clean" and rows[1][2] == "pass"
     assert rows[2][0] == "demo-biased" and rows[2][2] == "fail"
     assert "href='demo-clean/index.html'" in page and "href='demo-biased/index.html'" in page
@@ -579,7 +582,8 @@ def test_run_index_shows_findings_first_with_interval_n_and_the_rule():
     assert length[2] == "02_features: length preference" and length[3] == "0.08"
     assert length[4] == "[0.06, 0.1] 95%" and length[5] == "500" and length[6] == "57 topics"
     assert length[7] == "Longer wins 8 points more often."
-    assert "about 912 topics would settle it" in agreement[7]
+    # 912 topics would be 16x the 57 it has: the report says the estimate sits on the margin instead
+    assert "more than 10x the current 57 topics would be needed to settle it" in agreement[7]
     assert overview[4] == overview[5] == overview[6] == "\u2014"  # old-style verdict: dashes, no crash
     assert "href='02_features.html'" in page
     # the full table, grouped by family in the same order; the descriptive check is marked
@@ -589,7 +593,7 @@ def test_run_index_shows_findings_first_with_interval_n_and_the_rule():
     assert corr[3] == "[0.2, 0.4] 95%" and corr[6] == "warn > 0.05, fail > 0.1" and corr[7] == "higher"
     assert corr[8].startswith("fail") and "does not decide" in corr[8]
     straddle = next(r for r in rows if r[:2] == ["02_features", "agreement vs placebo"])
-    assert "about 912 topics would settle it" in straddle[10]
+    assert "more than 10x the current 57 topics" in straddle[10]
     assert "Overall verdict:" in page and "v-inconclusive" in page
 
 
@@ -599,6 +603,7 @@ def test_top_index_shows_each_runs_findings(tmp_path):
     (run / "summary.json").write_text(json.dumps(_hand_made_summary()))
     page = write_top_index(tmp_path, [run]).read_text()
     rows = table_rows(page)
+    rows = rows[rows.index(RUNS_HEADER) :]
     assert rows[1][0] == "demo-biased" and rows[1][2] == "warn"
     assert rows[1][3] == "2 pass, 1 inconclusive, 1 warn"  # families per level
     findings = [r for r in rows if len(r) == len(FAMILY_HEADER) and r != FAMILY_HEADER]

@@ -7,8 +7,13 @@
 
     Parameters are checked before anything runs:
 
-    * ``--model`` (and ``--data`` / ``--seed`` when given) go to every selected
-      notebook, so every selected notebook must declare them;
+    * ``--model`` (and ``--seed`` when given) go to every selected notebook, so every
+      selected notebook must declare them;
+    * data is routed by kind: ``--data`` (preference pairs, with ``--split`` for a
+      Hugging Face dataset) goes to the notebooks that take pairs, ``--sycophancy-data``
+      to 04_sycophancy and ``--samples`` (policy samples) to 05_drift; each defaults to
+      the shipped data. Bad data rows are skipped and counted by reason (the
+      ``data_quality`` verdict grades the skipped share); ``--strict`` stops at the first;
     * each ``--param name=value`` goes only to the notebooks whose ``parameters``
       cell declares ``name``; it is an error only when *no* selected notebook
       declares it (a typo would otherwise be ignored silently);
@@ -101,6 +106,30 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
         help="extra notebook parameter (repeatable); passed only to notebooks that declare it",
     )
     p.add_argument("--seed", type=int, default=None, help="seed for every notebook (default: each notebook's own)")
+    p.add_argument(
+        "--split",
+        default=None,
+        help="split of a Hugging Face --data (hf:NAME or a save_to_disk folder; same as NAME@SPLIT)",
+    )
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="stop at the first bad data row (default: skip bad rows, count them by reason and grade the skipped "
+        "share as the data_quality family: warn above 1%%, fail above 10%%)",
+    )
+    p.add_argument(
+        "--sycophancy-data",
+        default=None,
+        metavar="SPEC",
+        help="sycophancy items for 04_sycophancy (item JSONL, Anthropic sycophancy JSONL or claim CSV; "
+        "default: the shipped items)",
+    )
+    p.add_argument(
+        "--samples",
+        default=None,
+        metavar="SPEC",
+        help="policy samples for 05_drift (.jsonl/.csv/.parquet; default: the shipped demo-policy samples)",
+    )
     p.add_argument("--kernel", default="python3", help="Jupyter kernel name (default: %(default)s)")
     p.add_argument("--show-code", action="store_true", help="include code cells in the HTML reports")
     p.add_argument("--timeout", type=int, default=1800, help="per-cell timeout in seconds (default: %(default)s)")
@@ -124,7 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument(
         "--data",
         default=None,
-        help="data spec for every notebook (golden, demo-eval, a file ...); default: each notebook's own",
+        help="preference pairs for the notebooks that take pairs (golden, demo-eval, a file, DIR@SPLIT, "
+        "hf:NAME[:CONFIG][@SPLIT] ...); default: each notebook's own",
     )
     audit.add_argument("--out", required=True, help="report folder, e.g. reports/my-rm")
     audit.add_argument(
@@ -135,11 +165,17 @@ def build_parser() -> argparse.ArgumentParser:
         "change it whenever the function's scores may change",
     )
     _add_run_options(audit)
+    audit.add_argument("--pdf", action="store_true", help="also print index.html to index.pdf (headless Chromium)")
 
     demo = sub.add_parser("demo", help="audit the demo RMs and write reports/index.html")
     demo.add_argument("--out", default="reports", help="root folder; runs go to OUT/demo-clean and OUT/demo-biased")
-    demo.add_argument("--data", default=None, help="data spec for every notebook (default: each notebook's own)")
+    demo.add_argument(
+        "--data", default=None, help="preference pairs for the notebooks that take pairs (default: each notebook's own)"
+    )
     _add_run_options(demo)
+    demo.add_argument(
+        "--pdf", action="store_true", help="also print the top index.html to index.pdf (headless Chromium)"
+    )
 
     compare = sub.add_parser("compare", help="show what changed between two audit runs")
     compare.add_argument("a", help="old run: report folder or summary.json")
@@ -256,6 +292,11 @@ def _audit_or_demo(args: argparse.Namespace, command: str) -> int:
         seed=args.seed,
         notebook_dir=args.notebook_dir,
         command=command,
+        split=args.split,
+        on_error="raise" if args.strict else None,
+        sycophancy_data=args.sycophancy_data,
+        samples=args.samples,
+        pdf=args.pdf,
     )
     try:
         if args.command == "audit":

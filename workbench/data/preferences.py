@@ -75,7 +75,9 @@ __all__ = [
     "FORMATS",
     "DataFormatError",
     "SkippedRow",
+    "FlaggedRow",
     "PreferenceSet",
+    "parse_data_spec",
     "load_preferences",
     "from_records",
     "from_frame",
@@ -110,7 +112,7 @@ _SUFFIX_FORMATS = {
     ".pq": "parquet",
 }
 _OPTIONAL_TEXT = ("subset", "category", "checkpoint", "rationale")
-_HH_TURN = re.compile(r"\n\n(Human|Assistant):")
+_HH_TURN = re.compile(r"(\n+)[ \t]*(Human|Assistant):")
 _HH_ROLES = {"Human": "user", "Assistant": "assistant"}
 _MISSING = object()  # a field absent from the row (as opposed to null)
 _HASH_FIELDS = ("id", "prompt", "history", "chosen", "rejected", "label")
@@ -190,6 +192,32 @@ class SkippedRow:
         return str(DataFormatError(self.source, self.row, self.field, self.reason, unit=self.unit))
 
 
+@dataclass(frozen=True)
+class FlaggedRow:
+    """A row that loaded but carries a data-quality flag (it is kept, and counted by ``kind``).
+
+    Kinds: ``"prompt_mismatch"`` (HH-RLHF chosen and rejected transcripts continue different
+    conversations; the pair keeps the chosen transcript's context), ``"hh_merged_turns"``
+    (consecutive turns of one role were joined with a blank line) and
+    ``"hh_missing_separator"`` (a ``Human:``/``Assistant:`` turn without its blank line before it).
+    """
+
+    source: str
+    row: int
+    id: str
+    kind: str
+    field: str | None
+    reason: str
+    unit: str = "row"
+
+    @property
+    def location(self) -> str:
+        return _location(self.unit, self.row)
+
+    def __str__(self) -> str:
+        return f"{self.source}, {self.location} (id {self.id!r}): {self.kind}: {self.reason}"
+
+
 class _RowError(Exception):
     """Raised by row validators; turned into DataFormatError / SkippedRow by the builder."""
 
@@ -229,6 +257,7 @@ class PreferenceSet:
     n_read: int | None = None
     row_numbers: list[int] | None = None
     row_unit: str = "row"
+    flagged: list[FlaggedRow] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.n_read is None:
@@ -249,6 +278,27 @@ class PreferenceSet:
     @property
     def n_skipped(self) -> int:
         return len(self.skipped)
+
+    @property
+    def n_flagged(self) -> int:
+        """Kept rows with at least one data-quality flag (see :class:`FlaggedRow`)."""
+        return len({f.id for f in self.flagged})
+
+    def flag_counts(self) -> dict[str, int]:
+        """Flagged rows counted by kind, e.g. ``{"prompt_mismatch": 3}`` (most frequent first)."""
+        return dict(Counter(f.kind for f in self.flagged).most_common())
+
+    def flags_frame(self) -> pd.DataFrame:
+        """One row per flag: ``id``, ``row`` (as in error messages), ``kind``, ``field``, ``reason``."""
+        return pd.DataFrame(
+            {
+                "id": pd.Series([f.id for f in self.flagged], dtype=object),
+                "row": pd.Series([f.location for f in self.flagged], dtype=object),
+                "kind": pd.Series([f.kind for f in self.flagged], dtype=object),
+                "field": pd.Series([f.field for f in self.flagged], dtype=object),
+                "reason": pd.Series([f.reason for f in self.flagged], dtype=object),
+            }
+        )
 
     def skip_summary(self) -> pd.DataFrame:
         """Skipped rows counted by ``(field, reason)``, most frequent first.
@@ -289,6 +339,7 @@ class PreferenceSet:
             n_read=self.n_read,
             row_numbers=None if kept_rows is None else list(kept_rows),
             row_unit=self.row_unit,
+            flagged=list(self.flagged),
         )
 
     def row_label(self, position: int) -> str:
@@ -396,23 +447,62 @@ def parse_hh_transcript(text: str) -> tuple[list[dict], str]:
     response : str
         The final assistant turn.
 
+    The quirks of the public data are repaired rather than rejected: a turn that
+    starts on a new line without the blank line before it still starts a turn, and
+    consecutive turns of one role are joined with a blank line (an empty one is
+    dropped). :func:`load_preferences` records such repairs as flags.
+
     Raises
     ------
     ValueError
         If there is no ``"\\n\\nAssistant:"`` turn, text precedes the first turn,
         or the transcript ends with a Human turn.
     """
+    turns, response, _ = _parse_hh(text)
+    return turns, response
+
+
+def _parse_hh(text: str) -> tuple[list[dict], str, list[tuple[str, str]]]:
+    """:func:`parse_hh_transcript` plus the repairs made, as ``(kind, reason)`` pairs."""
     if not isinstance(text, str):
         raise TypeError(f"expected a transcript string, got {type(text).__name__}")
     parts = _HH_TURN.split("\n\n" + text.lstrip())
-    if "Assistant" not in parts[1::2]:
+    seps, roles, contents = parts[1::3], parts[2::3], parts[3::3]
+    if "Assistant" not in roles:
         raise ValueError("not an HH-RLHF transcript: no '\\n\\nAssistant:' turn")
     if parts[0].strip():
         raise ValueError("HH-RLHF transcript has text before the first 'Human:' turn")
-    turns = [{"role": _HH_ROLES[role], "content": content.strip()} for role, content in zip(parts[1::2], parts[2::2])]
+    repairs: list[tuple[str, str]] = []
+    missing = [i for i, sep in enumerate(seps) if sep == "\n"]
+    if missing:
+        repairs.append(
+            (
+                "hh_missing_separator",
+                f"{len(missing)} turn(s) start after a single line break instead of a blank line "
+                f"(first: turn {missing[0] + 1}, {roles[missing[0]]!r}); read as new turns",
+            )
+        )
+    turns: list[dict] = []
+    merged: list[int] = []
+    for i, (role, content) in enumerate(zip(roles, contents)):
+        role, content = _HH_ROLES[role], content.strip()
+        if turns and turns[-1]["role"] == role:
+            merged.append(i)
+            if content:
+                turns[-1]["content"] = f"{turns[-1]['content']}\n\n{content}" if turns[-1]["content"] else content
+            continue
+        turns.append({"role": role, "content": content})
+    if merged:
+        repairs.append(
+            (
+                "hh_merged_turns",
+                f"{len(merged)} consecutive turn(s) of one role joined with the turn before "
+                f"(first: turn {merged[0] + 1}, {roles[merged[0]]!r})",
+            )
+        )
     if turns[-1]["role"] != "assistant":
         raise ValueError("HH-RLHF transcript ends with a 'Human:' turn instead of an 'Assistant:' response")
-    return turns[:-1], turns[-1]["content"]
+    return turns[:-1], turns[-1]["content"], repairs
 
 
 def _looks_like_hh(text: str) -> bool:
@@ -567,7 +657,7 @@ def _normalise_row(record: Any, names: dict[str, str], decode_json: bool) -> dic
         if not _is_missing(history):
             raise _RowError(n_hist, "cannot combine a 'history' field with a message-list prompt")
     elif _is_missing(prompt) and isinstance(chosen, str) and _looks_like_hh(chosen):
-        parts = _hh_shape(chosen, rejected, names)
+        parts, out["_flags"] = _hh_shape(chosen, rejected, names)
         if not _is_missing(history):
             raise _RowError(n_hist, "cannot combine a 'history' field with HH-RLHF transcripts")
     else:
@@ -656,17 +746,23 @@ def _hh_shape(chosen: str, rejected: Any, names: dict[str, str]):
     if not isinstance(rejected, str):
         raise _RowError(n_rej, f"expected an HH-RLHF transcript like {n_chosen!r}, got {_describe(rejected)}")
     parsed = {}
+    flags: list[tuple[str, str | None, str]] = []
     for name, text in ((n_chosen, chosen), (n_rej, rejected)):
         try:
-            before, response = parse_hh_transcript(text)
+            before, response, repairs = _parse_hh(text)
         except ValueError as exc:
             raise _RowError(name, str(exc)) from None
+        flags.extend((kind, name, reason) for kind, reason in repairs)
         parsed[name] = _check_response(
             _split_or_error([*before, {"role": "assistant", "content": response}], name), name
         )
-    _same_context(parsed[n_chosen], parsed[n_rej], n_chosen, n_rej)
+    try:
+        _same_context(parsed[n_chosen], parsed[n_rej], n_chosen, n_rej)
+    except _RowError as exc:
+        # kept with the chosen transcript's context and flagged (raised under on_error="raise")
+        flags.append(("prompt_mismatch", exc.field, exc.reason))
     hist, prompt, response = parsed[n_chosen]
-    return hist, prompt, response, parsed[n_rej][2]
+    return (hist, prompt, response, parsed[n_rej][2]), flags
 
 
 def _startswith(messages: list[dict], prefix: list[dict]) -> bool:
@@ -788,6 +884,7 @@ def _build(
     positions: list[int] = []
     extras: list[Mapping] = []
     skipped: list[SkippedRow] = []
+    flagged: list[FlaggedRow] = []
     first_seen: dict[str, int] = {}
 
     def fail(row: int, field_name: str | None, reason: str) -> None:
@@ -804,6 +901,10 @@ def _build(
         except _RowError as exc:
             fail(row, exc.field, exc.reason)
             continue
+        row_flags = out.pop("_flags", [])
+        mismatch = next((f for f in row_flags if f[0] == "prompt_mismatch"), None)
+        if mismatch is not None and on_error == "raise":
+            fail(row, mismatch[1], mismatch[2])
         if out["id"] is None:
             out["id"] = f"{id_prefix}-{row}"
         if out["id"] in first_seen:
@@ -812,6 +913,9 @@ def _build(
             )
             continue
         first_seen[out["id"]] = row
+        flagged.extend(
+            FlaggedRow(source, row, out["id"], kind, fname, reason, unit) for kind, fname, reason in row_flags
+        )
         valid.append(out)
         positions.append(position)
         extras.append(record)
@@ -852,6 +956,7 @@ def _build(
         n_read=len(rows),
         row_numbers=[rows[p][0] for p in positions],
         row_unit=unit,
+        flagged=flagged,
     )
 
 
@@ -1074,10 +1179,16 @@ def _read_parquet(path: Path, source: str, limit: int | None) -> tuple[list[str]
     return names, list(enumerate(records, start=1))
 
 
-def _pick_split(obj: Any, split: str | None, where: str) -> tuple[Any, str | None]:
-    """Return (Dataset, split name or None) from a Dataset or DatasetDict."""
+def _pick_split(obj: Any, split: str | None, where: str, *, selected: bool = False) -> tuple[Any, str | None]:
+    """Return (Dataset, split name or None) from a Dataset or DatasetDict.
+
+    ``selected``: the loader already applied ``split`` (``load_dataset(..., split=S)``
+    returns a single Dataset), so a Dataset is that split.
+    """
     splits = getattr(obj, "keys", None)
     if splits is None:  # a single Dataset
+        if selected:
+            return obj, split
         if split is not None:
             raise ValueError(f"{where} holds a single Dataset without splits; do not pass split={split!r}")
         return obj, None
@@ -1085,7 +1196,10 @@ def _pick_split(obj: Any, split: str | None, where: str) -> tuple[Any, str | Non
     if split is None:
         if len(names) == 1:
             return obj[names[0]], names[0]
-        raise ValueError(f"{where} has several splits {names}; choose one with split=...")
+        raise ValueError(
+            f"{where} has several splits {names}; choose one with split=... (or in the spec, "
+            f"e.g. {where}@{names[0]}; --split on the command line, split in a notebook)"
+        )
     if split not in names:
         raise ValueError(f"{where} has no split {split!r}; available splits: {names}")
     return obj[split], split
@@ -1102,11 +1216,50 @@ def _hub_offline() -> bool:
     return any(os.environ.get(v, "").strip().lower() in truthy for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
 
 
-def _load_hub(name: str, split: str | None) -> Any:
+def parse_data_spec(spec: str | os.PathLike, split: str | None = None) -> dict[str, Any]:
+    """Split a data spec into its parts.
+
+    * ``"hf:NAME[:CONFIG][@SPLIT]"`` gives ``{"hub": True, "name", "config", "split", "path": None}``
+      (``NAME`` is a Hub id such as ``Anthropic/hh-rlhf`` or anything ``datasets.load_dataset`` takes);
+    * ``"DIR@SPLIT"`` where ``DIR`` exists (and ``DIR@SPLIT`` does not) gives
+      ``{"hub": False, "path": DIR, "split": SPLIT, ...}``;
+    * anything else is a path with ``split`` as given.
+
+    ``split`` (e.g. ``--split``) fills in a split the spec does not name; naming two
+    different splits is a ValueError.
+    """
+    out: dict[str, Any] = {"hub": False, "name": None, "config": None, "split": split, "path": spec}
+    text = os.fspath(spec)
+    named = None
+    if text.startswith("hf:"):
+        rest = text[3:]
+        if "@" in rest:
+            rest, _, named = rest.rpartition("@")
+            if not named:
+                raise ValueError(f"data spec {text!r} ends with '@' but names no split; write hf:NAME@SPLIT")
+        name, _, config = rest.partition(":")
+        if not name:
+            raise ValueError(f"data spec {text!r} needs a dataset name, e.g. 'hf:Anthropic/hh-rlhf@test'")
+        out.update(hub=True, name=name, config=config or None, path=None)
+    elif "@" in text and not Path(text).exists():
+        base, _, named = text.rpartition("@")
+        if not (base and named and Path(base).exists()):
+            named = None
+        else:
+            out["path"] = base
+    if named is not None:
+        if split is not None and split != named:
+            raise ValueError(f"data spec {text!r} names split {named!r} but split={split!r} was also given; pass one")
+        out["split"] = named
+    return out
+
+
+def _load_hub(name: str, split: str | None, config: str | None = None, revision: str | None = None) -> Any:
     import datasets
 
+    kwargs = {} if revision is None else {"revision": revision}
     try:
-        return datasets.load_dataset(name, split=split)
+        return datasets.load_dataset(name, config, split=split, **kwargs)
     except Exception as exc:  # noqa: BLE001 - rewrapped with advice below
         advice = (
             f"download it once while online (datasets.load_dataset({name!r}) fills the cache), or save it with "
@@ -1145,6 +1298,7 @@ def load_preferences(
     columns: Mapping[str, str] | None = None,
     split: str | None = None,
     limit: int | None = None,
+    revision: str | None = None,
 ) -> PreferenceSet:
     """Load preference pairs from a file, a saved dataset folder or the hub.
 
@@ -1156,9 +1310,10 @@ def load_preferences(
         * ``.csv``: a header row, then one row per pair; message-list columns may
           hold JSON text starting with ``"["``;
         * ``.parquet``;
-        * a folder written by ``Dataset.save_to_disk`` or ``DatasetDict.save_to_disk``;
-        * ``"hf:<name>"``: ``datasets.load_dataset(name)`` (needs the network or
-          the local cache).
+        * a folder written by ``Dataset.save_to_disk`` or ``DatasetDict.save_to_disk``,
+          optionally with its split: ``"DIR@test"``;
+        * ``"hf:NAME[:CONFIG][@SPLIT]"``: ``datasets.load_dataset(NAME, CONFIG, split=SPLIT)``
+          (needs the network or the local cache), e.g. ``"hf:Anthropic/hh-rlhf@test"``.
     format : {"jsonl", "json", "csv", "parquet", "hf_disk", "hf_hub"}, optional
         Overrides detection from the suffix.
     on_error : {"raise", "skip"}, default "raise"
@@ -1168,9 +1323,11 @@ def load_preferences(
         Maps schema names to input column names, e.g. ``{"prompt": "question"}``.
         Error messages name the input column.
     split : str, optional
-        The split of a ``DatasetDict`` (required when it has several).
+        The split of a ``DatasetDict`` (required when it has several), unless the spec names it.
     limit : int, optional
         Read at most this many rows.
+    revision : str, optional
+        Hub revision (branch, tag or commit) for ``"hf:"`` specs.
 
     Returns
     -------
@@ -1196,22 +1353,30 @@ def load_preferences(
     if not isinstance(spec, (str, os.PathLike)):
         raise TypeError(f"spec must be a path or an 'hf:<name>' string, got {type(spec).__name__}")
 
-    is_hub = format == "hf_hub" or (format is None and isinstance(spec, str) and spec.startswith("hf:"))
+    parsed = parse_data_spec(spec, split)
+    split = parsed["split"]
+    if not parsed["hub"]:
+        spec = parsed["path"]
+    is_hub = format == "hf_hub" or parsed["hub"]
+    if revision is not None and not is_hub:
+        raise ValueError(f"revision={revision!r} only applies to 'hf:' specs, not to {str(spec)!r}")
     if not is_hub:
         path = Path(spec)
         if not path.exists():
             raise FileNotFoundError(f"preference data not found: {str(spec)!r}")
-    fmt = format or _detect_format(spec)
+    fmt = format or ("hf_hub" if is_hub else _detect_format(spec))
     if split is not None and fmt not in ("hf_disk", "hf_hub"):
         raise ValueError(f"split={split!r} only applies to Hugging Face datasets, not to format {fmt!r}")
     common = dict(on_error=on_error, columns=columns)
 
     if fmt == "hf_hub":
-        name = str(spec)[3:] if str(spec).startswith("hf:") else str(spec)
+        name, config = (parsed["name"], parsed["config"]) if parsed["hub"] else (str(spec), None)
         if not name:
             raise ValueError("an 'hf:' spec needs a dataset name, e.g. 'hf:Anthropic/hh-rlhf'")
-        ds, chosen_split = _pick_split(_load_hub(name, split), split, f"hf:{name}")
-        source = f"hf:{name}" + (f"[{chosen_split}]" if chosen_split else "")
+        where = f"hf:{name}" + (f":{config}" if config else "")
+        obj = _load_hub(name, split, config, revision)
+        ds, chosen_split = _pick_split(obj, split, where, selected=split is not None)
+        source = where + (f"[{chosen_split}]" if chosen_split else "")
         known, rows = _dataset_rows(ds, limit)
         prefix = name.rsplit("/", 1)[-1] + (f"-{chosen_split}" if chosen_split else "")
         return _build(rows, source=source, unit="row", id_prefix=prefix, known_columns=known, **common)

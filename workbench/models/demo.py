@@ -9,11 +9,10 @@ as a frozen backbone with a linear value head trained by
   responses and responses that agree with or flatter the user (positive control).
 
 Both are trained with :data:`DEMO_TRAINING_CONFIG`: the trainer's defaults with a
-stronger weight decay, 0.01 (the head then leans on the cues shared across topics rather
-than on memorised topic content), and temperature scaling on 20% of the training topics,
-held out of training (``calibration_fraction=0.2``), as practitioners calibrate on a
-validation split: without it the head is under-confident on unseen topics (fitted
-temperature 0.76 against the clean annotator's labels of ``demo-eval``). A model is trained on first use and cached under
+weight decay of 0.003. Against the clean annotator's labels of ``demo-eval`` (held-out
+topics), the fitted temperature of ``demo-clean`` is 0.76 at weight decay 0.01
+(under-confident), 1.16 at 0.001 (over-confident) and 0.88 at 0.003 (95% CI 0.65-1.16).
+A model is trained on first use and cached under
 ``<model dir>/demo-models/`` (:func:`workbench.paths.model_dir`, not moved by
 ``WORKBENCH_CACHE_DIR``), keyed by the training data, the backbone and the
 training configuration.
@@ -46,7 +45,7 @@ __all__ = [
 DEMO_TRAINING_FILES = {"demo-clean": "train_clean.jsonl", "demo-biased": "train_biased.jsonl"}
 DEMO_NAMES: tuple[str, ...] = tuple(DEMO_TRAINING_FILES)
 #: The configuration both demo RMs are trained with (also the one to use for look-alikes, e.g. ensemble members).
-DEMO_TRAINING_CONFIG = TrainingConfig(weight_decay=0.01, calibration_fraction=0.2)
+DEMO_TRAINING_CONFIG = TrainingConfig(weight_decay=0.003)
 
 
 def demo_training_data(name: str) -> Path:

@@ -30,15 +30,7 @@ from workbench.models.batching import plan_batches
 from workbench.models.fingerprint import sha256_bytes
 from workbench.models.formatting import TextTemplate
 
-__all__ = [
-    "TrainingConfig",
-    "TrainingResult",
-    "bradley_terry_loss",
-    "calibration_holdout",
-    "embed_texts",
-    "fit_temperature",
-    "train_value_head",
-]
+__all__ = ["TrainingConfig", "TrainingResult", "bradley_terry_loss", "embed_texts", "train_value_head"]
 
 
 @dataclass
@@ -50,9 +42,6 @@ class TrainingConfig:
     learning_rate: float = 0.05
     epochs: int = 300
     validation_fraction: float = 0.1
-    #: share of prompt groups (``topic_id`` when the pairs have it, else the prompt) held out
-    #: of training to fit a temperature that is folded into the head (0: no temperature scaling)
-    calibration_fraction: float = 0.0
     seed: int = 0
     token_budget: int = 8192
 
@@ -61,8 +50,6 @@ class TrainingConfig:
             raise ValueError(f"label_smoothing must be in [0, 0.5), got {self.label_smoothing}")
         if not 0.0 <= self.validation_fraction < 1.0:
             raise ValueError(f"validation_fraction must be in [0, 1), got {self.validation_fraction}")
-        if not 0.0 <= self.calibration_fraction < 1.0:
-            raise ValueError(f"calibration_fraction must be in [0, 1), got {self.calibration_fraction}")
 
 
 @dataclass
@@ -99,37 +86,6 @@ def bradley_terry_loss(margin, label, label_smoothing: float = 0.0):
 
     target = label * (1 - label_smoothing) + (1 - label) * label_smoothing
     return -(target * F.logsigmoid(margin) + (1 - target) * F.logsigmoid(-margin)).mean()
-
-
-def calibration_holdout(frame: pd.DataFrame, fraction: float, seed: int = 0) -> np.ndarray:
-    """Boolean mask of the pairs held out for temperature fitting: whole prompt groups.
-
-    Groups are the ``topic_id`` column when present, else the prompt text; ``round(fraction *
-    groups)`` of them are drawn with ``numpy.random.default_rng(seed)``. Holding out whole groups
-    makes the fitted temperature the one for prompts the head has not seen.
-    """
-    if fraction <= 0:
-        return np.zeros(len(frame), dtype=bool)
-    column = "topic_id" if "topic_id" in frame.columns and not frame["topic_id"].isna().any() else "prompt"
-    groups = frame[column].astype(str).to_numpy()
-    unique = np.unique(groups)
-    k = int(round(fraction * unique.size))
-    if k < 1 or k >= unique.size:
-        raise ValueError(f"calibration_fraction={fraction} holds out {k} of {unique.size} {column} groups; need 1..n-1")
-    chosen = np.random.default_rng(seed).choice(unique, k, replace=False)
-    return np.isin(groups, chosen)
-
-
-def fit_temperature(margin: np.ndarray, label: np.ndarray) -> float:
-    """Maximum-likelihood temperature ``T`` of Bradley-Terry probabilities ``sigmoid(margin / T)`` for soft labels."""
-    from scipy.optimize import minimize_scalar
-    from scipy.special import log_expit
-
-    def nll(log_t):
-        x = margin / np.exp(log_t)
-        return -np.mean(label * log_expit(x) + (1 - label) * log_expit(-x))
-
-    return float(np.exp(minimize_scalar(nll, bounds=(-5.0, 5.0), method="bounded").x))
 
 
 def embed_texts(
@@ -239,9 +195,8 @@ def train_value_head(
     )
 
     rng = np.random.default_rng(config.seed)
-    held = calibration_holdout(frame, config.calibration_fraction, config.seed)
-    perm = rng.permutation(np.flatnonzero(~held))
-    n_val = int(round(config.validation_fraction * perm.size))
+    perm = rng.permutation(len(frame))
+    n_val = int(round(config.validation_fraction * len(frame)))
     val, tr = torch.tensor(perm[:n_val]), torch.tensor(perm[n_val:])
 
     w = torch.zeros(z.shape[1], requires_grad=True)
@@ -268,14 +223,8 @@ def train_value_head(
                     row["val_loss"] = row["val_accuracy"] = float("nan")
                 rows.append(row)
 
-    temperature = 1.0
-    if held.any():
-        with torch.no_grad():
-            cal = torch.tensor(np.flatnonzero(held))
-            held_margin = ((z[ci[cal]] - z[ri[cal]]) @ w).numpy().astype(float)
-        temperature = fit_temperature(held_margin, label[cal].numpy().astype(float))
     with torch.no_grad():
-        weight = w.detach().numpy() / sd / temperature
+        weight = w.detach().numpy() / sd
         head.weight.copy_(torch.tensor(weight[None, :], dtype=torch.float32))
         head.bias.fill_(float(-(weight * mu).sum()))
     if out_dir is not None:
@@ -284,8 +233,7 @@ def train_value_head(
     else:
         rm = ValueHeadRM(model, tokenizer, head, vh_config, name=name, device="cpu")
     history = pd.DataFrame(rows)
-    extra = {"temperature": temperature, "n_calibration_pairs": int(held.sum())}
-    result = TrainingResult(rm, history, config, len(frame), time.perf_counter() - start, embed_seconds, extra)
+    result = TrainingResult(rm, history, config, len(frame), time.perf_counter() - start, embed_seconds)
     if out_dir is not None:
         history.to_csv(Path(out_dir) / "training_history.csv", index=False)
         (Path(out_dir) / "training_summary.json").write_text(
@@ -295,7 +243,6 @@ def train_value_head(
                     "seconds": result.seconds,
                     "embed_seconds": embed_seconds,
                     "config": asdict(config),
-                    **extra,
                 },
                 indent=2,
             )

@@ -21,8 +21,9 @@ from typing import Any
 
 from workbench.reports.grading import RULE
 from workbench.reports.pages import format_number, render_page
+from workbench.reports.scorecard import scorecard
 from workbench.reports.summary import COUNT_LEVELS, family_key, load_summary, upgrade_summary
-from workbench.reports.verdicts import VERDICT_LEVELS, severity, worst
+from workbench.reports.verdicts import VERDICT_LEVELS, settle_text, severity, worst
 
 _SIDE = {"higher": (">", ">"), "lower": ("<", "<"), "two-sided": ("|x| >", "|x| >")}
 
@@ -76,14 +77,18 @@ def _settle(v: Mapping[str, Any]) -> str:
     needed = v.get("clusters_needed")
     if v.get("verdict") != "inconclusive" or needed in (None, ""):
         return ""
-    return f"about {_number(needed)} {v.get('cluster_unit') or 'cluster'}s would settle it"
+    unit = v.get("cluster_unit") or "cluster"
+    n_clusters = v.get("n_clusters")
+    if not isinstance(needed, int) or isinstance(needed, bool):  # a hand-edited or foreign summary: shown as text
+        return f"about {_number(needed)} {unit}s would settle it"
+    return settle_text(needed, n_clusters if isinstance(n_clusters, int) else None, unit)
 
 
 def _display(v: Mapping[str, Any]) -> dict[str, Any]:
     """A verdict row with every field the tables show, formatted (text is escaped by the templates)."""
     detail = str(v.get("detail") or "")
     settle = _settle(v)
-    if settle and "would settle it" not in detail:
+    if settle and "settle it" not in detail:
         detail = f"{detail} {settle}".strip()
     return {
         "notebook": v.get("notebook", ""),
@@ -127,8 +132,11 @@ def verdict_groups(results: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [{"family": f, "verdict": families.get(f, {}).get("verdict"), "rows": groups[f]} for f in order]
 
 
-def render_run_index(summary: Mapping[str, Any]) -> str:
-    """The HTML of one run's ``index.html``: findings per family first, then every verdict, then the run."""
+def render_run_index(summary: Mapping[str, Any], folder: str | Path | None = None) -> str:
+    """The HTML of one run's ``index.html``: the scorecard, findings per family, every verdict, then the run.
+
+    ``folder`` (the run folder) lets the scorecard embed the first figure of its notebooks.
+    """
     summary = upgrade_summary(summary)
     inputs, results, run = summary["inputs"], summary["results"], summary["run"]
     model = inputs.get("model")
@@ -161,6 +169,7 @@ def render_run_index(summary: Mapping[str, Any]) -> str:
         "run_index.html.j2",
         title=f"RM audit: {model}",
         model=model,
+        card=scorecard(summary, folder, html=html),
         overall=results.get("overall", "n/a"),
         counts=_counts(results.get("counts", {})),
         family_counts=_counts(results.get("family_counts", {})),
@@ -193,14 +202,14 @@ def write_run_index(out: str | Path, summary: Mapping[str, Any] | None = None) -
     out = Path(out)
     summary = summary if summary is not None else load_summary(out)
     path = out / "index.html"
-    path.write_text(render_run_index(summary), encoding="utf-8")
+    path.write_text(render_run_index(summary, out), encoding="utf-8")
     return path
 
 
 def render_top_index(root: str | Path, folders: Iterable[str | Path]) -> str:
-    """The HTML of ``root/index.html``: every run folder with its overall verdict and its family findings."""
+    """The HTML of ``root/index.html``: the scorecard (one row per run), each run's findings, then every run."""
     root = Path(root)
-    runs = []
+    runs, cards = [], []
     for folder in folders:
         folder = Path(folder)
         summary = load_summary(folder)
@@ -213,6 +222,7 @@ def render_top_index(root: str | Path, folders: Iterable[str | Path]) -> str:
             name: f"{link}/{info['html']}" if info.get("html") else None
             for name, info in run.get("notebooks", {}).items()
         }
+        cards.append(scorecard(summary, folder, link, html))
         runs.append(
             {
                 "link": link,
@@ -225,7 +235,7 @@ def render_top_index(root: str | Path, folders: Iterable[str | Path]) -> str:
                 "finished": run.get("finished", ""),
             }
         )
-    return render_page("top_index.html.j2", title="RM Audit Workbench reports", runs=runs, rule=RULE)
+    return render_page("top_index.html.j2", title="RM Audit Workbench reports", runs=runs, cards=cards, rule=RULE)
 
 
 def write_top_index(root: str | Path, folders: Iterable[str | Path]) -> Path:

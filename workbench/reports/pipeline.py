@@ -33,9 +33,12 @@ from typing import Any
 
 from workbench.models.demo import load_demo_model
 from workbench.reports.index import write_run_index, write_top_index
+from workbench.reports.pdf import INSTALL_HINT, find_chromium, render_pdf
 from workbench.reports.runner import (
     NOTEBOOK_DIR,
     NotebookRun,
+    ParameterError,
+    notebook_parameters,
     parameter_defaults,
     plan_parameters,
     run_notebook,
@@ -57,6 +60,10 @@ DATA_PARAMETERS = ("data", "golden", "bon", "bootstrap_data")  # parameters that
 MODEL_PARAMETERS = ("model", "models", "gold_model")  # parameters that name RM specs (models: comma-separated)
 _DATA_SUFFIXES = (".jsonl", ".ndjson", ".json", ".csv", ".parquet", ".pq")
 _PYTHON_SPEC = re.compile(r"python:([A-Za-z_][\w.]*):")
+#: what a notebook's ``data`` parameter holds, by notebook stem; any other notebook takes preference pairs
+NOTEBOOK_DATA_KINDS = {"04_sycophancy": "sycophancy", "05_drift": "samples"}
+#: the CLI flag that sets ``data`` for each kind of notebook
+DATA_FLAGS = {"pairs": "--data", "sycophancy": "--sycophancy-data", "samples": "--samples"}
 
 
 class PreflightError(ValueError):
@@ -88,7 +95,7 @@ def _absolutize(value):
 class AuditPlan:
     """Validated parameters of an audit: what each notebook gets, before anything runs."""
 
-    common: dict[str, Any]  # model, and data / seed when given: every notebook gets them
+    common: dict[str, Any]  # model and seed (every notebook gets them), and the routed data options as given
     parameters: dict[Path, dict[str, Any]]  # the parameters each notebook runs with, in run order
     notebooks: dict[str, dict[str, Any]]  # per notebook stem: {parameters, data, seed} as summary.json records them
 
@@ -132,25 +139,71 @@ def plan_audit(
     *,
     seed: int | None = None,
     notebook_dir=None,
+    split: str | None = None,
+    on_error: str | None = None,
+    sycophancy_data=None,
+    samples=None,
 ) -> AuditPlan:
-    """Step 1: select the notebooks and check every parameter; raises :class:`~workbench.reports.runner.ParameterError`."""
+    """Step 1: select the notebooks and check every parameter; raises :class:`~workbench.reports.runner.ParameterError`.
+
+    Data is routed by kind (:data:`NOTEBOOK_DATA_KINDS`): ``data`` (preference pairs) goes to
+    the notebooks that take pairs, ``sycophancy_data`` to the sycophancy notebook and
+    ``samples`` (policy samples) to the drift notebook, each as its ``data`` parameter; a
+    selected kind without a value keeps the notebook's own default. ``split`` and
+    ``on_error`` go to the notebooks that declare them. A value no selected notebook can
+    take is an error.
+    """
     selected = select_notebooks(list(notebooks) if notebooks is not None else None, notebook_dir or NOTEBOOK_DIR)
     common: dict[str, Any] = {"model": _absolutize(model)}
-    if data is not None:
-        common["data"] = _absolutize(data)
     if seed is not None:
         common["seed"] = seed
     extra = {k: _absolutize(v) for k, v in (params.items() if isinstance(params, Mapping) else (params or []))}
     plan = plan_parameters(selected, common, extra)
+    routed = {"pairs": data, "sycophancy": sycophancy_data, "samples": samples}
+    problems = []
+    for kind, value in routed.items():
+        if value is None:
+            continue
+        targets = [nb for nb in plan if NOTEBOOK_DATA_KINDS.get(nb.stem, "pairs") == kind]
+        if not targets:
+            names = ", ".join(nb.stem for nb in plan)
+            problems.append(f"{DATA_FLAGS[kind]}: no selected notebook takes {kind} data (selected: {names})")
+        for nb in targets:
+            if "data" not in notebook_parameters(nb):
+                problems.append(f"{nb.name}: does not declare parameter 'data' for {DATA_FLAGS[kind]}")
+            else:
+                plan[nb]["data"] = _absolutize(value)
+    for name, value in (("split", split), ("on_error", on_error)):
+        if value is None:
+            continue
+        targets = [nb for nb in plan if name in notebook_parameters(nb)]
+        if not targets:
+            problems.append(f"{name}={value!r}: no selected notebook declares {name!r}")
+        for nb in targets:
+            plan[nb][name] = value
+    if problems:
+        raise ParameterError("invalid parameters:\n  " + "\n  ".join(problems))
+    # recorded in summary.json (not handed to every notebook: each kind went to its notebooks above)
+    common.update(
+        {k: _absolutize(v) for k, v in (("data", data), ("split", split), ("on_error", on_error)) if v is not None}
+    )
+    common.update({k: _absolutize(v) for k, v in (("sycophancy_data", sycophancy_data), ("samples", samples)) if v})
     per_nb = {}
     for nb, p in plan.items():
         defaults = parameter_defaults(nb)
         per_nb[nb.stem] = {
             "parameters": p,
-            "data": p.get("data", defaults.get("data")),
+            "data": _with_split(p.get("data", defaults.get("data")), p.get("split", defaults.get("split"))),
             "seed": p.get("seed", defaults.get("seed")),
         }
     return AuditPlan(common, plan, per_nb)
+
+
+def _with_split(spec, split):
+    """The data spec with its split (``hf:NAME@SPLIT``, ``DIR@SPLIT``) as the notebook loads it, for hashing."""
+    if not split or not isinstance(spec, str) or not spec or "@" in spec.rpartition("/")[2]:
+        return spec
+    return f"{spec}@{split}"
 
 
 def _looks_like_path(text: str) -> bool:
@@ -188,7 +241,10 @@ def check_inputs(plan: AuditPlan, out: str | Path | None = None) -> None:
     for nb_params in plan.parameters.values():
         for name, value in nb_params.items():
             if name in DATA_PARAMETERS and isinstance(value, str) and value and not value.startswith("hf:"):
-                if _looks_like_path(value) and not Path(value).expanduser().exists():
+                path_text = value
+                if "@" in value and not Path(value).expanduser().exists():
+                    path_text = value.rpartition("@")[0] or value  # DIR@SPLIT
+                if _looks_like_path(path_text) and not Path(path_text).expanduser().exists():
                     flag = "--data" if name == "data" else f"--param {name}"
                     raise PreflightError(
                         f"{flag} {value!r}: no such file or folder (relative paths are taken from {os.getcwd()})"
@@ -317,6 +373,12 @@ def summarize(
     return build_summary(runs, inputs=recorded, run_info=run_info)
 
 
+def _check_pdf(pdf: bool) -> None:
+    """Preflight of ``--pdf``: a Chromium to print with must be installed."""
+    if pdf and find_chromium() is None:
+        raise PreflightError(f"--pdf needs headless Chromium to print index.html: {INSTALL_HINT}")
+
+
 def run_audit(
     model,
     data=None,
@@ -331,18 +393,36 @@ def run_audit(
     notebook_dir=None,
     command: str | None = None,
     progress: bool | None = None,
+    pdf: bool = False,
+    split: str | None = None,
+    on_error: str | None = None,
+    sycophancy_data=None,
+    samples=None,
 ) -> AuditRun:
     """Validate parameters, run every selected notebook, write the HTML reports, index.html and summary.json.
 
     Raises :class:`~workbench.reports.runner.ParameterError` (a ``ValueError``) before
     running anything when a notebook name or parameter is invalid. A notebook that
-    fails does not stop the others; see ``AuditRun.ok``.
+    fails does not stop the others; see ``AuditRun.ok``. ``pdf`` also prints ``index.html`` to
+    ``index.pdf`` with headless Chromium (checked before anything runs).
     """
     started_at = utc_now()
     t0 = time.perf_counter()
-    plan = plan_audit(model, data, notebooks, params, seed=seed, notebook_dir=notebook_dir)
+    plan = plan_audit(
+        model,
+        data,
+        notebooks,
+        params,
+        seed=seed,
+        notebook_dir=notebook_dir,
+        split=split,
+        on_error=on_error,
+        sycophancy_data=sycophancy_data,
+        samples=samples,
+    )
     out = Path(out)
     check_inputs(plan, out)
+    _check_pdf(pdf)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -377,6 +457,8 @@ def run_audit(
     summary = summarize(runs, plan, inputs, run_info)
     write_summary(out, summary)
     index = write_run_index(out, summary)
+    if pdf:
+        log(f"wrote {render_pdf(index)} (headless Chromium)")
     results = summary["results"]
     failed = [r.notebook for r in runs if not r.ok]
     flagged = ", ".join(f"{name} {f['verdict']}" for name, f in results["families"].items() if f["verdict"] != "pass")
@@ -388,11 +470,11 @@ def run_audit(
     return AuditRun(out, runs, summary, index)
 
 
-def run_demo(out="reports", *, data=None, **options) -> list[AuditRun]:
+def run_demo(out="reports", *, data=None, pdf: bool = False, **options) -> list[AuditRun]:
     """Audit both demo RMs with every notebook (``out/demo-clean``, ``out/demo-biased``) and write ``out/index.html``.
 
     ``options`` are :func:`run_audit`'s. Names and parameters are checked before the
-    demo RMs are trained.
+    demo RMs are trained. ``pdf`` prints the top ``index.html`` to ``index.pdf``.
     """
     start = time.perf_counter()
     plan = plan_audit(
@@ -402,14 +484,18 @@ def run_demo(out="reports", *, data=None, **options) -> list[AuditRun]:
         options.get("params"),
         seed=options.get("seed"),
         notebook_dir=options.get("notebook_dir"),
+        **{k: options.get(k) for k in ("split", "on_error", "sycophancy_data", "samples")},
     )
     check_inputs(plan, out)
+    _check_pdf(pdf)
     for name in DEMO_MODELS:
         t = time.perf_counter()
         load_demo_model(name)
         log(f"{name} ready ({time.perf_counter() - t:.1f}s)")
     results = [run_audit(name, data, Path(out) / name, **options) for name in DEMO_MODELS]
     index = write_top_index(Path(out), [r.out for r in results])
+    if pdf:
+        log(f"wrote {render_pdf(index)} (headless Chromium)")
     for r in results:
         log(f"{r.out.name}: overall {r.overall}, {'all notebooks ran' if r.ok else 'some notebooks FAILED'}")
     log(f"wrote {index} in {time.perf_counter() - start:.1f}s")

@@ -66,6 +66,27 @@ def _fmt(x: float) -> str:
     return f"{x:.3g}"
 
 
+#: beyond this many times the current clusters, "how many would settle it" is not a useful number
+SETTLE_CAP = 10
+
+
+def settle_text(needed: int | None, n_clusters: int | None, unit: str = "cluster") -> str:
+    """How many clusters would settle an inconclusive check, in words ("" when unknown).
+
+    Past :data:`SETTLE_CAP` times the current number the estimate sits on the warn margin and
+    more data of the same kind will not settle it in practice; the text says so instead of
+    quoting a five-digit number.
+    """
+    if not needed:
+        return ""
+    if n_clusters and needed > SETTLE_CAP * n_clusters:
+        return (
+            f"the estimate sits close to the warn margin: more than {SETTLE_CAP}x the current "
+            f"{n_clusters} {unit}s would be needed to settle it"
+        )
+    return f"about {needed} {unit}s would settle it"
+
+
 def graded_verdict(
     section: str,
     check: str,
@@ -90,7 +111,7 @@ def graded_verdict(
     side = {"higher": ">", "lower": "<", "two-sided": "|x| >"}[direction]
     threshold = f"warn {side} {_fmt(warn)}, fail {side} {_fmt(fail)} ({ci:.0%} interval)"
     if g.verdict == "inconclusive" and g.clusters_needed:
-        detail = (detail + " " if detail else "") + f"about {g.clusters_needed} {cluster_unit}s would settle it"
+        detail = (detail + " " if detail else "") + settle_text(g.clusters_needed, n_clusters, cluster_unit)
     return Verdict(
         section=section,
         check=check,

@@ -46,6 +46,7 @@ VERDICT_COLUMNS = [
     "sentence",
 ]
 
+
 @dataclass
 class DriftAudit(AuditResult):
     """Everything :func:`drift_audit` found (one report section, ``"drift"``).
