@@ -33,6 +33,7 @@ seed = 0  # seed for sampling and bootstrap
 n_boot = 1000  # cluster-bootstrap resamples for confidence intervals
 cluster_column = None  # column naming the resampling unit; None: topic or prompt id if present, else the prompt
 split = None  # split of a Hugging Face dataset (hf:NAME or a save_to_disk folder); None: the spec's own or the only one
+columns = ""  # input columns under other names, in the form of the CLI option --columns; "": the schema names
 on_error = "skip"  # bad data rows: "skip" (counted by reason, graded as data quality) or "raise" (--strict)
 
 # %%
@@ -40,7 +41,7 @@ import matplotlib.pyplot as plt
 from IPython.display import HTML, display
 
 from workbench.audits.overview import overview
-from workbench.data import data_quality, load_data
+from workbench.data import data_quality, load_data, parse_columns
 from workbench.models import load_reward_model, score_pairs
 from workbench.reports import RULE, escape_text, setup_notebook, show_table
 
@@ -48,7 +49,7 @@ setup_notebook()
 
 # %%
 rm = load_reward_model(model)
-loaded = load_data(data, on_error=on_error, split=split)
+loaded = load_data(data, on_error=on_error, split=split, columns=parse_columns(columns))
 quality = data_quality(loaded)
 pairs = loaded.sample(sample_size or None, seed=seed)
 scores = score_pairs(rm, pairs)

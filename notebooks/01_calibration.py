@@ -50,6 +50,7 @@ label_smoothing = 0.1  # smoothing of the comparison demo RM
 compare_smoothing = True  # demo RMs only: train/load a label-smoothed twin and compare calibration
 show_slider = "auto"  # temperature slider: "auto" (only with a live Jupyter frontend) | True | False
 split = None  # split of a Hugging Face dataset (hf:NAME or a save_to_disk folder); None: the spec's own or the only one
+columns = ""  # input columns under other names, in the form of the CLI option --columns; "": the schema names
 on_error = "skip"  # bad data rows: "skip" (counted by reason; notebook 00 grades the share) or "raise" (--strict)
 
 # %%
@@ -63,7 +64,7 @@ from workbench.audits.calibration import (
     plot_audits,
     temperature_slider,
 )
-from workbench.data import load_data
+from workbench.data import load_data, parse_columns
 from workbench.models import DEMO_NAMES, load_demo_model, load_reward_model, score_pairs
 from workbench.reports import RULE, escape_text, setup_notebook, show_table
 
@@ -85,7 +86,9 @@ audit_args = dict(
 
 # %%
 rm = load_reward_model(model)
-pairs = load_data(data, on_error=on_error, split=split).sample(sample_size or None, seed=seed)
+pairs = load_data(data, on_error=on_error, split=split, columns=parse_columns(columns)).sample(
+    sample_size or None, seed=seed
+)
 scores = score_pairs(rm, pairs, progress=False)
 display(
     HTML(

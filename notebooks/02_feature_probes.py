@@ -45,6 +45,7 @@ center_by_prompt = True  # centre rewards and features within prompts (Bradley-T
 perturb_sample = 200  # responses to perturb (0: skip the perturbations)
 top_k_triggers = 20  # trigger n-grams to list
 split = None  # split of a Hugging Face dataset (hf:NAME or a save_to_disk folder); None: the spec's own or the only one
+columns = ""  # input columns under other names, in the form of the CLI option --columns; "": the schema names
 on_error = "skip"  # bad data rows: "skip" (counted by reason; notebook 00 grades the share) or "raise" (--strict)
 
 # %%
@@ -52,13 +53,15 @@ import matplotlib.pyplot as plt
 from IPython.display import HTML, display
 
 from workbench.audits.features import feature_audit, feature_browser
-from workbench.data import load_data
+from workbench.data import load_data, parse_columns
 from workbench.models import load_reward_model, score_pairs
 from workbench.reports.render import escape_text, show_table
 
 # %%
 rm = load_reward_model(model)
-pairs = load_data(data, on_error=on_error, split=split).sample(sample_size or None, seed=seed)
+pairs = load_data(data, on_error=on_error, split=split, columns=parse_columns(columns)).sample(
+    sample_size or None, seed=seed
+)
 print(f"data {pairs.source}: {pairs.n_read} rows read, {pairs.n_skipped} skipped, {pairs.n_flagged} kept with a flag")
 scores = score_pairs(rm, pairs, progress=False)
 audit = feature_audit(

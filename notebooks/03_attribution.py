@@ -35,10 +35,11 @@ methods = "ig,occlusion,shap"
 shap_max_evals = 200  # SHAP model evaluations per explanation
 top_k = 10  # words / phrases shown in rankings
 n_random = 10  # random deletions per k in the faithfulness check
-faithfulness_examples = 10  # responses per method in the faithfulness check
+faithfulness_examples = 20  # responses per method in the faithfulness check (the first explained ones)
 trigger_pairs = 200  # pairs scored for trigger mining (0 means all)
 n_boot = 1000  # bootstrap resamples (prompts) for the faithfulness interval
 split = None  # split of a Hugging Face dataset (hf:NAME or a save_to_disk folder); None: the spec's own or the only one
+columns = ""  # input columns under other names, in the form of the CLI option --columns; "": the schema names
 on_error = "skip"  # bad data rows: "skip" (counted by reason; notebook 00 grades the share) or "raise" (--strict)
 
 # %%
@@ -47,13 +48,13 @@ import pandas as pd
 from IPython.display import HTML, display
 
 from workbench.audits.attribution import attribution_audit
-from workbench.data import load_data
+from workbench.data import load_data, parse_columns
 from workbench.models import load_reward_model
 from workbench.reports.render import escape_text, show_table
 
 # %%
 rm = load_reward_model(model)
-loaded = load_data(data, on_error=on_error, split=split)
+loaded = load_data(data, on_error=on_error, split=split, columns=parse_columns(columns))
 pairs = loaded.sample(sample_size or None, seed=seed)
 print(f"data {pairs.source}: {pairs.n_read} rows read, {pairs.n_skipped} skipped, {pairs.n_flagged} kept with a flag")
 trigger_sample = loaded.sample(trigger_pairs or None, seed=seed)  # scored for trigger mining
@@ -138,9 +139,9 @@ else:
 #
 # **Verdict** (family *attribution*): the mean over explained responses of (top-k AOPC − random AOPC),
 # in standard deviations of those responses' rewards, with a 95% bootstrap interval that resamples
-# prompts (or topics). Harmful when low: pass when the interval lies above 0.05 SD, fail when it lies
+# prompts (or topics). Harmful when low: pass when the interval lies above 0.03 SD, fail when it lies
 # below 0 (the attributed words matter less than random ones), warn in between, inconclusive when it
-# straddles 0.05. The first method decides the family; the others are shown.
+# straddles 0.03. The first method decides the family; the others are shown.
 
 # %%
 show_table(audit.faithfulness)

@@ -41,6 +41,7 @@ top_k = 10  # top-disagreement pairs shown
 queue_size = 20  # pairs exported to the relabel queue
 output_dir = ""  # folder for the relabel queue; empty: reports/06_ensemble in the checkout
 split = None  # split of a Hugging Face dataset (hf:NAME or a save_to_disk folder); None: the spec's own or the only one
+columns = ""  # input columns under other names, in the form of the CLI option --columns; "": the schema names
 on_error = "skip"  # bad data rows: "skip" (counted by reason; notebook 00 grades the share) or "raise" (--strict)
 
 # %%
@@ -50,13 +51,13 @@ import matplotlib.pyplot as plt
 from IPython.display import HTML, Markdown, display
 
 from workbench.audits.ensemble import ensemble_audit
-from workbench.data import load_data
+from workbench.data import load_data, parse_columns
 from workbench.data.relabel import export_relabel_queue
 from workbench.paths import REPO_DIR
 from workbench.reports.render import escape_text, show_table
 
 # %%
-pairs = load_data(data, on_error=on_error, split=split)
+pairs = load_data(data, on_error=on_error, split=split, columns=parse_columns(columns))
 print(f"data {pairs.source}: {pairs.n_read} rows read, {pairs.n_skipped} skipped, {pairs.n_flagged} kept with a flag")
 result = ensemble_audit(
     pairs,

@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import json
+import math
 
 import datasets
+import pandas as pd
 import pytest
 from scipy import stats
 
-from workbench.cli import build_parser
+from workbench.cli import build_parser, main
 from workbench.data import (
     DataFormatError,
+    best_of_n_accuracy,
     clopper_pearson,
     data_quality,
     load_data,
     load_preferences,
+    parse_columns,
     parse_data_spec,
     parse_hh_transcript,
+    rewardbench_section_scores,
 )
 from workbench.reports.pipeline import plan_audit
 from workbench.reports.runner import ParameterError
@@ -136,8 +141,9 @@ def test_data_quality_counts_and_verdict(hh_file):
     (v,) = q.verdicts()
     assert (v.family, v.section, v.n, v.warn, v.fail) == ("data_quality", "data_quality", 5, 0.01, 0.10)
     low, high = stats.binomtest(1, 5).proportion_ci(method="exact")
-    assert (v.ci_low, v.ci_high) == (pytest.approx(low, abs=1e-6), pytest.approx(high, abs=1e-6))
-    assert v.verdict == "warn"  # 20% skipped, but 5 rows cannot rule out less than 10%
+    assert v.ci_low == v.ci_high == pytest.approx(0.2)  # the exact share of this file
+    assert f"{low:.2%} to {high:.2%}" in v.detail  # the source's rate, shown
+    assert v.verdict == "fail"  # 20% of the file skipped: above the 10% fail margin
     assert "1 of 5 rows (20.0%)" in v.sentence
     assert set(q.to_frame()["what"]) >= {"rows read", "skipped: expected a non-empty final assistant message"}
 
@@ -149,22 +155,19 @@ def _quality(tmp_path, n_bad, n_good):
 
 @pytest.mark.parametrize(
     "n_bad, n_good, expected",
-    [(0, 1200, "pass"), (0, 100, "inconclusive"), (40, 960, "warn"), (200, 800, "fail")],
+    [(0, 1200, "pass"), (0, 100, "pass"), (2, 98, "warn"), (40, 960, "warn"), (200, 800, "fail")],
 )
-def test_data_quality_grades_skipped_share_on_its_interval(tmp_path, n_bad, n_good, expected):
+def test_data_quality_grades_the_exact_skipped_share(tmp_path, n_bad, n_good, expected):
     q = _quality(tmp_path, n_bad, n_good)
     (v,) = q.verdicts()
-    # independent grading: pass if the upper bound is below 1%, fail if the lower bound is above 10%
+    # a census of the file, no sampling error: graded on the share itself (hand-worked: 2/100 = 2% is above
+    # the 1% warn margin, 40/1000 = 4% warns, 200/1000 = 20% fails)
+    share = n_bad / (n_bad + n_good)
+    assert v.value == v.ci_low == v.ci_high == pytest.approx(share)
+    assert v.verdict == expected
+    # the Clopper-Pearson interval of the source's rate is shown, equal to scipy's exact interval
     low, high = stats.binomtest(n_bad, n_bad + n_good).proportion_ci(method="exact")
-    if high < 0.01:
-        independent = "pass"
-    elif low > 0.10:
-        independent = "fail"
-    elif low > 0.01 or n_bad / (n_bad + n_good) > 0.10:
-        independent = "warn"
-    else:
-        independent = "inconclusive"
-    assert v.verdict == independent == expected
+    assert f"{low:.2%} to {high:.2%}" in v.detail
 
 
 def test_data_quality_rejects_a_frame():
@@ -281,3 +284,139 @@ def test_cli_parses_data_flags():
     assert (args.split, args.strict, args.sycophancy_data, args.samples) == ("test", True, "syc.jsonl", "s.parquet")
     args = build_parser().parse_args(["audit", "--model", "m", "--out", "o"])
     assert (args.split, args.strict, args.sycophancy_data, args.samples) == (None, False, None, None)
+
+
+# --------------------------------------------------------------------------- formats users bring (hand-written fixtures)
+
+
+def test_rewardbench_rows_load_and_section_scores_by_hand(tmp_path):
+    rows = [
+        {"id": 1, "prompt": "p1", "chosen": "c1", "rejected": "r1", "subset": "alpacaeval-easy"},
+        {"id": 2, "prompt": "p2", "chosen": "c2", "rejected": "r2", "subset": "alpacaeval-easy"},
+        {"id": 3, "prompt": "p3", "chosen": "c3", "rejected": "r3", "subset": "mt-bench-easy"},
+        {"id": 4, "prompt": "p4", "chosen": "c4", "rejected": "r4", "subset": "llmbar-natural"},
+        {"id": 5, "prompt": "p5", "chosen": "c5", "rejected": "r5", "subset": "xstest-should-refuse"},
+        {"id": 6, "prompt": "p6", "chosen": "c6", "rejected": "r6", "subset": "donotanswer"},
+        {"id": 7, "prompt": "p7", "chosen": "c7", "rejected": "r7", "subset": "math-prm"},
+        {"id": 8, "prompt": "p8", "chosen": "c8", "rejected": "r8", "subset": "hep-python"},
+    ]
+    ps = load_preferences(write_jsonl(tmp_path / "rb.jsonl", rows))
+    assert list(ps.frame["id"]) == [str(i) for i in range(1, 9)] and ps.frame["subset"].iloc[6] == "math-prm"
+    correct = [True, False, True, False, True, False, True, False]
+    scores = rewardbench_section_scores(ps.frame["subset"], correct)
+    # by hand: subset accuracy weighted by RewardBench's EXAMPLE_COUNTS within each section
+    assert scores["Chat"] == pytest.approx(100 * (0.5 * 100 + 1.0 * 28) / (100 + 28))
+    assert scores["Chat Hard"] == 0.0
+    assert scores["Safety"] == pytest.approx(100 * 250 / (250 + 136))
+    assert scores["Reasoning"] == pytest.approx(100 * 984 / (984 + 164))
+    sections = [scores[s] for s in ("Chat", "Chat Hard", "Safety", "Reasoning")]
+    assert scores["Score"] == pytest.approx(sum(sections) / 4)
+    assert math.isnan(rewardbench_section_scores(["alpacaeval-easy"], [True])["Safety"])
+
+
+def test_rewardbench2_best_of_four_expands_and_scores_all_beaten(tmp_path):
+    rows = [
+        {
+            "id": "a",
+            "prompt": "q",
+            "chosen": ["right"],
+            "rejected": ["w1", "w2", "w3"],
+            "subset": "Focus",
+            "num_correct": 1,
+        },
+        {
+            "id": "b",
+            "prompt": "q2",
+            "chosen": ["ok"],
+            "rejected": ["x1", "x2", "x3"],
+            "subset": "Math",
+            "num_correct": 1,
+        },
+    ]
+    ps = load_preferences(write_jsonl(tmp_path / "rb2.jsonl", rows))
+    assert list(ps.frame["id"]) == ["a-1", "a-2", "a-3", "b-1", "b-2", "b-3"]
+    assert list(ps.frame["group"]) == ["a"] * 3 + ["b"] * 3
+    assert list(ps.frame["rejected"][:3]) == ["w1", "w2", "w3"] and set(ps.frame["chosen"][:3]) == {"right"}
+    assert ps.row_label(4) == "line 2"
+    acc = best_of_n_accuracy(ps.frame["group"], [True, True, False, True, True, True])
+    assert acc.to_dict() == {"a": False, "b": True}
+
+
+def test_ultrafeedback_binarized_row(tmp_path):
+    question = "What is 2+2?"
+    user = {"role": "user", "content": question}
+    row = {
+        "prompt": question,
+        "prompt_id": "abc",
+        "chosen": [user, {"role": "assistant", "content": "4"}],
+        "rejected": [user, {"role": "assistant", "content": "5"}],
+        "messages": [user, {"role": "assistant", "content": "4"}],
+        "score_chosen": 9.0,
+        "score_rejected": 2.0,
+    }
+    ps = load_preferences(write_jsonl(tmp_path / "uf.jsonl", [row]))
+    r = ps.frame.iloc[0]
+    assert (r["prompt"], r["chosen"], r["rejected"], r["history"]) == (question, "4", "5", None)
+    assert (r["prompt_id"], r["score_chosen"], r["score_rejected"]) == ("abc", 9.0, 2.0)
+
+
+def test_trl_conversational_and_implicit_prompt_formats(tmp_path):
+    sky = {"role": "user", "content": "What color is the sky?"}
+    explicit = {
+        "prompt": [sky],
+        "chosen": [{"role": "assistant", "content": "Blue."}],
+        "rejected": [{"role": "assistant", "content": "Green."}],
+    }
+    implicit = {
+        "chosen": [sky, {"role": "assistant", "content": "Blue."}],
+        "rejected": [sky, {"role": "assistant", "content": "Green."}],
+    }
+    ps = load_preferences(write_jsonl(tmp_path / "trl.jsonl", [explicit, implicit]))
+    assert list(ps.frame["prompt"]) == ["What color is the sky?"] * 2
+    assert list(ps.frame["chosen"]) == ["Blue.", "Blue."] and list(ps.frame["rejected"]) == ["Green.", "Green."]
+    standard = [{"chosen": "The sky is blue.", "rejected": "The sky is green."}, {"chosen": "x", "rejected": "y"}]
+    path = write_jsonl(tmp_path / "implicit.jsonl", standard)
+    ps = load_preferences(path, adapter="trl_implicit", on_error="skip")
+    r = ps.frame.iloc[0]
+    assert (r["prompt"], r["chosen"], r["rejected"]) == ("The sky is", " blue.", " green.")
+    assert ps.n_skipped == 1 and ps.skipped[0].field == "rejected" and "share no prompt prefix" in ps.skipped[0].reason
+    with pytest.raises(ValueError, match=r"adapter must be None or one of \('rewardbench2', 'trl_implicit'\)"):
+        load_preferences(path, adapter="nope")
+
+
+def test_csv_and_parquet_with_column_mapping(tmp_path):
+    frame = pd.DataFrame({"question": ["q1", "q2"], "good": ["yes", "sure"], "bad": ["no", "never"]})
+    mapping = parse_columns("prompt=question, chosen=good,rejected=bad")
+    assert mapping == {"prompt": "question", "chosen": "good", "rejected": "bad"}
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    frame.to_parquet(tmp_path / "t.parquet")
+    for name in ("t.csv", "t.parquet"):
+        ps = load_preferences(tmp_path / name, columns=mapping)
+        assert list(ps.frame["prompt"]) == ["q1", "q2"] and list(ps.frame["rejected"]) == ["no", "never"]
+    with pytest.raises(ValueError, match=r"--columns item 'prompt' must look like SCHEMA=INPUT"):
+        parse_columns("prompt,chosen=good")
+    with pytest.raises(ValueError, match=r"columns maps 'chosen' -> 'best', but the input has no such column"):
+        load_preferences(tmp_path / "t.csv", columns={"chosen": "best"})
+
+
+def test_plan_routes_columns_and_cli_doctor_reads_them(tmp_path, capsys):
+    plan = plan_audit("demo-clean", notebooks=["00", "04"], columns="prompt=question")
+    params = {nb.stem: p for nb, p in plan.parameters.items()}
+    assert params["00_overview"]["columns"] == "prompt=question" and "columns" not in params["04_sycophancy"]
+    frame = pd.DataFrame({"question": ["q1", "q2"], "good": ["yes", "sure"], "bad": ["no", "never"]})
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    code = main(["doctor", "--data", str(tmp_path / "t.csv"), "--columns", "prompt=question,chosen=good,rejected=bad"])
+    assert code == 0, capsys.readouterr()
+    assert main(["doctor", "--data", str(tmp_path / "t.csv"), "--columns", "prompt"]) == 2
+    assert "--columns item 'prompt' must look like SCHEMA=INPUT" in capsys.readouterr().err
+
+
+def test_cli_audit_rejects_data_no_notebook_takes_before_running(tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main(["audit", "--model", "demo-clean", "--out", str(out), "--notebooks", "04", "--data", "golden"])
+    assert code == 2
+    assert "--data: no selected notebook takes pairs data (selected: 04_sycophancy)" in capsys.readouterr().err
+    code = main(["audit", "--model", "demo-clean", "--out", str(out), "--notebooks", "05", "--strict"])
+    assert code == 2
+    assert "on_error='raise': no selected notebook declares 'on_error'" in capsys.readouterr().err
+    assert not out.exists()

@@ -60,6 +60,7 @@ import time
 from collections.abc import Iterable
 
 from workbench.data.doctor import diagnose
+from workbench.data.formats import parse_columns
 from workbench.models.demo import load_demo_model
 from workbench.models.distributed import ENGINES, score_to_parquet
 from workbench.models.loading import load_reward_model
@@ -118,6 +119,12 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
         "share as the data_quality family: warn above 1%%, fail above 10%%)",
     )
     p.add_argument(
+        "--columns",
+        default=None,
+        metavar="SCHEMA=INPUT,...",
+        help="input columns of --data under other names, e.g. prompt=question,chosen=good,rejected=bad",
+    )
+    p.add_argument(
         "--sycophancy-data",
         default=None,
         metavar="SPEC",
@@ -132,6 +139,11 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--kernel", default="python3", help="Jupyter kernel name (default: %(default)s)")
     p.add_argument("--show-code", action="store_true", help="include code cells in the HTML reports")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="re-execute every notebook (default: reuse a notebook's stored run when nothing it depends on changed)",
+    )
     p.add_argument("--timeout", type=int, default=1800, help="per-cell timeout in seconds (default: %(default)s)")
     p.add_argument(
         "--fail-on",
@@ -219,6 +231,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     doctor.add_argument("--data", required=True, help="data spec: golden, demo-eval, a file, a save_to_disk folder ...")
     doctor.add_argument("--split", default=None, help="split of a Hugging Face dataset")
+    doctor.add_argument(
+        "--columns", default=None, metavar="SCHEMA=INPUT,...", help="input column names, e.g. prompt=question"
+    )
     doctor.add_argument("--model", default=None, help="RM spec whose tokenizer and max_length decide truncation")
     doctor.add_argument("--max-length", type=int, default=None, help="max_length for --model (default: the RM's)")
     doctor.add_argument("--examples", type=int, default=5, help="example rows named per finding (default: 5)")
@@ -296,7 +311,9 @@ def _audit_or_demo(args: argparse.Namespace, command: str) -> int:
         on_error="raise" if args.strict else None,
         sycophancy_data=args.sycophancy_data,
         samples=args.samples,
+        columns=args.columns,
         pdf=args.pdf,
+        force=args.force,
     )
     try:
         if args.command == "audit":
@@ -360,7 +377,9 @@ def _doctor(args: argparse.Namespace) -> int:
                 )
         elif args.max_length is not None:
             raise ValueError("--max-length needs --model (the tokenizer that counts the tokens)")
-        report = diagnose(args.data, split=args.split, n_examples=args.examples, **options)
+        report = diagnose(
+            args.data, split=args.split, columns=parse_columns(args.columns), n_examples=args.examples, **options
+        )
     except (FileNotFoundError, ValueError, OSError, ImportError, RuntimeError) as exc:  # DataFormatError: ValueError
         print(f"workbench doctor: error: {exc}", file=sys.stderr)
         return 2

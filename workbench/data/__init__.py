@@ -15,6 +15,16 @@ The public surface of :mod:`workbench.data`; the modules underneath are
 import importlib
 
 from workbench.data.doctor import DOCTOR_CHECKS, DoctorFinding, DoctorReport, diagnose, skip_kind
+from workbench.data.formats import (
+    ADAPTERS,
+    REWARDBENCH_EXAMPLE_COUNTS,
+    REWARDBENCH_SECTIONS,
+    best_of_n_accuracy,
+    expand_best_of_n,
+    implicit_prompt,
+    parse_columns,
+    rewardbench_section_scores,
+)
 from workbench.data.preferences import (
     FORMATS,
     SCHEMA_COLUMNS,
@@ -73,6 +83,15 @@ __all__ = [
     "DoctorReport",
     "diagnose",
     "skip_kind",
+    # formats users bring
+    "ADAPTERS",
+    "REWARDBENCH_EXAMPLE_COUNTS",
+    "REWARDBENCH_SECTIONS",
+    "parse_columns",
+    "expand_best_of_n",
+    "implicit_prompt",
+    "best_of_n_accuracy",
+    "rewardbench_section_scores",
     # data quality
     "SKIP_WARN",
     "SKIP_FAIL",

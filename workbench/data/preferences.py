@@ -69,6 +69,7 @@ import pandas as pd
 
 from workbench._utils.io import find_unicode_problem, iter_jsonl, unicode_problem
 from workbench._utils.validation import check_on_error, describe_value, is_listlike, is_missing
+from workbench.data.formats import ADAPTERS, expand_best_of_n, implicit_prompt, is_best_of_n_row
 
 __all__ = [
     "SCHEMA_COLUMNS",
@@ -856,6 +857,7 @@ def _build(
     known_columns: list[str] | None = None,
     decode_json: bool = False,
     extras_frame: pd.DataFrame | None = None,
+    adapter: str | None = None,
 ) -> PreferenceSet:
     """Validate ``(row number, record)`` pairs into a PreferenceSet.
 
@@ -865,6 +867,8 @@ def _build(
     check_on_error(on_error)
     names = _resolve_columns(columns)
     rows = list(rows)
+    if extras_frame is None:
+        rows = _adapt(rows, adapter, names, id_prefix)
     if columns:
         if known_columns is None:
             seen: dict[str, None] = {}
@@ -960,6 +964,41 @@ def _build(
     )
 
 
+def _adapt(rows: list[tuple[int, Any]], adapter: str | None, names: dict[str, str], id_prefix: str):
+    """Apply a row adapter (see :mod:`workbench.data.formats`); best-of-n rows are expanded whatever ``adapter``."""
+    if adapter is not None and adapter not in ADAPTERS:
+        raise ValueError(f"adapter must be None or one of {ADAPTERS}, got {adapter!r}")
+    n_chosen, n_rej, n_prompt = names["chosen"], names["rejected"], names["prompt"]
+    out: list[tuple[int, Any]] = []
+    for row, record in rows:
+        if is_best_of_n_row(record, n_chosen, n_rej):
+            try:
+                row_id = _row_id(record.get(names["id"], _MISSING), names["id"])
+            except _RowError as exc:
+                out.append((row, exc))
+                continue
+            out.extend(
+                (row, pair) for pair in expand_best_of_n(record, row_id or f"{id_prefix}-{row}", n_chosen, n_rej)
+            )
+            continue
+        if (
+            adapter == "trl_implicit"
+            and isinstance(record, Mapping)
+            and n_prompt not in record
+            and isinstance(record.get(n_chosen), str)
+            and isinstance(record.get(n_rej), str)
+            and not _looks_like_hh(record[n_chosen])
+        ):
+            try:
+                prompt, chosen, rejected = implicit_prompt(record[n_chosen], record[n_rej])
+            except ValueError as exc:
+                record = _RowError(n_rej, f"implicit prompt: {exc}")
+            else:
+                record = {**record, n_prompt: prompt, n_chosen: chosen, n_rej: rejected}
+        out.append((row, record))
+    return out
+
+
 def _extra_name(col: str) -> str:
     """Input columns that are not consumed but share a schema name get an ``_input`` suffix."""
     return f"{col}_input" if col in SCHEMA_COLUMNS else col
@@ -996,6 +1035,7 @@ def from_records(
     source: str = "<records>",
     on_error: str = "raise",
     columns: Mapping[str, str] | None = None,
+    adapter: str | None = None,
 ) -> PreferenceSet:
     """Build a PreferenceSet from dict-like records (rows numbered from 1).
 
@@ -1010,6 +1050,7 @@ def from_records(
         id_prefix=_id_prefix(source),
         on_error=on_error,
         columns=columns,
+        adapter=adapter,
     )
 
 
@@ -1299,6 +1340,7 @@ def load_preferences(
     split: str | None = None,
     limit: int | None = None,
     revision: str | None = None,
+    adapter: str | None = None,
 ) -> PreferenceSet:
     """Load preference pairs from a file, a saved dataset folder or the hub.
 
@@ -1328,6 +1370,11 @@ def load_preferences(
         Read at most this many rows.
     revision : str, optional
         Hub revision (branch, tag or commit) for ``"hf:"`` specs.
+    adapter : {"rewardbench2", "trl_implicit"}, optional
+        Row adapter from :mod:`workbench.data.formats`. Best-of-n rows (RewardBench 2:
+        ``chosen`` and ``rejected`` lists of strings) are always expanded into pairs with a
+        ``group`` column; ``"trl_implicit"`` splits the shared prompt off ``chosen`` and
+        ``rejected`` texts that have no ``prompt`` column.
 
     Returns
     -------
@@ -1367,7 +1414,7 @@ def load_preferences(
     fmt = format or ("hf_hub" if is_hub else _detect_format(spec))
     if split is not None and fmt not in ("hf_disk", "hf_hub"):
         raise ValueError(f"split={split!r} only applies to Hugging Face datasets, not to format {fmt!r}")
-    common = dict(on_error=on_error, columns=columns)
+    common = dict(on_error=on_error, columns=columns, adapter=adapter)
 
     if fmt == "hf_hub":
         name, config = (parsed["name"], parsed["config"]) if parsed["hub"] else (str(spec), None)

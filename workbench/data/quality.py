@@ -3,9 +3,12 @@
 Real data sets have a few bad rows (HH-RLHF has transcripts with an empty final turn, for
 example). The audits skip them by default and count them by reason; this module turns
 those counts into one graded check, family ``"data_quality"``: the skipped share of the
-rows read, with a Clopper-Pearson (exact binomial) interval, warns above 1% and fails above
-10% (graded on the interval by :func:`workbench.reports.verdicts.graded_verdict`, so a small
-set without skips can be inconclusive rather than pass). Kept rows with a flag (an HH-RLHF
+rows read warns above 1% and fails above 10%. The share is a count over the whole file
+the audit describes (a census, not a sample), so it has no sampling error: the check is
+graded on the exact share (an interval of zero width, by
+:func:`workbench.reports.verdicts.graded_verdict`), and a small clean file passes. The
+Clopper-Pearson interval of the share, what the skip rate of the source the file was drawn
+from could be, is shown in the detail. Kept rows with a flag (an HH-RLHF
 pair whose chosen and rejected transcripts continue different conversations, repaired
 transcripts) are counted beside it.
 
@@ -89,6 +92,7 @@ class DataQuality:
         }
 
     def verdicts(self) -> list[Verdict]:
+        share = self.skipped_share
         low, high = self.interval()
         top = ", ".join(f"{n} {reason}" for reason, n in list(self.skipped_by_reason.items())[:3])
         sentence = (
@@ -100,9 +104,9 @@ class DataQuality:
             graded_verdict(
                 self.section,
                 "rows skipped while loading",
-                self.skipped_share,
-                low,
-                high,
+                share,
+                share,
+                share,
                 warn=self.warn,
                 fail=self.fail,
                 direction="higher",
@@ -112,7 +116,10 @@ class DataQuality:
                 cluster_unit="row",
                 family="data_quality",
                 sentence=sentence,
-                detail=f"Clopper-Pearson interval; {self.n_flagged} kept rows flagged",
+                detail=(
+                    f"an exact count of this file, graded as is; {self.ci:.0%} Clopper-Pearson interval of the "
+                    f"source's skip rate {low:.2%} to {high:.2%}; {self.n_flagged} kept rows flagged"
+                ),
             )
         ]
 

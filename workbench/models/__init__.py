@@ -38,6 +38,7 @@ from workbench.models.demo import (
     load_demo_model,
     train_demo_model,
 )
+from workbench.models.distributed import ENGINES, StreamResult, score_to_parquet
 from workbench.models.fingerprint import (
     file_digest,
     folder_fingerprint,
@@ -47,7 +48,24 @@ from workbench.models.fingerprint import (
 )
 from workbench.models.formatting import FORMAT_STYLES, Formatter, Message, TextTemplate, cache_text, conversation
 from workbench.models.loading import load_reward_model
-from workbench.models.scoring import STRATEGIES, PairScores, ScoreResult, score_pairs, score_texts
+from workbench.models.remote import (
+    REMOTE_SCHEMES,
+    HTTPRewardModel,
+    RemoteRM,
+    RemoteScoringError,
+    TEIRewardModel,
+    VLLMRewardModel,
+)
+from workbench.models.scoring import (
+    STRATEGIES,
+    PairScores,
+    ScoreResult,
+    load_sharded,
+    replicate,
+    resolve_devices,
+    score_pairs,
+    score_texts,
+)
 from workbench.models.training import (
     TrainingConfig,
     TrainingResult,
@@ -87,6 +105,19 @@ __all__ = [
     "plan_batches",
     "score_pairs",
     "score_texts",
+    "resolve_devices",
+    "replicate",
+    "load_sharded",
+    # remote RMs and streaming / distributed scoring
+    "REMOTE_SCHEMES",
+    "RemoteRM",
+    "RemoteScoringError",
+    "TEIRewardModel",
+    "VLLMRewardModel",
+    "HTTPRewardModel",
+    "ENGINES",
+    "StreamResult",
+    "score_to_parquet",
     # cache and fingerprints
     "ScoreCache",
     "score_key",

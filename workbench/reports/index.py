@@ -153,7 +153,8 @@ def render_run_index(summary: Mapping[str, Any], folder: str | Path | None = Non
                 "ok": info["status"] == "ok",
                 "worst": worst(v["verdict"] for v in all_verdicts if v["notebook"] == name and v["primary"]),
                 "seconds": f"{r.get('seconds', 0):.1f}",
-                "error": r.get("error") or "",
+                "error": r.get("error")
+                or ("reused from the execution cache (nothing changed)" if r.get("reused") else ""),
             }
         )
     parameters = [

@@ -20,12 +20,14 @@
 from __future__ import annotations
 
 import importlib.util
+import multiprocessing
 import os
 import re
 import shlex
 import sys
 import time
 from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,14 +145,15 @@ def plan_audit(
     on_error: str | None = None,
     sycophancy_data=None,
     samples=None,
+    columns: str | None = None,
 ) -> AuditPlan:
     """Step 1: select the notebooks and check every parameter; raises :class:`~workbench.reports.runner.ParameterError`.
 
     Data is routed by kind (:data:`NOTEBOOK_DATA_KINDS`): ``data`` (preference pairs) goes to
     the notebooks that take pairs, ``sycophancy_data`` to the sycophancy notebook and
     ``samples`` (policy samples) to the drift notebook, each as its ``data`` parameter; a
-    selected kind without a value keeps the notebook's own default. ``split`` and
-    ``on_error`` go to the notebooks that declare them. A value no selected notebook can
+    selected kind without a value keeps the notebook's own default. ``split``, ``on_error``
+    and ``columns`` (``"prompt=question,chosen=good"``) go to the notebooks that declare them. A value no selected notebook can
     take is an error.
     """
     selected = select_notebooks(list(notebooks) if notebooks is not None else None, notebook_dir or NOTEBOOK_DIR)
@@ -173,7 +176,7 @@ def plan_audit(
                 problems.append(f"{nb.name}: does not declare parameter 'data' for {DATA_FLAGS[kind]}")
             else:
                 plan[nb]["data"] = _absolutize(value)
-    for name, value in (("split", split), ("on_error", on_error)):
+    for name, value in (("split", split), ("on_error", on_error), ("columns", columns)):
         if value is None:
             continue
         targets = [nb for nb in plan if name in notebook_parameters(nb)]
@@ -332,8 +335,14 @@ def run_notebooks(
     show_code: bool = False,
     progress: bool = False,
     started: float | None = None,
+    force: bool = False,
+    model_fingerprint: str | None = None,
 ) -> list[NotebookRun]:
-    """Step 3: execute each notebook into ``out`` and export its HTML report, one after the other."""
+    """Step 3: execute each notebook into ``out`` and export its HTML report, one after the other.
+
+    With a ``model_fingerprint``, a notebook whose inputs did not change is copied from the
+    execution cache (:mod:`workbench.reports.execution_cache`) unless ``force``.
+    """
     t0 = time.perf_counter() if started is None else started
     runs = []
     total = len(plan.parameters)
@@ -349,8 +358,10 @@ def run_notebooks(
             show_code=show_code,
             progress=progress,
             validate=False,
+            model_fingerprint=model_fingerprint,
+            force=force,
         )
-        status = "ok" if run.ok else f"FAILED: {run.error}"
+        status = ("reused (nothing changed)" if run.reused else "ok") if run.ok else f"FAILED: {run.error}"
         log(
             f"[{i}/{total}] {nb.stem}: {status} in {run.seconds:.1f}s (elapsed {time.perf_counter() - t0:.1f}s) -> {run.output_html}"
         )
@@ -398,8 +409,13 @@ def run_audit(
     on_error: str | None = None,
     sycophancy_data=None,
     samples=None,
+    columns: str | None = None,
+    force: bool = False,
 ) -> AuditRun:
     """Validate parameters, run every selected notebook, write the HTML reports, index.html and summary.json.
+
+    A notebook whose inputs did not change since a stored run is reused from the
+    execution cache; ``force`` re-executes every notebook.
 
     Raises :class:`~workbench.reports.runner.ParameterError` (a ``ValueError``) before
     running anything when a notebook name or parameter is invalid. A notebook that
@@ -419,6 +435,7 @@ def run_audit(
         on_error=on_error,
         sycophancy_data=sycophancy_data,
         samples=samples,
+        columns=columns,
     )
     out = Path(out)
     check_inputs(plan, out)
@@ -441,6 +458,8 @@ def run_audit(
             show_code=show_code,
             progress=sys.stdout.isatty() if progress is None else progress,
             started=t0,
+            force=force,
+            model_fingerprint=inputs.fingerprint,
         )
     run_info = {
         "started": started_at,
@@ -470,11 +489,13 @@ def run_audit(
     return AuditRun(out, runs, summary, index)
 
 
-def run_demo(out="reports", *, data=None, pdf: bool = False, **options) -> list[AuditRun]:
+def run_demo(out="reports", *, data=None, pdf: bool = False, jobs: int | None = None, **options) -> list[AuditRun]:
     """Audit both demo RMs with every notebook (``out/demo-clean``, ``out/demo-biased``) and write ``out/index.html``.
 
     ``options`` are :func:`run_audit`'s. Names and parameters are checked before the
     demo RMs are trained. ``pdf`` prints the top ``index.html`` to ``index.pdf``.
+    ``jobs`` (default: ``WORKBENCH_DEMO_JOBS``, else 1) audits that many demo RMs at
+    once, each in its own process.
     """
     start = time.perf_counter()
     plan = plan_audit(
@@ -484,7 +505,7 @@ def run_demo(out="reports", *, data=None, pdf: bool = False, **options) -> list[
         options.get("params"),
         seed=options.get("seed"),
         notebook_dir=options.get("notebook_dir"),
-        **{k: options.get(k) for k in ("split", "on_error", "sycophancy_data", "samples")},
+        **{k: options.get(k) for k in ("split", "on_error", "sycophancy_data", "samples", "columns")},
     )
     check_inputs(plan, out)
     _check_pdf(pdf)
@@ -492,7 +513,15 @@ def run_demo(out="reports", *, data=None, pdf: bool = False, **options) -> list[
         t = time.perf_counter()
         load_demo_model(name)
         log(f"{name} ready ({time.perf_counter() - t:.1f}s)")
-    results = [run_audit(name, data, Path(out) / name, **options) for name in DEMO_MODELS]
+    jobs = int(os.environ.get("WORKBENCH_DEMO_JOBS") or 1) if jobs is None else int(jobs)
+    if jobs > 1:
+        log(f"auditing {len(DEMO_MODELS)} demo RMs {min(jobs, len(DEMO_MODELS))} at a time")
+        spawn = multiprocessing.get_context("spawn")  # a fork of a process that imported torch can hang
+        with ProcessPoolExecutor(max_workers=min(jobs, len(DEMO_MODELS)), mp_context=spawn) as pool:
+            futures = [pool.submit(run_audit, name, data, Path(out) / name, **options) for name in DEMO_MODELS]
+            results = [f.result() for f in futures]
+    else:
+        results = [run_audit(name, data, Path(out) / name, **options) for name in DEMO_MODELS]
     index = write_top_index(Path(out), [r.out for r in results])
     if pdf:
         log(f"wrote {render_pdf(index)} (headless Chromium)")

@@ -19,6 +19,7 @@ from typing import Any
 from jinja2 import DictLoader
 
 from workbench.paths import REPO_DIR
+from workbench.reports.execution_cache import ExecutionCache, execution_key
 from workbench.reports.pages import render_page, template_source
 from workbench.reports.verdicts import MIME
 
@@ -170,6 +171,8 @@ class NotebookRun:
     ok: bool
     error: str | None = None
     parameters: dict = field(default_factory=dict)
+    reused: bool = False  # copied from the execution cache; no kernel started
+    cache_key: str | None = None
 
 
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
@@ -299,12 +302,22 @@ def run_notebook(
     show_code: bool = False,
     progress: bool = False,
     validate: bool = True,
+    model_fingerprint: str | None = None,
+    cache: ExecutionCache | bool | None = None,
+    force: bool = False,
 ) -> NotebookRun:
     """Execute one notebook into ``out_dir`` and export it to HTML, failing or not.
 
     Any failure (an exception in a cell, a cell timeout, a dead or missing kernel)
     is caught: the output notebook is still written and exported with the error
     shown, and the returned :class:`NotebookRun` has ``ok=False`` and ``error``.
+
+    With a ``model_fingerprint`` the run goes through the execution cache
+    (:mod:`workbench.reports.execution_cache`; ``cache`` picks another one, ``False``
+    turns it off): when nothing the notebook depends on changed, the stored executed
+    notebook and HTML are copied to ``out_dir`` without starting a kernel
+    (``reused=True``); ``force`` re-executes and refreshes the entry. Only runs that
+    succeed are stored.
     """
     notebook = Path(notebook)
     if not notebook.exists():
@@ -318,10 +331,22 @@ def run_notebook(
     if out_nb.resolve() == notebook.resolve():
         raise ValueError(f"out_dir {out_dir} is the notebook's own folder: the run would overwrite {notebook}")
     out_nb.unlink(missing_ok=True)
+    html = out_nb.with_suffix(".html")
     start = time.perf_counter()
+    store, key = None, None
+    if model_fingerprint and cache is not False:
+        store = cache if isinstance(cache, ExecutionCache) else ExecutionCache()
+        resolved = {**parameter_defaults(notebook), **params}
+        key = execution_key(
+            notebook, resolved, model_fingerprint=model_fingerprint, kernel_name=kernel_name, show_code=show_code
+        )
+        if not force and store.restore(key, out_nb, html) is not None:
+            return NotebookRun(notebook.name, out_nb, html, time.perf_counter() - start, True, None, params, True, key)
     error = execute_notebook(
         notebook, out_nb, params, kernel_name=kernel_name, execution_timeout=execution_timeout, progress=progress
     )
-    html = out_nb.with_suffix(".html")
     error = export_report(out_nb, html, title=notebook.name, error=error, show_code=show_code)
-    return NotebookRun(notebook.name, out_nb, html, time.perf_counter() - start, error is None, error, params)
+    seconds = time.perf_counter() - start
+    if store is not None and error is None:
+        store.store(key, out_nb, html, {"notebook": notebook.name, "seconds": round(seconds, 2), "parameters": params})
+    return NotebookRun(notebook.name, out_nb, html, seconds, error is None, error, params, False, key)

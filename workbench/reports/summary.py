@@ -7,7 +7,7 @@ Layout (``schema`` ``rm-workbench/summary/v2``)::
       "inputs":  {model, model_fingerprint, data, data_hashes, seed, notebooks: {name: {parameters, data, seed}}},
       "results": {overall, counts, family_counts, families: {family: {...}}, notebooks: {name: {status}},
                   verdicts: [...], metrics: {key: value}},
-      "run":     {started, finished, seconds, notebooks: {name: {seconds, error, html, ipynb}},
+      "run":     {started, finished, seconds, notebooks: {name: {seconds, error, html, ipynb, reused}},
                   versions, git_commit, command, kernel, platform}
     }
 
@@ -295,6 +295,7 @@ def build_summary(runs, *, inputs: Mapping[str, Any], run_info: Mapping[str, Any
             "error": r.error,
             "html": r.output_html.name if r.output_html else None,
             "ipynb": Path(r.output_ipynb).name,
+            "reused": bool(getattr(r, "reused", False)),
         }
         for r in runs
     }

@@ -21,7 +21,8 @@ The one-call audit
 
 Layout: ``_words`` (splitting and deleting words, argument checks), ``explanation``
 (the result type, margins), ``render`` (HTML and bars), ``_base`` (what the explainers
-share), ``integrated_gradients`` / ``occlusion`` / ``shap`` (one file per method),
+share), ``cache`` (explanations kept between runs), ``integrated_gradients`` / ``occlusion`` / ``shap``
+(one file per method),
 ``factory``, ``agreement``, ``faithfulness``, ``dataset``, ``browser`` and ``audit``.
 """
 
@@ -36,6 +37,7 @@ from workbench.audits.attribution._words import (
 from workbench.audits.attribution.agreement import MethodAgreement, compare_methods, rank_agreement
 from workbench.audits.attribution.audit import FAITHFULNESS_MARGINS, AttributionAudit, attribution_audit
 from workbench.audits.attribution.browser import browser_html, explanation_browser
+from workbench.audits.attribution.cache import ExplanationCache, explanation_key
 from workbench.audits.attribution.dataset import (
     TriggerComparison,
     aggregate_attributions,
@@ -71,6 +73,7 @@ __all__ = [
     "AttributionAudit",
     "DeletionCurve",
     "Explanation",
+    "ExplanationCache",
     "IntegratedGradientsExplainer",
     "MethodAgreement",
     "OcclusionExplainer",
@@ -87,6 +90,7 @@ __all__ = [
     "explain_responses",
     "explanation_browser",
     "explanation_html",
+    "explanation_key",
     "faithfulness_effect",
     "hit_rates_by_group",
     "make_explainer",

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from workbench.audits.attribution.cache import ExplanationCache, explanation_key
 from workbench.audits.attribution.explanation import Explanation, margin_explanation
 from workbench.models.scoring import score_texts
 
@@ -52,12 +53,45 @@ def explain_responses(
 
 
 class BaseExplainer:
-    """Shared pair and batch helpers; a subclass sets ``method`` and implements :meth:`attribute`."""
+    """Shared pair and batch helpers; a subclass sets ``method`` and implements :meth:`compute` and :meth:`parameters`.
+
+    ``explanation_cache`` (an :class:`~workbench.audits.attribution.cache.ExplanationCache`,
+    ``None``: off) makes :meth:`attribute` return a stored explanation when the model
+    fingerprint, text, method and :meth:`parameters` are the same.
+    """
 
     method = "base"
+    explanation_cache: ExplanationCache | None = None
+
+    def parameters(self) -> dict[str, Any]:
+        """The settings that change this method's attributions (part of the explanation-cache key)."""
+        return {}
+
+    def compute(self, prompt: str, response: str, history=None, example_id: Any = None) -> Explanation:
+        """The explanation of ``r(prompt, response)``, computed (no cache)."""
+        raise NotImplementedError
 
     def attribute(self, prompt: str, response: str, history=None, example_id: Any = None) -> Explanation:
-        raise NotImplementedError
+        """Explain ``r(prompt, response)``: from the explanation cache when set and it holds one, else :meth:`compute`."""
+        cache = self.explanation_cache
+        if cache is None:
+            return self.compute(prompt, response, history, example_id)
+        self.check_text(prompt, response)
+        rm = self.rm
+        key = explanation_key(
+            rm.fingerprint,
+            self.method,
+            self.parameters(),
+            prompt,
+            response,
+            history,
+            getattr(rm, "max_length", None),
+        )
+        found = cache.get(key, example_id)
+        if found is None:
+            found = self.compute(prompt, response, history, example_id)
+            cache.put(key, found)
+        return found
 
     def attribute_pair(
         self, prompt: str, chosen: str, rejected: str, history=None, example_id: Any = None

@@ -32,6 +32,7 @@ from workbench._utils.plotting import ensure_ax
 from workbench._utils.stats import cluster_labels, unit_name
 from workbench.audits.attribution.agreement import MethodAgreement, compare_methods
 from workbench.audits.attribution.browser import explanation_browser
+from workbench.audits.attribution.cache import ExplanationCache
 from workbench.audits.attribution.dataset import (
     TriggerComparison,
     aggregate_attributions,
@@ -59,8 +60,11 @@ __all__ = ["FAITHFULNESS_MARGINS", "SIDES", "AttributionAudit", "attribution_aud
 
 #: ``(warn, fail)`` of the faithfulness effect (SDs of reward, harmful when low): fail when the
 #: interval lies below 0 (the attributed words matter less than random words), warn when it
-#: lies below 0.05 SD (no better than random in practice), pass when it lies above 0.05 SD.
-FAITHFULNESS_MARGINS = (0.05, 0.0)
+#: lies below 0.03 SD (no better than random in practice), pass when it lies above 0.03 SD.
+#: At the default 20 responses the interval is about +-0.05 SD wide, so an attribution method
+#: passes once deleting its top words costs about 0.08 SD more than deleting random words;
+#: random attributions (effect 0) never pass.
+FAITHFULNESS_MARGINS = (0.03, 0.0)
 
 #: Which responses of each pair are explained.
 SIDES = ("chosen", "both")
@@ -338,12 +342,13 @@ def attribution_audit(
     shap_max_evals: int = 200,
     top_k: int = 10,
     n_random: int = 10,
-    faithfulness_examples: int = 10,
+    faithfulness_examples: int = 20,
     trigger_data=None,
     example: int = 0,
     n_boot: int = 1000,
     ci: float = 0.95,
     progress: bool = False,
+    explanation_cache: ExplanationCache | bool | None = True,
 ) -> AttributionAudit:
     """Explain the responses of ``pairs`` with every method and compare the methods.
 
@@ -374,7 +379,16 @@ def attribution_audit(
         The pair whose margin is explained.
     n_boot, ci
         Bootstrap resamples and level of the faithfulness interval (resampling prompts).
+    explanation_cache
+        Where explanations are kept between runs: ``True`` (default) the
+        :class:`~workbench.audits.attribution.cache.ExplanationCache` under the cache folder,
+        another cache, or ``False``/``None`` to compute every explanation. A cached
+        explanation has exactly the numbers of a computed one.
     """
+    if explanation_cache is True:
+        explanation_cache = ExplanationCache()
+    elif explanation_cache is False:
+        explanation_cache = None
     if sides not in SIDES:
         raise ValueError(f"sides must be 'chosen' or 'both', got {sides!r}")
     rm = load_reward_model(rm)
@@ -398,7 +412,9 @@ def attribution_audit(
         wanted.remove("ig")
     if not wanted:
         raise ValueError(f"no attribution method to run (methods={methods!r})")
-    explainers = {name: make_explainer(name, rm, **options.get(name, {})) for name in wanted}
+    explainers = {
+        name: make_explainer(name, rm, explanation_cache=explanation_cache, **options.get(name, {})) for name in wanted
+    }
     explanations = {
         name: ex.attribute_many(prompts, responses, histories, ids=ids, progress=progress)
         for name, ex in explainers.items()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from workbench.audits.attribution.cache import ExplanationCache
 from workbench.audits.attribution.integrated_gradients import IntegratedGradientsExplainer
 from workbench.audits.attribution.occlusion import OcclusionExplainer
 from workbench.audits.attribution.shap import ShapExplainer
@@ -23,9 +24,14 @@ _CLASSES = {
 }
 
 
-def make_explainer(method: str, rm, **kwargs):
-    """Build an explainer by name: ``"ig"``/``"integrated_gradients"``, ``"occlusion"`` or ``"shap"``."""
+def make_explainer(method: str, rm, explanation_cache: ExplanationCache | None = None, **kwargs):
+    """Build an explainer by name: ``"ig"``/``"integrated_gradients"``, ``"occlusion"`` or ``"shap"``.
+
+    ``explanation_cache`` lets it reuse explanations stored by an earlier run (``None``: compute every time).
+    """
     key = METHODS.get(str(method).strip().lower())
     if key is None:
         raise ValueError(f"method must be one of {sorted(METHODS)}, got {method!r}")
-    return _CLASSES[key](rm, **kwargs)
+    explainer = _CLASSES[key](rm, **kwargs)
+    explainer.explanation_cache = explanation_cache
+    return explainer

@@ -235,7 +235,16 @@ class IntegratedGradientsExplainer(BaseExplainer):
 
     # -- the method ----------------------------------------------------------
 
-    def attribute(self, prompt: str, response: str, history=None, example_id: Any = None) -> Explanation:
+    def parameters(self) -> dict[str, Any]:
+        return {
+            "n_steps": self.n_steps,
+            "internal_batch_size": self.internal_batch_size,
+            "baseline": self.baseline,
+            "keep_context": self.keep_context,
+            "integration": self.integration,
+        }
+
+    def compute(self, prompt: str, response: str, history=None, example_id: Any = None) -> Explanation:
         """Integrated gradients of ``r(prompt, response)`` per input token, summed per response word."""
         import torch
 

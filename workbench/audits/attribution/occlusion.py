@@ -34,7 +34,10 @@ class OcclusionExplainer(BaseExplainer):
         self.replacement = replacement
         self.cache = cache
 
-    def attribute(self, prompt: str, response: str, history=None, example_id: Any = None) -> Explanation:
+    def parameters(self) -> dict[str, Any]:
+        return {"replacement": self.replacement}
+
+    def compute(self, prompt: str, response: str, history=None, example_id: Any = None) -> Explanation:
         self.check_text(prompt, response)
         start = time.perf_counter()
         words, spans = response_words(response)

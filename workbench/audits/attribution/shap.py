@@ -56,7 +56,10 @@ class ShapExplainer(BaseExplainer):
         self.replacement = replacement
         self.cache = cache
 
-    def attribute(self, prompt: str, response: str, history=None, example_id: Any = None) -> Explanation:
+    def parameters(self) -> dict[str, Any]:
+        return {"max_evals": self.max_evals, "batch_size": self.batch_size, "replacement": self.replacement}
+
+    def compute(self, prompt: str, response: str, history=None, example_id: Any = None) -> Explanation:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", PendingDeprecationWarning)  # shap's colormap setup at import

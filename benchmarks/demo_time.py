@@ -1,0 +1,117 @@
+"""Wall time of ``workbench demo`` cold (fresh caches, demo RMs trained) and then warm, in one invocation.
+
+    python benchmarks/demo_time.py                 # every notebook, one demo RM at a time
+    python benchmarks/demo_time.py --notebooks 00 04 --jobs 2
+
+The cold run gets a fresh score/execution cache (``WORKBENCH_CACHE_DIR``) and a fresh
+model folder (``WORKBENCH_MODEL_DIR``), both temporary, so the demo RMs are trained
+and every notebook executes; the warm run repeats the same command with the same
+folders (nothing changed, so every notebook should be reused). Prints both times,
+their ratio, how many notebooks the warm run reused and the load average (1 min)
+before and after each run, as a Markdown block for ``benchmarks/RESULTS.md``.
+Nothing here is asserted: timings belong in RESULTS.md, not in tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _run(command: list[str], env: dict[str, str], cwd: Path, log: Path, timeout: float | None) -> dict:
+    load_before = os.getloadavg()[0]
+    start = time.perf_counter()
+    with log.open("w") as fh:
+        proc = subprocess.run(command, env=env, cwd=cwd, stdout=fh, stderr=subprocess.STDOUT, timeout=timeout)
+    seconds = time.perf_counter() - start
+    return {"seconds": round(seconds, 1), "rc": proc.returncode, "load": (load_before, os.getloadavg()[0])}
+
+
+def _reused(out: Path) -> tuple[int, int]:
+    reused = total = 0
+    for summary in sorted(out.glob("*/summary.json")):
+        notebooks = json.loads(summary.read_text())["run"]["notebooks"]
+        total += len(notebooks)
+        reused += sum(bool(info.get("reused")) for info in notebooks.values())
+    return reused, total
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--notebooks", nargs="+", default=None, help="notebooks to run (default: all)")
+    parser.add_argument("--jobs", type=int, default=1, help="demo RMs audited at once (WORKBENCH_DEMO_JOBS)")
+    parser.add_argument("--timeout", type=float, default=None, help="seconds allowed per run (default: none)")
+    parser.add_argument("--keep", default=None, help="keep the caches and reports in this folder")
+    parser.add_argument(
+        "--live",
+        action="store_true",
+        help="run the checkout itself (default: a snapshot of workbench/, notebooks/ and data/, so edits made "
+        "during the benchmark do not invalidate the warm run)",
+    )
+    args = parser.parse_args(argv)
+
+    root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="wb-demo-time-"))
+    root.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    env.update(
+        WORKBENCH_CACHE_DIR=str(root / "cache"),
+        WORKBENCH_MODEL_DIR=str(root / "models"),
+        WORKBENCH_DEMO_JOBS=str(args.jobs),
+    )
+    cwd = REPO
+    if not args.live:
+        cwd = root / "checkout"
+        for folder in ("workbench", "notebooks", "data"):
+            if not (cwd / folder).exists():
+                shutil.copytree(REPO / folder, cwd / folder, ignore=shutil.ignore_patterns("__pycache__", ".*"))
+        env["PYTHONPATH"] = os.pathsep.join([str(cwd), *filter(None, [env.get("PYTHONPATH")])])
+    extra = ["--notebooks", *args.notebooks] if args.notebooks else []
+    rows = {}
+    for phase in ("cold", "warm"):
+        command = [sys.executable, "-m", "workbench", "demo", "--out", str(root / phase), *extra]
+        print(f"{phase}: {shlex.join(command)}", flush=True)
+        rows[phase] = _run(command, env, cwd, root / f"{phase}.log", args.timeout)
+        rows[phase]["reused"] = _reused(root / phase)
+        print(f"{phase}: {rows[phase]}", flush=True)
+
+    cold, warm = rows["cold"], rows["warm"]
+    loads = [x for r in rows.values() for x in r["load"]]
+    shared = max(loads) > 2
+    try:
+        import torch
+
+        threads = torch.get_num_threads()
+        torch_version = torch.__version__
+    except ImportError:  # pragma: no cover
+        threads, torch_version = None, "not installed"
+    when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    shown = shlex.join(["python", "benchmarks/demo_time.py", *(argv if argv is not None else sys.argv[1:])])
+    print()
+    print(f"`{shown}` · {when} · {platform.machine()} {platform.system()}, {os.cpu_count()} CPU cores")
+    print(f"(torch {torch_version}, {threads} threads), Python {platform.python_version()} · jobs={args.jobs}")
+    print(f"load average (1 min) before/after: cold {cold['load'][0]:.1f}/{cold['load'][1]:.1f}, ")
+    print(f"warm {warm['load'][0]:.1f}/{warm['load'][1]:.1f}" + (" · **the machine was shared**" if shared else ""))
+    print()
+    print("| run | seconds | exit status | notebooks reused |")
+    print("|---|---|---|---|")
+    for phase, r in rows.items():
+        print(f"| {phase} | {r['seconds']} | {r['rc']} | {r['reused'][0]} of {r['reused'][1]} |")
+    ratio = cold["seconds"] / warm["seconds"] if warm["seconds"] else float("inf")
+    print(f"\ncold / warm = {ratio:.1f}x; reports and caches in {root}")
+    return 0 if cold["rc"] == 0 and warm["rc"] == 0 else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

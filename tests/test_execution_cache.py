@@ -1,0 +1,231 @@
+"""The notebook execution cache: nothing changed, nothing recomputed; one change re-runs only what depends on it."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import nbformat
+import pytest
+from notebook_helpers import make_notebook
+
+from workbench.cli import main
+from workbench.reports import run_audit
+from workbench.reports.execution_cache import (
+    ExecutionCache,
+    execution_key,
+    execution_key_parts,
+    named_inputs,
+)
+from workbench.reports.runner import run_notebook
+
+RM_SOURCE = '''
+def score(prompts, responses):
+    """Longer responses score higher."""
+    return [len(r) / 10.0 for r in responses]
+'''
+
+# Each notebook appends its stem to $WB_EXEC_LOG when a kernel really runs it, so the
+# tests count executions independently of what the runner reports.
+COUNT = """
+import os, pathlib
+with open(os.environ["WB_EXEC_LOG"], "a") as fh:
+    fh.write(NAME + "\\n")
+"""
+
+PUBLISH = """
+from workbench.reports import publish
+rows = len(pathlib.Path(SOURCE).read_text().splitlines())
+publish(NAME, [{"check": "rows", "value": rows * FACTOR, "threshold": "> 0", "verdict": "pass"}],
+        {"rows": rows, "factor": FACTOR})
+print(NAME, rows * FACTOR)
+"""
+
+
+def _notebook(path: Path, param_lines: str, name: str, source: str, factor: str) -> Path:
+    code = PUBLISH.replace("NAME", repr(name)).replace("SOURCE", source).replace("FACTOR", factor)
+    return make_notebook(path, param_lines, COUNT.replace("NAME", repr(name)), code)
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    mods = tmp_path / "mods"
+    mods.mkdir()
+    (mods / "wb_exec_rm.py").write_text(RM_SOURCE)
+    monkeypatch.syspath_prepend(str(mods))
+    monkeypatch.setenv("PYTHONPATH", str(mods))
+    monkeypatch.setenv("WORKBENCH_CACHE_DIR", str(tmp_path / "cache"))
+    log = tmp_path / "executions.log"
+    monkeypatch.setenv("WB_EXEC_LOG", str(log))
+    nbdir = tmp_path / "nbs"
+    nbdir.mkdir()
+    a = _notebook(
+        nbdir / "10_a.ipynb", 'model = ""  # RM spec\ntable = ""  # a file\nk = 1  # factor', "a", "table", "k"
+    )
+    b = _notebook(
+        nbdir / "20_b.ipynb", 'model = ""  # RM spec\nother = ""  # a file\nm = 1  # factor', "b", "other", "m"
+    )
+    table, other = tmp_path / "table.txt", tmp_path / "other.txt"
+    table.write_text("x\ny\nz\n")
+    other.write_text("1\n2\n")
+    return {
+        "tmp": tmp_path,
+        "log": log,
+        "nbdir": nbdir,
+        "a": a,
+        "b": b,
+        "table": table,
+        "other": other,
+        "model": "python:wb_exec_rm:score",
+    }
+
+
+def executed(env) -> list[str]:
+    """Stems the kernels ran since the last call (and clear the log)."""
+    log = env["log"]
+    names = log.read_text().split() if log.exists() else []
+    log.unlink(missing_ok=True)
+    return sorted(names)
+
+
+def audit(env, out: str, force: bool = False, **params):
+    chosen = {"table": str(env["table"]), "other": str(env["other"]), **params}
+    return run_audit(env["model"], out=env["tmp"] / out, notebook_dir=env["nbdir"], params=chosen, force=force)
+
+
+def reused(run) -> dict[str, bool]:
+    return {name: info["reused"] for name, info in run.summary["run"]["notebooks"].items()}
+
+
+@pytest.mark.slow
+def test_nothing_changed_reuses_and_each_change_reruns_only_its_notebook(env):
+    first = audit(env, "r1")
+    assert first.ok and executed(env) == ["a", "b"]
+    assert reused(first) == {"10_a": False, "20_b": False}
+    assert first.summary["results"]["metrics"]["10_a/a/rows"] == 3
+    assert first.summary["results"]["metrics"]["20_b/b/rows"] == 2
+
+    # nothing changed: no kernel starts, every notebook is reused, results are byte-identical
+    second = audit(env, "r2")
+    assert executed(env) == []
+    assert reused(second) == {"10_a": True, "20_b": True}
+    as_json = [json.dumps(r.summary["results"], sort_keys=True) for r in (first, second)]
+    assert as_json[0] == as_json[1]
+    assert json.loads((env["tmp"] / "r2" / "summary.json").read_text())["results"] == first.summary["results"]
+    for name in ("10_a.ipynb", "10_a.html", "20_b.ipynb", "20_b.html"):
+        assert (env["tmp"] / "r2" / name).read_bytes() == (env["tmp"] / "r1" / name).read_bytes()
+    index = (env["tmp"] / "r2" / "index.html").read_text()
+    assert index.count("reused from the execution cache") == 2
+    assert "reused from the execution cache" not in (env["tmp"] / "r1" / "index.html").read_text()
+
+    # one parameter that only 10_a declares
+    third = audit(env, "r3", k=2)
+    assert executed(env) == ["a"]
+    assert reused(third) == {"10_a": False, "20_b": True}
+    assert third.summary["results"]["metrics"]["10_a/a/factor"] == 2
+
+    # the notebook file of 20_b
+    nb = nbformat.read(str(env["b"]), as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell("print('one more cell')"))
+    nbformat.write(nb, str(env["b"]))
+    fourth = audit(env, "r4", k=2)
+    assert executed(env) == ["b"]
+    assert reused(fourth) == {"10_a": True, "20_b": False}
+
+    # the data file only 20_b reads (same path, new content)
+    env["other"].write_text("1\n2\n3\n4\n")
+    fifth = audit(env, "r5", k=2)
+    assert executed(env) == ["b"]
+    assert fifth.summary["results"]["metrics"]["20_b/b/rows"] == 4
+
+    # --force re-runs everything, through the CLI
+    out = env["tmp"] / "r6"
+    args = ["audit", "--model", env["model"], "--out", str(out), "--notebook-dir", str(env["nbdir"])]
+    args += ["--param", f"table={env['table']}", "--param", f"other={env['other']}", "--param", "k=2"]
+    assert main([*args, "--force"]) == 0
+    assert executed(env) == ["a", "b"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert {n: i["reused"] for n, i in summary["run"]["notebooks"].items()} == {"10_a": False, "20_b": False}
+    assert summary["results"] == fifth.summary["results"]
+    # ... and without --force the CLI reuses both
+    assert main(args) == 0
+    assert executed(env) == []
+
+
+@pytest.mark.slow
+def test_failed_runs_are_not_stored(env, tmp_path):
+    bad = make_notebook(tmp_path / "nbs" / "30_bad.ipynb", 'model = ""  # RM spec', "raise RuntimeError('boom')")
+    cache = ExecutionCache(tmp_path / "store")
+    for _ in range(2):
+        run = run_notebook(bad, tmp_path / "out", {"model": "x"}, model_fingerprint="fp", cache=cache)
+        assert not run.ok and not run.reused and "boom" in run.error
+    assert cache.lookup(run.cache_key) is None
+
+
+def test_key_follows_every_input(env):
+    base = {"model": "m", "table": str(env["table"]), "k": 1}
+    key = execution_key(env["a"], base, model_fingerprint="fp")
+    assert key == execution_key(env["a"], dict(base), model_fingerprint="fp")
+    assert key != execution_key(env["a"], {**base, "k": 2}, model_fingerprint="fp")
+    assert key != execution_key(env["a"], base, model_fingerprint="other")
+    assert key != execution_key(env["a"], base, model_fingerprint="fp", kernel_name="python3-other")
+    assert key != execution_key(env["a"], base, model_fingerprint="fp", show_code=True)
+    parts = execution_key_parts(env["a"], base, model_fingerprint="fp")
+    assert list(parts["inputs"]) == [f"table={env['table']}"]
+    assert {"notebook_sha256", "versions", "package_sources", "shipped_data"} <= set(parts)
+    assert parts["versions"]["rm-audit-workbench"]
+    env["table"].write_text("changed\n")
+    os.utime(env["table"], ns=(1, 1))  # even with an old mtime, size changed: the digest is recomputed
+    assert key != execution_key(env["a"], base, model_fingerprint="fp")
+    env["a"].write_text(env["a"].read_text().replace("k = 1", "k = 3"))
+    assert execution_key_parts(env["a"], base, model_fingerprint="fp")["notebook_sha256"] != parts["notebook_sha256"]
+
+
+def test_named_inputs_reads_files_folders_scores_and_shipped_names(tmp_path):
+    folder = tmp_path / "ds"
+    (folder / "train").mkdir(parents=True)
+    (folder / "train" / "data.arrow").write_bytes(b"abc")
+    scores = tmp_path / "s.csv"
+    scores.write_text("prompt,response,score\np,r,1\n")
+    found = named_inputs(
+        {"model": str(scores), "data": f"{folder}@train", "gold_model": f"scores:{scores}", "golden": "golden", "n": 3}
+    )
+    assert set(found) == {f"data={folder}@train", f"gold_model={scores}", "golden=golden"}
+    before = found[f"data={folder}@train"]
+    (folder / "train" / "data.arrow").write_bytes(b"abcd")
+    assert named_inputs({"data": f"{folder}@train"})[f"data={folder}@train"] != before
+    assert named_inputs({"data": "hf:some/set", "x": "not a file"}) == {}
+
+
+def test_store_is_idempotent_and_restore_copies(tmp_path):
+    nb, html = tmp_path / "n.ipynb", tmp_path / "n.html"
+    nb.write_text(json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    html.write_text("<p>report</p>")
+    cache = ExecutionCache(tmp_path / "store")
+    assert cache.restore("ab" * 32, tmp_path / "o.ipynb", tmp_path / "o.html") is None
+    assert cache.store("ab" * 32, nb, html, {"notebook": "n.ipynb"}) == cache.entry("ab" * 32)
+    assert cache.store("ab" * 32, nb, html, {"notebook": "n.ipynb"}) == cache.entry("ab" * 32)
+    meta = cache.restore("ab" * 32, tmp_path / "o.ipynb", tmp_path / "o.html")
+    assert meta["notebook"] == "n.ipynb"
+    assert (tmp_path / "o.html").read_text() == "<p>report</p>"
+    assert json.loads((cache.entry("ab" * 32) / ExecutionCache.VERDICTS).read_text()) == []
+    assert [p.name for p in cache.entry("ab" * 32).parent.iterdir()] == ["ab" * 32]  # no temp folders left
+
+
+@pytest.mark.slow
+def test_demo_audits_both_rms_in_parallel_processes(env):
+    from workbench.reports import run_demo
+
+    out = env["tmp"] / "demo"
+    params = {"table": str(env["table"])}
+    runs = run_demo(out, notebook_dir=env["nbdir"], notebooks=["10"], params=params, jobs=2)
+    assert [r.out.name for r in runs] == ["demo-clean", "demo-biased"]
+    assert [r.ok for r in runs] == [True, True], [r.runs for r in runs]
+    assert executed(env) == ["a", "a"]
+    assert (out / "index.html").is_file()
+    # the same demo one RM at a time: every notebook is reused, with the same results
+    again = run_demo(env["tmp"] / "demo2", notebook_dir=env["nbdir"], notebooks=["10"], params=params, jobs=1)
+    assert executed(env) == []
+    assert [r.summary["results"] for r in again] == [r.summary["results"] for r in runs]
+    assert runs[0].summary["inputs"]["model_fingerprint"] != runs[1].summary["inputs"]["model_fingerprint"]
