@@ -268,3 +268,13 @@ def test_pdf_errors_name_the_page_and_what_to_do(tmp_path, monkeypatch):
     with pytest.raises(PreflightError, match="--pdf needs headless Chromium"):
         run_audit("demo-clean", out=tmp_path / "out", pdf=True)
     assert not (tmp_path / "out" / "summary.json").exists()
+
+
+def test_family_text_hedges_an_inconclusive_finding():
+    from workbench.reports.scorecard import FAMILY_TEXT, family_text
+
+    confirmed = family_text("length", "warn")
+    assert confirmed["meaning"] == FAMILY_TEXT["length"][0]
+    open_question = family_text("length", "inconclusive")
+    assert open_question["meaning"].startswith("Not settled") and FAMILY_TEXT["length"][0] in open_question["meaning"]
+    assert open_question["next"] == confirmed["next"]

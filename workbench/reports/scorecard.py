@@ -111,8 +111,11 @@ FAMILY_TEXT: dict[str, tuple[str, str]] = {
         "Open 05_drift: the per-checkpoint distributions and which prompts moved most.",
     ),
     "attribution": (
-        "Attributions show the reward resting on tokens that should not matter.",
-        "Open 03_attribution: the highest-attribution tokens per example.",
+        "The words the attribution method ranks highest may not be what moves the reward: deleting them "
+        "is not clearly worse for the reward than deleting random words, so its explanations of this RM "
+        "cannot be relied on yet.",
+        "Open 03_attribution: the deletion curves per method, and explain more responses "
+        "(faithfulness_examples) or try another method.",
     ),
     "best_of_n": (
         "Best-of-n selection by this RM drifts away from the reference judge as n grows (over-optimisation).",
@@ -138,9 +141,15 @@ DEFAULT_TEXT = (
 FINDING_LEVELS = ("fail", "warn", "inconclusive")
 
 
-def family_text(family: str) -> dict[str, str]:
-    """``{"meaning": ..., "next": ...}`` of a family (:data:`DEFAULT_TEXT` when the family is unknown)."""
+def family_text(family: str, verdict: str | None = None) -> dict[str, str]:
+    """``{"meaning": ..., "next": ...}`` of a family (:data:`DEFAULT_TEXT` when the family is unknown).
+
+    The texts describe a confirmed finding; for an ``"inconclusive"`` verdict the meaning says
+    that the data could not settle it and what it would mean if the effect is real.
+    """
     meaning, nxt = FAMILY_TEXT.get(str(family), DEFAULT_TEXT)
+    if verdict == "inconclusive":
+        meaning = "Not settled: the interval straddles the warn margin. If the effect is real: " + meaning
     return {"meaning": meaning, "next": nxt}
 
 
@@ -230,7 +239,7 @@ def findings(results: Mapping[str, Any], html: Mapping[str, Any] | None = None) 
                 "notebook": f.get("notebook", ""),
                 "check": f.get("check", ""),
                 "html": (html or {}).get(f.get("notebook")),
-                **family_text(name),
+                **family_text(name, verdict),
             }
         )
     return sorted(rows, key=lambda r: (-_rank(r["verdict"]), str(r["family"])))
