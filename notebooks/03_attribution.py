@@ -139,9 +139,9 @@ else:
 #
 # **Verdict** (family *attribution*): the mean over explained responses of (top-k AOPC − random AOPC),
 # in standard deviations of those responses' rewards, with a 95% bootstrap interval that resamples
-# prompts (or topics). Harmful when low: pass when the interval lies above 0.03 SD, fail when it lies
+# prompts (or topics). Harmful when low: pass when the interval lies above 0.05 SD, fail when it lies
 # below 0 (the attributed words matter less than random ones), warn in between, inconclusive when it
-# straddles 0.03. The first method decides the family; the others are shown.
+# straddles 0.05. The first method decides the family; the others are shown.
 
 # %%
 show_table(audit.faithfulness)

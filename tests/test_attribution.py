@@ -743,7 +743,7 @@ def test_faithfulness_verdict_passes_for_exact_attributions_and_fails_for_revers
     audit = attribution_audit(rm, pairs, methods="occlusion", n_random=6, faithfulness_examples=12, n_boot=300, top_k=5)
     (v,) = audit.verdicts()
     # occlusion is exact for an additive RM: deleting its top words drops the reward far more than random words
-    assert v.verdict == "pass" and v.primary and v.direction == "lower" and (v.warn, v.fail) == (0.03, 0.0)
+    assert v.verdict == "pass" and v.primary and v.direction == "lower" and (v.warn, v.fail) == (0.05, 0.0)
     assert v.n == 12 and v.n_clusters == 12 and v.cluster_unit == "prompt"
     assert "SD more than deleting as many random words" in v.sentence and "12 responses, 12 prompts" in v.sentence
     s = audit.summary()

@@ -60,11 +60,10 @@ __all__ = ["FAITHFULNESS_MARGINS", "SIDES", "AttributionAudit", "attribution_aud
 
 #: ``(warn, fail)`` of the faithfulness effect (SDs of reward, harmful when low): fail when the
 #: interval lies below 0 (the attributed words matter less than random words), warn when it
-#: lies below 0.03 SD (no better than random in practice), pass when it lies above 0.03 SD.
-#: At the default 20 responses the interval is about +-0.05 SD wide, so an attribution method
-#: passes once deleting its top words costs about 0.08 SD more than deleting random words;
-#: random attributions (effect 0) never pass.
-FAITHFULNESS_MARGINS = (0.03, 0.0)
+#: lies below 0.05 SD (no better than random in practice), pass when it lies above 0.05 SD.
+#: The default 20 responses give an interval about +-0.05 SD wide (10 responses, +-0.07, left
+#: demo-clean's faithful IG inconclusive); random attributions (effect 0) never pass.
+FAITHFULNESS_MARGINS = (0.05, 0.0)
 
 #: Which responses of each pair are explained.
 SIDES = ("chosen", "both")
