@@ -84,6 +84,8 @@ def test_demo_biased_is_flagged_for_its_planted_shortcuts(demo_runs):
     # the deciding checks say why, with an interval that lies on the harmful side
     rows = [v for v in summaries["demo-biased"]["results"]["verdicts"] if v.get("primary", True)]
     length = next(v for v in rows if v.get("family") == "length")
-    assert length["ci_low"] > length["warn"] and "longer response" in length["sentence"]
+    # warn: the interval excludes 0 and the estimate lies past the fail margin (about +7 points, CI +4 to +10)
+    assert length["ci_low"] > 0 and (length["ci_low"] > length["warn"] or length["value"] > length["fail"])
+    assert "longer response" in length["sentence"]
     agreement = next(v for v in rows if v.get("family") == "agreement")
     assert agreement["ci_low"] > agreement["fail"] and "agreeing opener" in agreement["sentence"]
