@@ -390,8 +390,13 @@ def test_failure_page_escapes_name_and_error(chromium, tmp_path):
         assert snippet in text, f"the failure page does not show {snippet!r}"
 
 
+#: the CLI flag that carries each kind of data to its notebook (preference pairs go by --data)
+DATA_FLAGS = {"04_sycophancy": "--sycophancy-data", "05_drift": "--samples"}
+
+
 def _audit(tmp: Path, name: str, notebooks: list[str], data: Path, params: dict) -> dict:
     """``workbench audit`` of copies of ``notebooks`` (stems) over ``data`` with the payload RM."""
+    flag = DATA_FLAGS.get(notebooks[0], "--data") if len(notebooks) == 1 else "--data"
     mods = tmp / "mods"
     mods.mkdir(exist_ok=True)
     (mods / "wb_xss_rm.py").write_text(RM_SOURCE)
@@ -406,7 +411,7 @@ def _audit(tmp: Path, name: str, notebooks: list[str], data: Path, params: dict)
         mp.syspath_prepend(str(mods))
         mp.setenv("PYTHONPATH", str(mods))
         code = main(
-            ["audit", "--model", "python:wb_xss_rm:score", "--data", str(data), "--out", str(out)]
+            ["audit", "--model", "python:wb_xss_rm:score", flag, str(data), "--out", str(out)]
             + ["--notebook-dir", str(nbdir), "--timeout", "300", *extra]
         )
     return {"out": out, "code": code, "notebooks": notebooks}
