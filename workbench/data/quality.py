@@ -26,7 +26,7 @@ from scipy import stats
 
 from workbench.data.doctor import skip_kind
 from workbench.data.preferences import PreferenceSet
-from workbench.reports.verdicts import Verdict, graded_verdict, publish
+from workbench.reports.verdicts import Verdict, graded_verdict, publish, verdict_table
 
 __all__ = ["SKIP_WARN", "SKIP_FAIL", "DataQuality", "data_quality", "clopper_pearson"]
 
@@ -126,7 +126,7 @@ class DataQuality:
     def verdicts_frame(self) -> pd.DataFrame:
         """The graded check as a table: check, value, interval, margins, verdict, sentence."""
         cols = ["check", "value", "ci_low", "ci_high", "threshold", "verdict", "sentence"]
-        return pd.DataFrame([{c: getattr(v, c) for c in cols} for v in self.verdicts()], columns=cols)
+        return verdict_table(self.verdicts(), cols)
 
     def plot(self, ax=None):
         import matplotlib.pyplot as plt

@@ -135,6 +135,12 @@ def graded_verdict(
     )
 
 
+def verdict_table(verdicts: Iterable[Verdict], columns: Iterable[str]) -> pd.DataFrame:
+    """Verdicts as a table: one row per verdict, the given :class:`Verdict` fields as columns, in order."""
+    cols = list(columns)
+    return pd.DataFrame([[getattr(v, c) for c in cols] for v in verdicts], columns=cols)
+
+
 def family_verdicts(verdicts: Iterable[Verdict | Mapping]) -> dict[str, str]:
     """One verdict per family: the worst of its primary checks (checks without a family use their section)."""
     out: dict[str, list[str]] = {}

@@ -54,7 +54,7 @@ from workbench.audits.result import AuditResult
 from workbench.models.adapters import TransformerRM
 from workbench.models.loading import load_reward_model
 from workbench.models.scoring import score_pairs
-from workbench.reports.verdicts import Verdict, graded_verdict
+from workbench.reports.verdicts import Verdict, graded_verdict, verdict_table
 
 __all__ = ["FAITHFULNESS_MARGINS", "SIDES", "AttributionAudit", "attribution_audit"]
 
@@ -267,7 +267,7 @@ class AttributionAudit(AuditResult):
     def verdicts_frame(self) -> pd.DataFrame:
         """:meth:`verdicts` as a table (check, verdict, estimate, interval, margins, sizes, primary, sentence)."""
         cols = ["check", "verdict", "value", "ci_low", "ci_high", "threshold", "n", "n_clusters", "primary", "sentence"]
-        return pd.DataFrame([v.__dict__ for v in self.verdicts()], columns=cols)
+        return verdict_table(self.verdicts(), cols)
 
     # -- figures -------------------------------------------------------------------
 

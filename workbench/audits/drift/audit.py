@@ -11,7 +11,7 @@ tables and the relabel candidates) and publishes them as the report section
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
@@ -28,7 +28,7 @@ from workbench.audits.result import AuditResult
 from workbench.data.shipped import load_data
 from workbench.models.loading import load_reward_model
 from workbench.models.scoring import score_pairs, score_texts
-from workbench.reports.verdicts import Verdict
+from workbench.reports.verdicts import Verdict, verdict_table
 
 __all__ = ["DriftAudit", "drift_audit", "VERDICT_COLUMNS"]
 
@@ -129,9 +129,7 @@ class DriftAudit(AuditResult):
 
     def verdict_table(self) -> pd.DataFrame:
         """:meth:`verdicts` as a table (columns :data:`VERDICT_COLUMNS`)."""
-        return pd.DataFrame([asdict(v) for v in self.verdicts()], columns=["section", *VERDICT_COLUMNS])[
-            VERDICT_COLUMNS
-        ]
+        return verdict_table(self.verdicts(), VERDICT_COLUMNS)
 
     def plot(self, ax=None, kind: str = "box"):
         """Reward distribution per checkpoint (``kind="box"`` or ``"ecdf"``); returns the Figure."""

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
@@ -68,7 +68,7 @@ from workbench.audits.result import AuditResult
 from workbench.data.preferences import PreferenceSet
 from workbench.data.shipped import load_data
 from workbench.reports.render import escape_text
-from workbench.reports.verdicts import Verdict, graded_verdict
+from workbench.reports.verdicts import Verdict, graded_verdict, verdict_table
 
 __all__ = [
     "ACCURACY_MARGINS",
@@ -430,7 +430,7 @@ class EnsembleResult(AuditResult):
 
     def verdicts_frame(self) -> pd.DataFrame:
         """:meth:`verdicts` as a table (check, verdict, estimate, interval, margins, sizes, primary, sentence)."""
-        return pd.DataFrame([asdict(v) for v in self.verdicts()], columns=list(_VERDICT_COLUMNS))
+        return verdict_table(self.verdicts(), _VERDICT_COLUMNS)
 
     def top_disagreements(self, k: int = 10) -> pd.DataFrame:
         """The ``k`` pairs with the largest ``std_margin`` (member margins side by side)."""

@@ -33,7 +33,7 @@ from workbench._utils.validation import check_ci, check_n_boot
 from workbench.audits.calibration.metrics import mean_reward_gap, pairwise_accuracy
 from workbench.audits.calibration.uncertainty import join_pair_data, pair_clusters
 from workbench.audits.result import AuditResult
-from workbench.reports.verdicts import Verdict, graded_verdict
+from workbench.reports.verdicts import Verdict, graded_verdict, verdict_table
 
 __all__ = ["OverviewResult", "overview"]
 
@@ -183,7 +183,7 @@ class OverviewResult(AuditResult):
     def verdicts_frame(self, **margins: float) -> pd.DataFrame:
         """:meth:`verdicts` as a table: ``check, value, ci_low, ci_high, threshold, verdict, sentence, detail``."""
         cols = ["check", "value", "ci_low", "ci_high", "threshold", "verdict", "sentence", "detail"]
-        return pd.DataFrame([[getattr(v, c) for c in cols] for v in self.verdicts(**margins)], columns=cols)
+        return verdict_table(self.verdicts(**margins), cols)
 
     def by_group(self, column: str = "category", min_pairs: int = 1) -> pd.DataFrame:
         """Accuracy and mean gap per subset or category."""

@@ -51,7 +51,7 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
@@ -71,7 +71,7 @@ from workbench.audits.sycophancy.pairs import (
 from workbench.models import load_reward_model
 from workbench.models.scoring import score_texts
 from workbench.reports.render import escape_text
-from workbench.reports.verdicts import Verdict, graded_verdict
+from workbench.reports.verdicts import Verdict, graded_verdict, verdict_table
 
 __all__ = [
     "CONTROL_MARGINS",
@@ -552,7 +552,7 @@ class SycophancyResult(AuditResult):
 
     def verdicts_frame(self) -> pd.DataFrame:
         """:meth:`verdicts` as a table: check, verdict, estimate, interval, margins, sizes, primary, sentence."""
-        return pd.DataFrame([asdict(v) for v in self.verdicts()], columns=list(VERDICT_TABLE_COLUMNS))
+        return verdict_table(self.verdicts(), VERDICT_TABLE_COLUMNS)
 
     def plot(self, ax=None, kind: str = "all"):
         """Bootstrap-CI panels: by template, pressure effect, by domain; returns the matplotlib Figure.
