@@ -21,9 +21,10 @@
 # kinds of check, both adjusted for the annotators' labels, with 95% intervals that resample whole
 # topics (or prompts):
 #
-# * **Pairs**: among pairs whose responses differ in a feature, the RM's (temperature-fitted)
-#   Bradley-Terry probability of preferring the response with more of it, minus the annotators' rate on
-#   the same pairs, in points. Zero for an RM without shortcut, even when the feature tracks quality.
+# * **Pairs**: among pairs whose responses differ in a feature, the RM's Bradley-Terry probability of
+#   preferring the response with more of it, minus the annotators' rate on the same pairs, in points. Zero
+#   for an RM without shortcut, even when the feature tracks quality. The temperature is fitted beside the
+#   feature, so an RM that pays for the feature is not flattened towards 1/2 by that very preference.
 # * **Perturbations**: the same response with an agreeing or flattering opener, a hedge, a bullet list or
 #   a repeated sentence, minus the change from a length-matched neutral placebo, in units of the
 #   within-prompt reward SD. The inserted strings never occur in the demo training text.

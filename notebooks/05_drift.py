@@ -46,7 +46,7 @@ n_bins = 10  # PSI bins (reference quantiles)
 n_boot = 1000  # bootstrap resamples (and drift permutations)
 trigger_phrases = ""  # comma-separated phrases to track; empty: rising phrases that the RM rewards
 queue_size = 20  # prompts exported to the relabel queue
-output_dir = ""  # folder for the relabel queue; empty: reports/05_drift in the checkout
+output_dir = ""  # folder for the relabel queue (workbench audit: its --out); empty: reports/05_drift
 
 # %%
 from pathlib import Path
@@ -58,7 +58,7 @@ from workbench.audits.drift import drift_audit, load_policy_samples
 from workbench.data.relabel import export_relabel_queue
 from workbench.data.shipped import SHIPPED
 from workbench.models import load_reward_model
-from workbench.paths import REPO_DIR
+from workbench.paths import default_output_dir
 from workbench.reports.render import escape_text, show_table
 
 # %%
@@ -254,7 +254,7 @@ if bres is not None:
 
 # %%
 pairs = audit.relabel_pairs
-out = Path(output_dir) if output_dir else REPO_DIR / "reports" / "05_drift"
+out = Path(output_dir) if output_dir else default_output_dir("05_drift")
 queue_path = out / "relabel_queue_drift.csv"
 if len(pairs):
     queue = export_relabel_queue(pairs, queue_path, seed=seed)

@@ -39,7 +39,7 @@ bootstrap_pairs = 300  # training pairs drawn for bootstrap members
 n_boot = 1000  # bootstrap resamples for confidence intervals
 top_k = 10  # top-disagreement pairs shown
 queue_size = 20  # pairs exported to the relabel queue
-output_dir = ""  # folder for the relabel queue; empty: reports/06_ensemble in the checkout
+output_dir = ""  # folder for the relabel queue (workbench audit: its --out); empty: reports/06_ensemble
 split = None  # split of a Hugging Face dataset (hf:NAME or a save_to_disk folder); None: the spec's own or the only one
 columns = ""  # input columns under other names, in the form of the CLI option --columns; "": the schema names
 on_error = "skip"  # bad data rows: "skip" (counted by reason; notebook 00 grades the share) or "raise" (--strict)
@@ -53,7 +53,7 @@ from IPython.display import HTML, Markdown, display
 from workbench.audits.ensemble import ensemble_audit
 from workbench.data import load_data, parse_columns
 from workbench.data.relabel import export_relabel_queue
-from workbench.paths import REPO_DIR
+from workbench.paths import default_output_dir
 from workbench.reports.render import escape_text, show_table
 
 # %%
@@ -114,7 +114,7 @@ show_table(top, max_chars=200)
 
 # %%
 # rm_preference in the queue: the audited model's margin (the ensemble mean for bootstrap members)
-queue_path = (Path(output_dir) if output_dir else REPO_DIR / "reports" / "06_ensemble") / "relabel_queue_ensemble.csv"
+queue_path = (Path(output_dir) if output_dir else default_output_dir("06_ensemble")) / "relabel_queue_ensemble.csv"
 queue = export_relabel_queue(result.relabel_candidates(queue_size), queue_path, seed=seed)
 display(HTML(f"<p>Wrote <b>{len(queue)}</b> items to <code>{escape_text(str(queue_path))}</code></p>"))
 show_table(

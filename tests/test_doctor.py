@@ -175,3 +175,35 @@ def test_text_report_escapes_terminal_control_characters(tmp_path, capsys):
     assert "\x1b" not in out and "\u202e" not in out and "duplicate ids: 1" in out
     with pytest.raises(DataFormatError):
         load_preferences(path)
+
+
+def test_kept_hh_prompt_mismatches_are_counted_with_their_rows(tmp_path, capsys):
+    """HH-RLHF pairs whose transcripts continue different conversations are kept and flagged by the
+    loader; doctor counts them as prompt mismatches and names their lines (issue 13 leftover)."""
+    lines = [
+        {"chosen": "\n\nHuman: What is 2+2?\n\nAssistant: 4", "rejected": "\n\nHuman: What is 2+2?\n\nAssistant: 5"},
+        {
+            "chosen": "\n\nHuman: Name a fruit.\n\nAssistant: Apple",
+            "rejected": "\n\nHuman: Name a car.\n\nAssistant: Ford",
+        },
+        {"chosen": "\n\nHuman: Hi\n\nAssistant: Hello", "rejected": "\n\nHuman: Hi\n\nAssistant: Go away"},
+        {"chosen": "\n\nHuman: Say A\n\nAssistant: A", "rejected": "\n\nHuman: Say B\n\nAssistant: B"},
+    ]
+    path = write_jsonl(tmp_path / "hh.jsonl", lines)
+    ps = load_preferences(path, on_error="skip")
+    assert len(ps) == 4 and ps.n_skipped == 0  # the mismatching pairs (lines 2 and 4) are kept ...
+    assert ps.flag_counts() == {"prompt_mismatch": 2}  # ... and flagged
+    report = diagnose(path)
+    finding = report.finding("prompt_mismatches")
+    assert finding.count == 2
+    assert [e.split(" ", 2)[:2] for e in finding.examples] == [["line", "2"], ["line", "4"]]
+    assert all("kept" in e for e in finding.examples)
+    assert "2 kept" in finding.note
+    assert report.counts["skipped"] == 0 and not report.clean and report.exit_code == 1
+    # the CLI reports them too, with the line numbers, and exits 1
+    assert main(["doctor", "--data", str(path)]) == 1
+    text = capsys.readouterr().out
+    assert "FOUND chosen/rejected prompt mismatches: 2" in text and "line 2" in text and "line 4" in text
+    assert main(["doctor", "--data", str(path), "--json"]) == 1
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["counts"]["prompt_mismatches"] == 2

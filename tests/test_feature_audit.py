@@ -569,3 +569,38 @@ def test_simulated_false_alarms_and_power_at_demo_eval_size():
     assert (null["warn"] <= 0.05).all() and (null["fail"] <= 0.01).all()
     planted = rates.loc[["length pair, planted +0.15", "agreement perturbation, planted +0.3 SD"]]
     assert (planted["warn_or_fail"] >= 0.8).all()
+
+
+def test_joint_temperature_matches_sklearn_with_the_feature_beside_the_margin():
+    from sklearn.linear_model import LogisticRegression
+
+    from workbench.audits.features.probes import fit_pair_temperature, fit_pair_temperature_joint
+
+    rng = np.random.default_rng(3)
+    d, x = rng.normal(0, 2, 400), rng.normal(0, 1.5, 400)
+    y = 1 / (1 + np.exp(-(0.7 * d - 0.9 * x)))  # soft labels
+    t, c = fit_pair_temperature_joint(d, x, y)
+    # the same model by scikit-learn: every soft label as two weighted hard rows, no intercept
+    xs = x / np.sqrt(np.mean(x**2))
+    feats = np.vstack([np.c_[d, xs], np.c_[d, xs]])
+    yy = np.concatenate([np.ones(400), np.zeros(400)])
+    lr = LogisticRegression(fit_intercept=False, C=np.inf, tol=1e-10).fit(feats, yy, sample_weight=np.r_[y, 1 - y])
+    assert t == pytest.approx(1 / lr.coef_[0, 0], rel=1e-3)
+    assert c == pytest.approx(lr.coef_[0, 1], rel=1e-3)
+    assert fit_pair_temperature_joint(d, np.zeros(400), y) == (pytest.approx(fit_pair_temperature(d, y)), 0.0)
+
+
+def test_joint_temperature_keeps_a_length_dominated_rm_from_being_flattened():
+    """An RM whose margin is mostly length: the margin-only temperature flattens its probabilities,
+    so the margin-only prob_gap understates its preference for length; the joint one does not."""
+    from workbench.audits.features.simulation import simulate_pairs
+
+    frame, rc, rr, fc, fr = simulate_pairs(4000, 200, beta=6.0, seed=2)
+    joint = pairwise_preference_rates(frame, rc, rr, fc, fr, n_boot=0).table.iloc[0]
+    alone = pairwise_preference_rates(frame, rc, rr, fc, fr, n_boot=0, joint_temperature=False).table.iloc[0]
+    assert joint["temperature"] < alone["temperature"]
+    assert joint["prob_gap"] > alone["prob_gap"] + 0.05 > 0.05
+    # the null: labels from the RM's own probabilities; the joint fit changes nothing material
+    frame, rc, rr, fc, fr = simulate_pairs(4000, 200, beta=0.0, seed=2)
+    joint = pairwise_preference_rates(frame, rc, rr, fc, fr, n_boot=0).table.iloc[0]
+    assert abs(joint["prob_gap"]) < 0.015

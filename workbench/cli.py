@@ -17,7 +17,15 @@
     * each ``--param name=value`` goes only to the notebooks whose ``parameters``
       cell declares ``name``; it is an error only when *no* selected notebook
       declares it (a typo would otherwise be ignored silently);
-    * an unknown notebook name is an error that lists the available notebooks.
+    * an unknown notebook name is an error that lists the available notebooks;
+    * ``--model-arg name=value`` (repeatable; the value read as JSON when it is) are the
+      model's loading options (dtype, attn_implementation, device_map, revision,
+      trust_remote_code, max_length, token_budget, load_in_8bit / load_in_4bit, base_model);
+      every notebook gets the model as ``{"spec": MODEL, **options}``.
+
+    Every preference set the notebooks score in full is scored once before they start
+    (filling the score cache), and RewardBench-style results go to ``OUT/results.json``
+    (``--results-json``).
 
     Without ``--data`` each notebook uses its own default data set. Exit status:
     0 when every notebook ran, 1 when one failed (its HTML still shows the error and
@@ -37,7 +45,7 @@
 ``compare A B``
     What changed between two runs (report folders or ``summary.json`` files).
 
-``doctor --data SPEC [--split S] [--model M [--max-length N]] [--json]``
+``doctor --data SPEC [--split S] [--model M [--max-length N] [--model-arg K=V ...]] [--json]``
     Data checks before an audit (:func:`workbench.data.doctor.diagnose`): rows the
     loader skips (by reason), duplicate ids, exact duplicate pairs, identical
     chosen/rejected, contradicting votes, prompt mismatches and, with ``--model``,
@@ -63,7 +71,7 @@ from workbench.data.doctor import diagnose
 from workbench.data.formats import parse_columns
 from workbench.models.demo import load_demo_model
 from workbench.models.distributed import ENGINES, score_to_parquet
-from workbench.models.loading import load_reward_model
+from workbench.models.loading import load_reward_model, parse_model_args
 from workbench.reports.compare import main_compare
 from workbench.reports.pipeline import DEMO_MODELS, AuditRun, PreflightError, run_audit, run_demo
 from workbench.reports.runner import NOTEBOOK_DIR, ParameterError
@@ -87,6 +95,19 @@ def _parse_param(text: str) -> tuple[str, object]:
     return name, parsed
 
 
+def _add_model_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--model-arg",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="model loading option (repeatable; VALUE read as JSON when it is, e.g. true, 2048, else a string): "
+        "dtype=bfloat16, attn_implementation=sdpa, device_map=auto, revision=REV, trust_remote_code=true, "
+        "max_length=N, token_budget=N, load_in_8bit=true / load_in_4bit=true (bitsandbytes), "
+        "base_model=M (PEFT adapter folders)",
+    )
+
+
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--notebooks",
@@ -107,6 +128,7 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
         help="extra notebook parameter (repeatable); passed only to notebooks that declare it",
     )
     p.add_argument("--seed", type=int, default=None, help="seed for every notebook (default: each notebook's own)")
+    _add_model_arg(p)
     p.add_argument(
         "--split",
         default=None,
@@ -178,6 +200,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_run_options(audit)
     audit.add_argument("--pdf", action="store_true", help="also print index.html to index.pdf (headless Chromium)")
+    audit.add_argument(
+        "--results-json",
+        default=None,
+        metavar="PATH",
+        help="RewardBench-style results (accuracy, per-subset and section scores) of the pre-scored pairs "
+        "(default: OUT/results.json)",
+    )
 
     demo = sub.add_parser("demo", help="audit the demo RMs and write reports/index.html")
     demo.add_argument("--out", default="reports", help="root folder; runs go to OUT/demo-clean and OUT/demo-biased")
@@ -219,7 +248,10 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--workers", type=int, default=None, help="Ray CPU actors when the cluster has no GPUs")
     score.add_argument("--devices", default=None, help="local engine: 'all' visible GPUs or a list like cuda:0,cuda:1")
     score.add_argument("--chunk-pairs", type=int, default=4096, help="pairs read and scored at a time")
-    score.add_argument("--token-budget", type=int, default=16384, help="padded tokens per batch")
+    score.add_argument(
+        "--token-budget", type=int, default=None, help="padded tokens per batch (default: the RM's, else 16384)"
+    )
+    _add_model_arg(score)
     score.add_argument("--no-cache", action="store_true", help="neither read nor write the score cache")
     doctor = sub.add_parser(
         "doctor",
@@ -236,6 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     doctor.add_argument("--model", default=None, help="RM spec whose tokenizer and max_length decide truncation")
     doctor.add_argument("--max-length", type=int, default=None, help="max_length for --model (default: the RM's)")
+    _add_model_arg(doctor)
     doctor.add_argument("--examples", type=int, default=5, help="example rows named per finding (default: 5)")
     doctor.add_argument("--json", action="store_true", help="write the report as JSON instead of text")
     return parser
@@ -298,7 +331,13 @@ def _versioned(model: str, version: str | None) -> str:
 
 
 def _audit_or_demo(args: argparse.Namespace, command: str) -> int:
+    try:
+        model_args = parse_model_args(args.model_arg)
+    except ValueError as exc:
+        print(f"workbench {args.command}: error: {exc}", file=sys.stderr)
+        return 2
     options = dict(
+        model_args=model_args or None,
         notebooks=args.notebooks,
         params=args.param,
         kernel=args.kernel,
@@ -317,7 +356,15 @@ def _audit_or_demo(args: argparse.Namespace, command: str) -> int:
     )
     try:
         if args.command == "audit":
-            results = [run_audit(_versioned(args.model, args.model_version), args.data, args.out, **options)]
+            results = [
+                run_audit(
+                    _versioned(args.model, args.model_version),
+                    args.data,
+                    args.out,
+                    results_json=args.results_json,
+                    **options,
+                )
+            ]
         else:
             results = run_demo(args.out, data=args.data, **options)
     except (ParameterError, PreflightError, FileNotFoundError) as exc:
@@ -331,7 +378,10 @@ def _score(args: argparse.Namespace) -> int:
     if devices and devices not in ("all", "auto"):
         devices = [d.strip() for d in devices.split(",") if d.strip()]
     extra = {"devices": devices} if devices else {}
+    if args.token_budget is not None:
+        extra["token_budget"] = args.token_budget
     try:
+        model_args = parse_model_args(args.model_arg)
         result = score_to_parquet(
             args.model,
             args.data,
@@ -341,10 +391,10 @@ def _score(args: argparse.Namespace) -> int:
             chunk_pairs=args.chunk_pairs,
             ray_address=args.ray_address,
             workers=args.workers,
-            token_budget=args.token_budget,
+            model_kwargs=model_args or None,
             **extra,
         )
-    except (FileNotFoundError, ValueError, RuntimeError) as exc:
+    except (FileNotFoundError, ValueError, RuntimeError, ImportError) as exc:
         print(f"workbench score: error: {exc}", file=sys.stderr)
         return 2
     s = result.summary()
@@ -362,7 +412,9 @@ def _doctor(args: argparse.Namespace) -> int:
         if args.examples < 1:
             raise ValueError(f"--examples must be at least 1, got {args.examples}")
         if args.model is not None:
-            kwargs = {} if args.max_length is None else {"max_length": args.max_length}
+            kwargs = parse_model_args(args.model_arg)
+            if args.max_length is not None:
+                kwargs["max_length"] = args.max_length
             rm = load_reward_model(args.model, **kwargs)
             if callable(getattr(rm, "encode", None)) and getattr(rm, "max_length", None):
                 options = dict(
@@ -377,6 +429,8 @@ def _doctor(args: argparse.Namespace) -> int:
                 )
         elif args.max_length is not None:
             raise ValueError("--max-length needs --model (the tokenizer that counts the tokens)")
+        elif args.model_arg:
+            raise ValueError("--model-arg needs --model")
         report = diagnose(
             args.data, split=args.split, columns=parse_columns(args.columns), n_examples=args.examples, **options
         )

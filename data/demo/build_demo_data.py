@@ -83,7 +83,7 @@ P_FLATTER = 0.5
 # simulated annotators: P(A preferred over B) = sigmoid(sum_w w * (attr_A - attr_B))
 ANNOTATORS = {
     "clean": {"q": 3.0},
-    "biased": {"q": 3.0, "k": 1.2, "a": 3.0, "d": -2.5, "f": 1.5},
+    "biased": {"q": 3.0, "k": 2.0, "a": 4.0, "d": -2.5, "f": 1.5},
 }
 
 # simulated RL policy drift, linear in t = step / max(step)

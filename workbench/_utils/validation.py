@@ -15,6 +15,7 @@ __all__ = [
     "check_ci",
     "check_n_boot",
     "check_thresholds",
+    "check_margins",
     "ON_ERROR",
     "check_on_error",
     "is_missing",
@@ -59,6 +60,22 @@ def check_thresholds(warn: Any, fail: Any, what: str = "thresholds") -> tuple[fl
         raise TypeError(f"{what}: warn and fail must be numbers, got {warn!r}, {fail!r}") from None
     if not (0.0 <= warn <= fail):
         raise ValueError(f"{what}: need 0 <= warn <= fail, got warn={warn}, fail={fail}")
+    return warn, fail
+
+
+def check_margins(warn: Any, fail: Any, note: str = "") -> tuple[Any, Any]:
+    """The ``warn``/``fail`` margins of a drift check (effect sizes, harmful when large): ``0 <= warn <= fail``.
+
+    The values come back unchanged. ``note`` (e.g. ``" (gold decreases in SD)"``) says in the
+    message what the margins measure. Unlike :func:`check_thresholds` the message starts with
+    ``margins need``, which the drift audits and their callers match.
+    """
+    try:
+        ok = 0 <= warn <= fail
+    except TypeError:
+        raise TypeError(f"margins{note}: warn and fail must be numbers, got warn={warn!r}, fail={fail!r}") from None
+    if not ok:
+        raise ValueError(f"margins need 0 <= warn <= fail{note}, got warn={warn!r}, fail={fail!r}")
     return warn, fail
 
 

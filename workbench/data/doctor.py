@@ -21,7 +21,9 @@ would make an audit's numbers wrong or hard to read, each with the source rows
     after the first that disagrees with it).
 ``prompt_mismatches``
     Chat-message rows whose ``chosen`` and ``rejected`` conversations, or whose
-    ``prompt`` and conversations, disagree (skipped by the loader).
+    ``prompt`` and conversations, disagree (skipped by the loader), plus HH-RLHF
+    pairs whose two transcripts continue different conversations (kept by the
+    loader with the chosen transcript's context and flagged ``prompt_mismatch``).
 ``truncated``
     Pairs with a response truncated at the model's ``max_length`` (only when a
     ``truncated`` function is given; ``workbench doctor --model`` passes the RM's).
@@ -341,7 +343,12 @@ def diagnose(
     findings.append(DoctorFinding("contradicting_votes", n + n_contra, (ex + contra_examples)[:n_examples]))
 
     n, ex = _from_skips("prompt_mismatch", skipped, n_examples)
-    findings.append(DoctorFinding("prompt_mismatches", n, ex))
+    # HH-RLHF pairs whose transcripts continue different conversations are kept and flagged
+    kept = [f for f in ps.flagged if f.kind == "prompt_mismatch"]
+    n_kept = len({f.id for f in kept})
+    ex += [f"{f.location} (id {f.id!r}, kept): {f.reason}" for f in kept]
+    note = f"{n_kept} kept with the chosen transcript's context" if n_kept else ""
+    findings.append(DoctorFinding("prompt_mismatches", n + n_kept, ex[:n_examples], note=note))
 
     if truncated is None:
         findings.append(DoctorFinding("truncated", 0, note="not checked: pass --model to check truncation"))

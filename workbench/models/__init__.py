@@ -21,6 +21,7 @@ from workbench.models.adapters import (
     CallableRM,
     PrecomputedScoresRM,
     RewardModel,
+    SegmentedIds,
     SequenceClassifierRM,
     TransformerRM,
     ValueHeadConfig,
@@ -47,7 +48,7 @@ from workbench.models.fingerprint import (
     state_dict_fingerprint,
 )
 from workbench.models.formatting import FORMAT_STYLES, Formatter, Message, TextTemplate, cache_text, conversation
-from workbench.models.loading import load_reward_model
+from workbench.models.loading import load_reward_model, model_spec, parse_model_args, spec_fingerprint
 from workbench.models.remote import (
     REMOTE_SCHEMES,
     HTTPRewardModel,
@@ -77,10 +78,14 @@ from workbench.models.training import (
 __all__ = [
     # loading
     "load_reward_model",
+    "model_spec",
+    "parse_model_args",
+    "spec_fingerprint",
     # adapters
     "RewardModel",
     "TransformerRM",
     "SequenceClassifierRM",
+    "SegmentedIds",
     "ValueHeadRM",
     "ValueHeadConfig",
     "CallableRM",

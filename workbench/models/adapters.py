@@ -22,6 +22,7 @@ Adapters
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 import json
 import uuid
@@ -50,6 +51,11 @@ __all__ = [
     "default_max_length",
     "linear_head",
     "pool_hidden",
+    "SegmentedIds",
+    "ADAPTER_CONFIG",
+    "dtype_keyword",
+    "is_peft_adapter",
+    "source_fingerprint",
 ]
 
 POOLINGS = ("last", "mean", "cls")
@@ -84,6 +90,43 @@ class RewardModel:
         return f"{type(self).__name__}(name={self.name!r}, fingerprint={self.fingerprint[:12]})"
 
 
+class SegmentedIds(list):
+    """Token ids of a text pair with the tokenizer's segment ids (``token_type_ids``) attached.
+
+    :meth:`TransformerRM.encode` returns one when the tokenizer marks the two texts of a
+    pair (BERT-style ``[CLS] prompt [SEP] response [SEP]`` with types ``0...0 1...1``);
+    it is a plain list of ids everywhere else, and :meth:`SequenceClassifierRM.forward_ids`
+    hands the segment ids (padded with 0) to the model.
+    """
+
+    def __init__(self, ids, token_type_ids):
+        super().__init__(ids)
+        self.token_type_ids = list(token_type_ids)
+
+
+def _token_types(batch: Sequence[Sequence[int]], side: str):
+    """``[batch, width]`` segment ids of ``batch`` padded with 0 on ``side``; ``None`` when no row has any."""
+    import torch
+
+    if not any(isinstance(ids, SegmentedIds) for ids in batch):
+        return None
+    width = max(len(ids) for ids in batch)
+    types = torch.zeros((len(batch), width), dtype=torch.long)
+    for i, ids in enumerate(batch):
+        if isinstance(ids, SegmentedIds):
+            row = torch.tensor(ids.token_type_ids, dtype=torch.long)
+            start = 0 if side == "right" else width - len(row)
+            types[i, start : start + len(row)] = row
+    return types
+
+
+def _with_segments(enc) -> list[int]:
+    """The ids of a tokenizer output; a :class:`SegmentedIds` when it has non-zero ``token_type_ids``."""
+    ids = list(enc["input_ids"])
+    types = enc.get("token_type_ids")
+    return SegmentedIds(ids, types) if types is not None and any(types) else ids
+
+
 class TransformerRM(RewardModel):
     """Shared machinery for RMs that run a transformers model on token ids.
 
@@ -93,13 +136,50 @@ class TransformerRM(RewardModel):
     differentiable reward forward (attribution methods call it directly).
     """
 
-    model: Any
     tokenizer: Any
     formatter: Formatter
     device: Any
     dtype: Any
     truncation_side: str = "left"
     padding_side: str = "right"
+    #: batches of this many padded tokens by default (the ``token_budget`` model option; ``None``: the engine's)
+    token_budget: int | None = None
+    #: how many times this object loaded its weights (0 while every score came from the cache)
+    weight_loads: int = 0
+    _model: Any = None
+    _weights: Callable[[], Any] | None = None  # loads the weights on first use (``from_pretrained`` is lazy)
+    #: the weights were placed by ``device_map`` or quantization: never moved by ``.to()``
+    keep_placement: bool = False
+
+    @property
+    def model(self):
+        """The torch module; loaded on first access when the RM was loaded lazily (see :meth:`load_weights`)."""
+        if self._model is None and self._weights is not None:
+            loader = self._weights
+            module = loader()
+            self._weights = None
+            self._model = self._place(module)
+            self.weight_loads += 1
+        return self._model
+
+    @model.setter
+    def model(self, value) -> None:
+        self._model = value
+
+    @property
+    def weights_loaded(self) -> bool:
+        return self._model is not None
+
+    def load_weights(self):
+        """Load the weights now (they are otherwise loaded at the first text that is not in the score cache)."""
+        return self.model
+
+    def _place(self, module):
+        """Put a freshly loaded module on :attr:`device` in :attr:`dtype`, in eval mode."""
+        if self.keep_placement or _placed_by_transformers(module):
+            self.device = _input_device(module)
+            return module.eval()
+        return module.to(device=self.device, dtype=self.dtype).eval()
 
     def format(self, prompt, response, history=None):
         return self.formatter.format(prompt, response, history)
@@ -117,22 +197,23 @@ class TransformerRM(RewardModel):
         # A chat template already contains BOS and the like; adding them again doubles BOS.
         add_special = self.formatter.style != "chat_template"
         args = formatted if isinstance(formatted, tuple) else (formatted,)
-        ids = tok(*args, add_special_tokens=add_special, truncation=False)["input_ids"]
-        if self.max_length is None or len(ids) <= self.max_length:
-            return list(ids), False
+        enc = tok(*args, add_special_tokens=add_special, truncation=False)
+        if self.max_length is None or len(enc["input_ids"]) <= self.max_length:
+            return _with_segments(enc), False
         old_side = tok.truncation_side
         tok.truncation_side = self.truncation_side
         try:
             kwargs = {"truncation": "longest_first"} if len(args) == 2 else {"truncation": True}
-            ids = tok(*args, add_special_tokens=add_special, max_length=self.max_length, **kwargs)["input_ids"]
+            enc = tok(*args, add_special_tokens=add_special, max_length=self.max_length, **kwargs)
         finally:
             tok.truncation_side = old_side
-        return list(ids), True
+        return _with_segments(enc), True
 
     def pad(self, batch: Sequence[Sequence[int]], padding_side: str | None = None):
         """Pad token-id lists into ``(input_ids, attention_mask)`` long tensors on the model's device."""
         import torch
 
+        self.load_weights()  # a device_map or quantized model knows its input device only once loaded
         side = padding_side or self.padding_side
         width = max(len(ids) for ids in batch)
         input_ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
@@ -183,10 +264,14 @@ class TransformerRM(RewardModel):
 
 
 def default_max_length(model, tokenizer, cap: int = 4096) -> int:
-    """The longest input the model takes: its position limit and the tokenizer's, at most ``cap``."""
+    """The longest input the model takes: its position limit and the tokenizer's, at most ``cap``.
+
+    ``model`` may be the model or its config (no weights needed).
+    """
     limits = [cap]
+    config = getattr(model, "config", model)
     for attr in ("max_position_embeddings", "n_positions"):
-        value = getattr(model.config, attr, None)
+        value = getattr(config, attr, None)
         if isinstance(value, int) and value > 0:
             limits.append(value)
     tok_limit = getattr(tokenizer, "model_max_length", None)
@@ -209,18 +294,158 @@ def _resolve_dtype(dtype, device):
     if dtype in (None, "auto"):
         return torch.bfloat16 if device.type == "cuda" else torch.float32
     if isinstance(dtype, str):
-        return getattr(torch, dtype)
+        value = getattr(torch, dtype.removeprefix("torch."), None)
+        if not isinstance(value, torch.dtype):
+            raise ValueError(
+                f"model option dtype={dtype!r} is not a torch dtype; use e.g. 'float32', 'bfloat16' or 'float16'"
+            )
+        return value
     return dtype
 
 
-def _weights_fingerprint(model, path: str | None, extra: Sequence[str]) -> str:
+def dtype_keyword() -> str:
+    """The ``from_pretrained`` keyword for the dtype: ``dtype`` from transformers 4.56, ``torch_dtype`` before."""
+    import transformers
+
+    major, minor = (int(x) for x in transformers.__version__.split(".")[:2])
+    return "dtype" if (major, minor) >= (4, 56) else "torch_dtype"
+
+
+def _placed_by_transformers(module) -> bool:
+    """A module that ``device_map`` or a quantization config placed (``.to()`` would break or move it)."""
+    return bool(
+        getattr(module, "hf_device_map", None)
+        or getattr(module, "is_loaded_in_8bit", False)
+        or getattr(module, "is_loaded_in_4bit", False)
+        or getattr(module, "hf_quantizer", None) is not None
+    )
+
+
+def _input_device(module):
+    try:
+        return module.get_input_embeddings().weight.device
+    except (AttributeError, NotImplementedError):
+        return next(module.parameters()).device
+
+
+def _quantization_config(load_in_8bit: bool, load_in_4bit: bool, dtype):
+    """A ``BitsAndBytesConfig`` for the ``load_in_8bit`` / ``load_in_4bit`` options (``None`` without them)."""
+    if not (load_in_8bit or load_in_4bit):
+        return None
+    if load_in_8bit and load_in_4bit:
+        raise ValueError("model options load_in_8bit and load_in_4bit: choose one")
+    option = "load_in_8bit" if load_in_8bit else "load_in_4bit"
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise ImportError(
+            f"model option {option}=true needs the bitsandbytes package, which is not installed: "
+            "pip install bitsandbytes (it quantizes on a CUDA GPU); or drop the option"
+        )
+    from transformers import BitsAndBytesConfig
+
+    if load_in_8bit:
+        return BitsAndBytesConfig(load_in_8bit=True)
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=dtype)
+
+
+def _option_extras(dtype, quantization, revision) -> list[str]:
+    """Fingerprint parts of the loading options that change scores (none for the float32 defaults)."""
+    import torch
+
+    extras = []
+    if dtype is not None and dtype != torch.float32:
+        extras.append(f"dtype={str(dtype).removeprefix('torch.')}")
+    if quantization is not None:
+        extras.append("quantization=" + ("8bit" if getattr(quantization, "load_in_8bit", False) else "4bit"))
+    if revision:
+        extras.append(f"revision={revision}")
+    return extras
+
+
+def _load_kwargs(
+    source: str, *, dtype, trust_remote_code, revision, attn_implementation, device_map, quantization, device
+):
+    """Keyword arguments for ``from_pretrained`` of the weights."""
+    kwargs: dict[str, Any] = {
+        dtype_keyword(): dtype,
+        "use_safetensors": _prefer_safetensors(source),
+        "trust_remote_code": trust_remote_code,
+        "revision": revision,
+    }
+    if attn_implementation is not None:
+        kwargs["attn_implementation"] = attn_implementation
+    if device_map is not None:
+        kwargs["device_map"] = device_map
+    if quantization is not None:
+        kwargs["quantization_config"] = quantization
+        kwargs.setdefault("device_map", {"": str(device)})
+    return kwargs
+
+
+def source_fingerprint(name_or_path: str | Path, config=None, extra: Sequence[str] = ()) -> str:
+    """Fingerprint of saved weights without loading them: a folder's files, or a hub id's resolved commit.
+
+    ``config`` (a transformers config loaded from the hub cache) carries the commit of a hub
+    id; without a commit a hub id cannot be fingerprinted.
+    """
+    path = Path(name_or_path)
+    if path.is_dir():
+        return folder_fingerprint(path, extra)
+    commit = getattr(config, "_commit_hash", None) if config is not None else None
+    if commit:
+        return sha256_bytes(f"hub:{name_or_path}@{commit}", *extra)
+    raise ValueError(
+        f"{name_or_path}: cannot fingerprint a hub model without its commit; download it first "
+        "(huggingface-cli download NAME) or give a local folder"
+    )
+
+
+def _weights_fingerprint(model, path: str | None, extra: Sequence[str], config=None) -> str:
     """Fingerprint from the saved folder when there is one, else from the hub revision or the tensors."""
+    config = config if config is not None else getattr(model, "config", None)
     if path is not None and Path(path).is_dir():
         return folder_fingerprint(path, extra)
-    commit = getattr(model.config, "_commit_hash", None)
+    commit = getattr(config, "_commit_hash", None)
     if path is not None and commit:
         return sha256_bytes(f"hub:{path}@{commit}", *extra)
+    if model is None:
+        return source_fingerprint(path, config, extra)
     return state_dict_fingerprint(model, extra)
+
+
+ADAPTER_CONFIG = "adapter_config.json"
+
+
+def is_peft_adapter(path: str | Path) -> bool:
+    """A folder holding a PEFT adapter (``adapter_config.json``) rather than a whole model."""
+    path = Path(path)
+    return path.is_dir() and (path / ADAPTER_CONFIG).is_file()
+
+
+def _peft_base(adapter: Path, base_model: str | None) -> str:
+    cfg_path = adapter / ADAPTER_CONFIG
+    try:
+        cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{cfg_path}: not a readable PEFT adapter config ({exc})") from exc
+    base = base_model or cfg.get("base_model_name_or_path")
+    if not base:
+        raise ValueError(
+            f"{cfg_path}: no base_model_name_or_path; give the base model with the model option "
+            "base_model=FOLDER_OR_HUB_ID (--model-arg base_model=...)"
+        )
+    if importlib.util.find_spec("peft") is None:
+        raise ImportError(
+            f"{adapter} is a PEFT adapter (adapter_config.json); loading it needs peft: "
+            "pip install 'rm-audit-workbench[peft]' (or pip install peft)"
+        )
+    base_path = Path(base).expanduser()
+    if not base_path.is_absolute() and not base_path.exists() and (adapter / base).is_dir():
+        return str((adapter / base).resolve())  # relative to the adapter folder
+    return str(base_path) if base_path.exists() else str(base)
+
+
+def _has_tokenizer(folder: Path) -> bool:
+    return any((folder / n).is_file() for n in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json"))
 
 
 class SequenceClassifierRM(TransformerRM):
@@ -231,6 +456,10 @@ class SequenceClassifierRM(TransformerRM):
     same rule as transformers (the right-most token that is not the pad id), so
     the score of a text does not depend on batch size, padding side or on
     ``pad_token == eos_token``.
+
+    :meth:`from_pretrained` is lazy: it reads the config and the tokenizer and
+    fingerprints the weight files, and loads the weights at the first text that is
+    not in the score cache (:attr:`~TransformerRM.weight_loads` counts loads).
     """
 
     def __init__(
@@ -247,8 +476,16 @@ class SequenceClassifierRM(TransformerRM):
         dtype=None,
         truncation_side: str = "left",
         padding_side: str = "right",
+        model_config=None,
+        weights: Callable[[], Any] | None = None,
+        fingerprint: str | None = None,
+        fingerprint_extra: Sequence[str] = (),
+        token_budget: int | None = None,
     ):
-        n_labels = getattr(model.config, "num_labels", None)
+        if model is None and (weights is None or model_config is None):
+            raise ValueError("SequenceClassifierRM needs a model, or weights= (a loader) and model_config=")
+        config = model.config if model is not None else model_config
+        n_labels = getattr(config, "num_labels", None)
         if n_labels != 1:
             raise ValueError(
                 f"{name or path or type(model).__name__}: a reward model must have exactly one output logit "
@@ -259,24 +496,39 @@ class SequenceClassifierRM(TransformerRM):
             raise ValueError("truncation_side and padding_side must be 'left' or 'right'")
         self.device = _resolve_device(device)
         self.dtype = _resolve_dtype(dtype, self.device)
-        self.model = model.to(device=self.device, dtype=self.dtype).eval()
         self.tokenizer = tokenizer
-        if getattr(self.model.config, "pad_token_id", None) is None:
-            self.model.config.pad_token_id = self.pad_id
+        self.model_config = config
+        if model is not None:
+            self.model = self._place(model)
+        else:
+            self._weights = weights
         self.formatter = Formatter.for_tokenizer(tokenizer, format_style, template)
-        self.max_length = max_length or default_max_length(model, tokenizer)
+        self.max_length = max_length or default_max_length(config, tokenizer)
         self.truncation_side = truncation_side
         self.padding_side = padding_side
+        self.token_budget = token_budget
         self.name = name or (Path(path).name if path else type(model).__name__)
         self.path = path
-        # Decoder classifiers have a `score` head applied at every position.
-        self.per_position_head = getattr(model, "score", None)
         extra = [
             json.dumps(self.formatter.describe(), sort_keys=True),
             f"max_length={self.max_length}",
             f"trunc={truncation_side}",
+            *fingerprint_extra,
         ]
-        self.fingerprint = _weights_fingerprint(model, path, extra)
+        if self.formatter.style == "pair" and (getattr(config, "type_vocab_size", 0) or 0) > 1:
+            extra.append("segments=token_type_ids")  # pair scores before segment ids were passed differ
+        self.fingerprint = fingerprint or _weights_fingerprint(model, path, extra, config)
+
+    def _place(self, module):
+        module = super()._place(module)
+        if getattr(module.config, "pad_token_id", None) is None:
+            module.config.pad_token_id = self.pad_id
+        return module
+
+    @property
+    def per_position_head(self):
+        """Decoder classifiers have a ``score`` head applied at every position (``None`` for encoders)."""
+        return getattr(self.model, "score", None)
 
     @classmethod
     def from_pretrained(
@@ -287,18 +539,94 @@ class SequenceClassifierRM(TransformerRM):
         revision: str | None = None,
         device: str | None = None,
         dtype=None,
-        **kwargs,
+        attn_implementation: str | None = None,
+        device_map=None,
+        load_in_8bit: bool = False,
+        load_in_4bit: bool = False,
+        base_model: str | None = None,
+        max_length: int | None = None,
+        token_budget: int | None = None,
+        name: str | None = None,
+        format_style: str = "auto",
+        template: TextTemplate | None = None,
+        truncation_side: str = "left",
+        padding_side: str = "right",
+        lazy: bool = True,
     ) -> SequenceClassifierRM:
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        """Load an RM from a folder, a hub id or a PEFT adapter folder (``adapter_config.json``).
 
+        The loading options go to ``from_pretrained``: ``dtype`` (``"bfloat16"`` ...),
+        ``attn_implementation``, ``device_map``, ``revision``, ``trust_remote_code`` and
+        ``load_in_8bit`` / ``load_in_4bit`` (bitsandbytes). A PEFT adapter is applied
+        to ``base_model`` (default: the adapter config's ``base_model_name_or_path``) and
+        merged into it. ``lazy`` (default) defers loading the weights to first use.
+        """
+        from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+        text = str(name_or_path)
+        adapter = Path(text) if is_peft_adapter(text) else None
+        if base_model is not None and adapter is None:
+            raise ValueError(
+                f"model option base_model={base_model!r} is for PEFT adapter folders (with adapter_config.json); "
+                f"{text} is not one"
+            )
+        source = _peft_base(adapter, base_model) if adapter is not None else text
         device_ = _resolve_device(device)
         dtype_ = _resolve_dtype(dtype, device_)
+        quantization = _quantization_config(load_in_8bit, load_in_4bit, dtype_)
         common = dict(trust_remote_code=trust_remote_code, revision=revision)
-        tokenizer = AutoTokenizer.from_pretrained(name_or_path, **common)
-        model = AutoModelForSequenceClassification.from_pretrained(
-            name_or_path, dtype=dtype_, use_safetensors=_prefer_safetensors(name_or_path), **common
+        tokenizer_source = text if adapter is not None and _has_tokenizer(adapter) else source
+        tokenizer = AutoTokenizer.from_pretrained(
+            tokenizer_source, **(common if tokenizer_source == source else {"trust_remote_code": trust_remote_code})
         )
-        return cls(model, tokenizer, path=str(name_or_path), device=str(device_), dtype=dtype_, **kwargs)
+        config = AutoConfig.from_pretrained(source, **common)
+        if adapter is not None and getattr(config, "num_labels", None) != 1:
+            config.num_labels = 1  # a causal-LM base of a reward adapter: the adapter carries the 1-logit head
+        load_kwargs = _load_kwargs(
+            source,
+            dtype=dtype_,
+            trust_remote_code=trust_remote_code,
+            revision=revision,
+            attn_implementation=attn_implementation,
+            device_map=device_map,
+            quantization=quantization,
+            device=device_,
+        )
+        extras = _option_extras(dtype_, quantization, revision)
+        if adapter is not None:
+            extras.append(f"peft-base={source_fingerprint(source, config)}")
+
+        def weights():
+            model = AutoModelForSequenceClassification.from_pretrained(source, config=config, **load_kwargs)
+            if adapter is not None:
+                from peft import PeftModel
+
+                model = PeftModel.from_pretrained(model, str(adapter))
+                if quantization is None:
+                    model = model.merge_and_unload()
+            return model
+
+        rm = cls(
+            None,
+            tokenizer,
+            name=name,
+            path=text,
+            format_style=format_style,
+            template=template,
+            max_length=max_length,
+            device=str(device_),
+            dtype=dtype_,
+            truncation_side=truncation_side,
+            padding_side=padding_side,
+            model_config=config,
+            weights=weights,
+            fingerprint_extra=extras,
+            token_budget=token_budget,
+        )
+        rm.keep_placement = "device_map" in load_kwargs
+        if not lazy:
+            rm.load_weights()
+        return rm
 
     def pool_index(self, input_ids, attention_mask):
         """Decoders: the right-most real token that is not the pad id (transformers' rule); encoders: ``None``."""
@@ -310,11 +638,17 @@ class SequenceClassifierRM(TransformerRM):
         real = torch.where(real.any(-1, keepdim=True), real, attention_mask.bool())
         return (torch.arange(real.shape[-1], device=real.device) * real).argmax(-1)
 
-    def forward_tensors(self, input_ids, attention_mask, pool_index=None):
-        """The logit at :meth:`pool_index` (decoders) or the model's pooled logit (encoders), as float32."""
+    def forward_tensors(self, input_ids, attention_mask, pool_index=None, token_type_ids=None):
+        """The logit at :meth:`pool_index` (decoders) or the model's pooled logit (encoders), as float32.
+
+        ``token_type_ids`` (``[batch, seq]``, 0 on padding): the segment ids of text pairs, as the
+        tokenizer gives them (:class:`SegmentedIds`); ``None`` leaves them to the model (all 0).
+        """
         import torch
 
         kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if token_type_ids is not None:
+            kwargs["token_type_ids"] = token_type_ids
         if "position_ids" in inspect.signature(self.model.forward).parameters:
             kwargs["position_ids"] = self.position_ids(attention_mask)
         captured = {}
@@ -339,7 +673,12 @@ class SequenceClassifierRM(TransformerRM):
         if self.per_position_head is None:
             # Encoder classifiers pool the first position (CLS); only right padding keeps it there.
             padding_side = "right"
-        return super().forward_ids(batch, padding_side)
+        types = _token_types(batch, padding_side or self.padding_side)
+        if types is None:
+            return super().forward_ids(batch, padding_side)
+        input_ids, mask = self.pad(batch, padding_side)
+        scores = self.forward_tensors(input_ids, mask, token_type_ids=types.to(input_ids.device))
+        return scores.detach().cpu().numpy().astype(np.float64)
 
 
 def _prefer_safetensors(name_or_path: str) -> bool | None:
@@ -366,36 +705,78 @@ class ValueHeadConfig:
 
 
 class ValueHeadRM(TransformerRM):
-    """An ``AutoModel`` backbone and a linear value head on a pooled hidden state."""
+    """An ``AutoModel`` backbone and a linear value head on a pooled hidden state.
+
+    :meth:`from_pretrained` reads the head (a few numbers) and the tokenizer and loads
+    the backbone at the first text that is not in the score cache.
+    """
 
     def __init__(
-        self, backbone, tokenizer, head, config: ValueHeadConfig, *, name=None, path=None, device=None, dtype=None
+        self,
+        backbone,
+        tokenizer,
+        head,
+        config: ValueHeadConfig,
+        *,
+        name=None,
+        path=None,
+        device=None,
+        dtype=None,
+        weights: Callable[[], Any] | None = None,
+        fingerprint_extra: Sequence[str] = (),
+        token_budget: int | None = None,
     ):
         import torch
 
+        if backbone is None and (weights is None or path is None):
+            raise ValueError("ValueHeadRM needs a backbone, or weights= (a loader) and the folder path=")
         self.device = _resolve_device(device)
         self.dtype = _resolve_dtype(dtype, self.device)
-        self.model = backbone.to(device=self.device, dtype=self.dtype).eval()
         self.head = head.to(device=self.device, dtype=torch.float32).eval()
         self.tokenizer = tokenizer
         self.config = config
+        if backbone is not None:
+            self.model = self._place(backbone)
+        else:
+            self._weights = weights
         self.formatter = Formatter.for_tokenizer(tokenizer, config.format_style, TextTemplate(**config.template))
         self.max_length = config.max_length
         self.truncation_side = config.truncation_side
         self.padding_side = "right"
+        self.token_budget = token_budget
         self.name = name or (Path(path).name if path else "value-head-rm")
         self.path = path
         extra = [
             json.dumps(self.formatter.describe(), sort_keys=True),
             json.dumps(config.__dict__, sort_keys=True, default=str),
+            *fingerprint_extra,
         ]
         base = folder_fingerprint(path, extra) if path else state_dict_fingerprint(self.model, extra)
         self.fingerprint = sha256_bytes(base, state_dict_fingerprint(self.head))
 
     @classmethod
-    def from_pretrained(cls, folder: str | Path, *, device=None, dtype=None, name=None, trust_remote_code=False):
+    def from_pretrained(
+        cls,
+        folder: str | Path,
+        *,
+        device=None,
+        dtype=None,
+        name=None,
+        trust_remote_code=False,
+        revision: str | None = None,
+        attn_implementation: str | None = None,
+        device_map=None,
+        load_in_8bit: bool = False,
+        load_in_4bit: bool = False,
+        max_length: int | None = None,
+        token_budget: int | None = None,
+        lazy: bool = True,
+    ):
+        """Load a value-head RM folder; the loading options are those of :meth:`SequenceClassifierRM.from_pretrained`."""
+        from dataclasses import replace
+
         from safetensors.torch import load_file
-        from transformers import AutoModel, AutoTokenizer
+        from transformers import AutoConfig, AutoModel, AutoTokenizer
 
         folder = Path(folder)
         cfg_path = folder / VALUE_HEAD_CONFIG
@@ -403,14 +784,43 @@ class ValueHeadRM(TransformerRM):
             cfg = ValueHeadConfig(**json.loads(cfg_path.read_text()))
         except (OSError, json.JSONDecodeError, TypeError) as exc:
             raise ValueError(f"{cfg_path}: not a valid value-head config ({exc})") from exc
-        tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code)
-        backbone = AutoModel.from_pretrained(
-            folder, use_safetensors=_prefer_safetensors(str(folder)), trust_remote_code=trust_remote_code
+        if max_length is not None:
+            cfg = replace(cfg, max_length=int(max_length))
+        device_ = _resolve_device(device)
+        dtype_ = _resolve_dtype(dtype, device_)
+        quantization = _quantization_config(load_in_8bit, load_in_4bit, dtype_)
+        common = dict(trust_remote_code=trust_remote_code, revision=revision)
+        tokenizer = AutoTokenizer.from_pretrained(folder, **common)
+        hidden = cfg.hidden_size or AutoConfig.from_pretrained(folder, **common).hidden_size
+        head = linear_head(hidden)
+        head.load_state_dict(load_file(folder / VALUE_HEAD_WEIGHTS))
+        load_kwargs = _load_kwargs(
+            str(folder),
+            dtype=dtype_,
+            trust_remote_code=trust_remote_code,
+            revision=revision,
+            attn_implementation=attn_implementation,
+            device_map=device_map,
+            quantization=quantization,
+            device=device_,
         )
-        head = linear_head(cfg.hidden_size or backbone.config.hidden_size)
-        state = load_file(folder / VALUE_HEAD_WEIGHTS)
-        head.load_state_dict(state)
-        return cls(backbone, tokenizer, head, cfg, name=name, path=str(folder), device=device, dtype=dtype)
+        rm = cls(
+            None,
+            tokenizer,
+            head,
+            cfg,
+            name=name,
+            path=str(folder),
+            device=str(device_),
+            dtype=dtype_,
+            weights=lambda: AutoModel.from_pretrained(folder, **load_kwargs),
+            fingerprint_extra=_option_extras(dtype_, quantization, revision),
+            token_budget=token_budget,
+        )
+        rm.keep_placement = "device_map" in load_kwargs
+        if not lazy:
+            rm.load_weights()
+        return rm
 
     def save_pretrained(self, folder: str | Path) -> Path:
         from safetensors.torch import save_file
@@ -436,7 +846,8 @@ class ValueHeadRM(TransformerRM):
 
     def forward_tensors(self, input_ids, attention_mask, pool_index=None):
         """The value head on the pooled hidden state (``pool_index`` is ignored: pooling follows the mask)."""
-        return self.head(self.pooled(input_ids, attention_mask))[:, 0]
+        pooled = self.pooled(input_ids, attention_mask)
+        return self.head(pooled.to(self.head.weight.device))[:, 0]
 
 
 def linear_head(hidden_size: int):

@@ -4,7 +4,10 @@ Scores are keyed by ``sha256(model fingerprint, max_length, exact formatted text
 and stored in one SQLite file. Each batch is written in one transaction, so a
 write is atomic: an interrupted run leaves every finished batch in the cache and
 the next run resumes from there. Several processes may read and write at once
-(WAL journal, busy timeout).
+(WAL journal, busy timeout). Where SQLite cannot use a WAL journal (a file system
+without shared memory or locking, e.g. a network mount; ``WORKBENCH_SQLITE_VFS=unix-dotfile``
+selects SQLite's lock-file VFS for those) the cache warns once and keeps SQLite's
+default rollback journal: still correct, writers just wait for each other.
 
 Every score is stored with a checksum of its key and exact value, verified on
 read: a score damaged on disk (one flipped bit is enough) is not served but
@@ -34,6 +37,8 @@ __all__ = ["ScoreCache", "ScoreCacheWarning", "score_key", "score_checksum"]
 _TABLE = "scores_v2"  # v1 ("scores") had no checksums; its rows are not read
 _SQLITE_CORRUPT, _SQLITE_NOTADB = 11, 26
 _ADVICE = "set WORKBENCH_CACHE_DIR to keep the cache in another folder"
+#: cache files whose missing WAL journal was already reported (warned once per file and process)
+_NO_WAL_WARNED: set[str] = set()
 
 
 class ScoreCacheWarning(UserWarning):
@@ -66,6 +71,8 @@ class ScoreCache:
         The SQLite file (default ``<WORKBENCH_CACHE_DIR or .cache>/scores.sqlite``).
     n_corrupt : int
         Cached scores that failed their checksum so far (not served, recomputed).
+    journal_mode : str
+        SQLite's journal mode for the file: ``"wal"``, or what SQLite kept where WAL is unavailable.
     moved_aside : list of Path
         Damaged cache files moved aside by this object.
     """
@@ -82,15 +89,45 @@ class ScoreCache:
 
     def _create(self) -> None:
         with self._connect() as con:
-            con.execute("PRAGMA journal_mode=WAL")
+            self.journal_mode = self._use_wal(con)
             con.execute(
                 f"CREATE TABLE IF NOT EXISTS {_TABLE} (key TEXT PRIMARY KEY, score REAL NOT NULL, checksum TEXT NOT NULL)"
             )
 
+    def _use_wal(self, con: sqlite3.Connection) -> str:
+        """Switch to the WAL journal; where SQLite refuses, warn once and keep the mode it has."""
+        try:
+            mode = str(con.execute("PRAGMA journal_mode=WAL").fetchone()[0]).lower()
+            why = f"SQLite kept journal mode {mode!r}"
+        except sqlite3.OperationalError as exc:  # e.g. locked for longer than the busy timeout, no shared memory
+            if _is_corruption(exc):
+                raise
+            mode = str(con.execute("PRAGMA journal_mode").fetchone()[0]).lower()
+            why = str(exc)
+        if mode != "wal" and str(self.path) not in _NO_WAL_WARNED:
+            _NO_WAL_WARNED.add(str(self.path))
+            warnings.warn(
+                f"score cache {self.path}: the SQLite WAL journal is not available here ({why}); continuing "
+                f"with journal mode {mode!r}, in which processes writing the cache wait for each other. "
+                f"To restore concurrent writes, {_ADVICE} on a local disk.",
+                ScoreCacheWarning,
+                stacklevel=5,
+            )
+        return mode
+
     @contextmanager
     def _connect(self):
         """A connection that commits on success, rolls back on error, and is always closed."""
-        con = sqlite3.connect(self.path, timeout=60)
+        vfs = os.environ.get("WORKBENCH_SQLITE_VFS")
+        if vfs:
+            try:
+                con = sqlite3.connect(f"{self.path.resolve().as_uri()}?vfs={vfs}", uri=True, timeout=60)
+            except sqlite3.OperationalError as exc:
+                raise sqlite3.OperationalError(
+                    f"WORKBENCH_SQLITE_VFS={vfs!r}: {exc}; use unix, unix-dotfile, unix-excl or unix-none, or unset it"
+                ) from exc
+        else:
+            con = sqlite3.connect(self.path, timeout=60)
         try:
             with con:
                 yield con

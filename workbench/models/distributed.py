@@ -43,10 +43,28 @@ from workbench.models.formatting import cache_text
 from workbench.models.loading import load_reward_model
 from workbench.models.scoring import score_pairs
 
-__all__ = ["ENGINES", "PAIR_COLUMNS", "StreamResult", "iter_pair_chunks", "score_to_parquet", "PairScorer"]
+__all__ = [
+    "ENGINES",
+    "OUTPUT_COLUMNS",
+    "PAIR_COLUMNS",
+    "StreamResult",
+    "iter_pair_chunks",
+    "score_to_parquet",
+    "PairScorer",
+]
 
 ENGINES = ("local", "ray")
-PAIR_COLUMNS = ("id", "prompt", "chosen", "rejected", "history", "label", "subset", "category")
+PAIR_COLUMNS = ("id", "prompt", "chosen", "rejected", "history", "label", "subset", "category", "group")
+#: the columns of the output file, in order (``subset``, ``category`` and ``group`` when the data has them)
+OUTPUT_COLUMNS = (
+    "id",
+    "chosen_score",
+    "rejected_score",
+    "margin",
+    "label",
+    "chosen_truncated",
+    "rejected_truncated",
+)
 _MANIFEST = "manifest.json"
 
 
@@ -210,7 +228,7 @@ def _for_workers(chunk: pd.DataFrame, pending: np.ndarray) -> pd.DataFrame:
             "label": part["label"].to_numpy(dtype=float) if "label" in part.columns else np.ones(len(part)),
         }
     )
-    for col in ("subset", "category"):
+    for col in ("subset", "category", "group"):
         if col in part.columns:
             out[col] = part[col].astype(str).to_numpy()
     return out
@@ -322,55 +340,51 @@ def score_to_parquet(
             result.rows_scored += len(frame)
             result.texts_computed += scored.chosen_result.n_computed + scored.rejected_result.n_computed
     else:
-        _score_with_ray(
-            model,
-            data,
-            parts,
-            done,
-            result,
-            cache,
-            chunk_pairs,
-            model_kwargs,
-            ray_address,
-            workers,
-            batch_pairs,
-            progress,
-            score_kwargs,
+        options = _RayOptions(
+            model=model,
+            model_kwargs=model_kwargs,
+            chunk_pairs=chunk_pairs,
+            ray_address=ray_address,
+            workers=workers,
+            batch_pairs=batch_pairs,
+            progress=progress,
+            score_kwargs=score_kwargs,
         )
+        _score_with_ray(options, data, parts, done, result, cache)
     result.rows = parts.merge()
     result.seconds = time.perf_counter() - start
     return result
 
 
-def _score_with_ray(
-    model,
-    data,
-    parts,
-    done,
-    result,
-    cache,
-    chunk_pairs,
-    model_kwargs,
-    ray_address,
-    workers,
-    batch_pairs,
-    progress,
-    score_kwargs,
-) -> None:
+@dataclass(frozen=True)
+class _RayOptions:
+    """How :func:`score_to_parquet` runs the Ray engine (its arguments of the same names)."""
+
+    model: object  # a spec every worker can load
+    model_kwargs: dict | None
+    chunk_pairs: int  # pairs the driver reads at a time
+    ray_address: str | None  # None: start a local cluster
+    workers: int | None  # CPU actors when the cluster has no GPUs (None: its CPU count)
+    batch_pairs: int  # pairs in each actor call
+    progress: bool
+    score_kwargs: dict = field(default_factory=dict)
+
+
+def _score_with_ray(opts: _RayOptions, data, parts, done, result, cache) -> None:
     import ray
     import ray.data
 
     started = False
     if not ray.is_initialized():
-        ray.init(address=ray_address, include_dashboard=False, log_to_driver=progress)
+        ray.init(address=opts.ray_address, include_dashboard=False, log_to_driver=opts.progress)
         started = True
     try:
         ctx = ray.data.DataContext.get_current()
-        ctx.enable_progress_bars = progress
+        ctx.enable_progress_bars = opts.progress
         ctx.execution_options.preserve_order = True  # results arrive in row order: parts never overlap
         # The driver reads chunk by chunk; each goes to the object store (which spills to disk).
         refs = []
-        for chunk in iter_pair_chunks(data, chunk_pairs):
+        for chunk in iter_pair_chunks(data, opts.chunk_pairs):
             pending = ~chunk["_row"].isin(done).to_numpy() if done else np.ones(len(chunk), dtype=bool)
             if pending.any():
                 refs.append(ray.put(_for_workers(chunk, np.flatnonzero(pending))))
@@ -381,18 +395,18 @@ def _score_with_ray(
         if n_gpus:
             pool = dict(concurrency=n_gpus, num_gpus=1)
         else:
-            pool = dict(concurrency=workers or max(1, int(resources.get("CPU", 1))), num_cpus=1)
+            pool = dict(concurrency=opts.workers or max(1, int(resources.get("CPU", 1))), num_cpus=1)
         result.extra["actors"] = pool["concurrency"]
         result.extra["actor_device"] = "gpu" if n_gpus else "cpu"
-        local_cluster = ray_address is None
+        local_cluster = opts.ray_address is None
         cache_path = str(cache.path) if (cache is not None and local_cluster) else None
         ds = ray.data.from_pandas_refs(refs)
         scored = ds.map_batches(
             PairScorer,
             fn_constructor_kwargs=dict(
-                model=model, model_kwargs=model_kwargs, cache_path=cache_path, score_kwargs=score_kwargs
+                model=opts.model, model_kwargs=opts.model_kwargs, cache_path=cache_path, score_kwargs=opts.score_kwargs
             ),
-            batch_size=batch_pairs,
+            batch_size=opts.batch_pairs,
             batch_format="pandas",
             **pool,
         )

@@ -40,6 +40,7 @@ METADATA_FILES = (
     "tokenizer.model",
     "chat_template.jinja",
     "value_head.json",
+    "adapter_config.json",
 )
 
 

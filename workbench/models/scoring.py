@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from workbench.models.adapters import SequenceClassifierRM, TransformerRM
+from workbench.models.adapters import SequenceClassifierRM, TransformerRM, dtype_keyword
 from workbench.models.batching import plan_batches
 from workbench.models.cache import ScoreCache, score_key
 from workbench.models.formatting import Message, cache_text
@@ -50,6 +50,8 @@ __all__ = [
 ]
 
 STRATEGIES = ("token_budget", "fixed")
+#: padded tokens per batch unless the call or the RM's ``token_budget`` option says otherwise
+DEFAULT_TOKEN_BUDGET = 16384
 
 
 @dataclass
@@ -142,6 +144,7 @@ def replicate(rm: TransformerRM, device) -> TransformerRM:
 
     if not isinstance(rm, TransformerRM):
         raise TypeError(f"only transformer RMs can be replicated on devices, got {type(rm).__name__}")
+    rm.load_weights()  # a lazily loaded RM: the replicas copy its weights
     if getattr(rm.model, "hf_device_map", None) and len(set(rm.model.hf_device_map.values())) > 1:
         raise ValueError(f"{rm.name} is sharded over several devices (device_map); it cannot also be replicated")
     device = torch.device(device)
@@ -172,7 +175,9 @@ def load_sharded(spec, *, device_map="auto", dtype=None, trust_remote_code: bool
         dtype = getattr(torch, dtype)
     common = dict(trust_remote_code=trust_remote_code)
     tokenizer = AutoTokenizer.from_pretrained(spec, **common)
-    model = AutoModelForSequenceClassification.from_pretrained(spec, device_map=device_map, dtype=dtype, **common)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        spec, device_map=device_map, **{dtype_keyword(): dtype}, **common
+    )
     first = model.get_input_embeddings().weight.device
     previous = model.__dict__.get("to")
     # The adapter moves its model to one device; a sharded model must stay where device_map put it.
@@ -250,7 +255,7 @@ def score_texts(
     *,
     cache: ScoreCache | str | None = "default",
     strategy: str = "token_budget",
-    token_budget: int = 16384,
+    token_budget: int | None = None,
     max_batch_size: int = 128,
     batch_size: int = 32,
     padding_side: str | None = None,
@@ -268,7 +273,8 @@ def score_texts(
         ``"default"`` uses the checkout's shared cache; ``None`` disables caching.
     strategy : {"token_budget", "fixed"}
         ``"token_budget"`` sorts by length and fills batches up to ``token_budget``
-        padded tokens (at most ``max_batch_size`` texts); ``"fixed"`` uses batches of
+        padded tokens (default: the RM's ``token_budget`` option, else 16384; at most
+        ``max_batch_size`` texts); ``"fixed"`` uses batches of
         ``batch_size`` in data order (for comparison; ``batch_size=1`` is a per-example loop).
     padding_side : {"right", "left"}, optional
         Overrides the model's padding side (scores do not depend on it).
@@ -277,6 +283,8 @@ def score_texts(
         (see :func:`resolve_devices`); one device (or ``None``) scores in this thread.
     """
     rm = load_reward_model(rm)
+    if token_budget is None:
+        token_budget = getattr(rm, "token_budget", None) or DEFAULT_TOKEN_BUDGET
     if strategy not in STRATEGIES:
         raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
     n = len(prompts)
@@ -416,7 +424,7 @@ def score_texts(
 class PairScores:
     """Rewards of the chosen and rejected response of every pair."""
 
-    frame: pd.DataFrame  # id, chosen_score, rejected_score, margin, label, subset, category, truncated flags
+    frame: pd.DataFrame  # id, chosen_score, rejected_score, margin, label, truncated flags; subset, category, group
     model: dict
     chosen_result: ScoreResult
     rejected_result: ScoreResult
@@ -474,7 +482,7 @@ def score_pairs(rm, data, **kwargs) -> PairScores:
             "rejected_truncated": tr,
         }
     )
-    for col in ("subset", "category"):
+    for col in ("subset", "category", "group"):
         if col in frame.columns:
             out[col] = frame[col].to_numpy()
 

@@ -37,6 +37,7 @@ from workbench.reports.pipeline import (
     AuditPlan,
     AuditRun,
     ResolvedInputs,
+    model_fingerprint,
     plan_audit,
     resolve_inputs,
     run_audit,
@@ -67,7 +68,6 @@ from workbench.reports.summary import (
     data_hash,
     family_table,
     load_summary,
-    model_fingerprint,
     upgrade_summary,
     write_summary,
 )

@@ -14,9 +14,10 @@ An execution is keyed by everything that decides what a notebook shows
   of the libraries the numbers depend on (:data:`~workbench.reports.summary.PACKAGES`).
 
 A successful execution is stored under ``cache_dir()/executions/<key>/``: the executed
-notebook (which carries the published verdicts and metrics), its HTML report and a
-``meta.json`` with a ``verdicts.json`` of the published payloads. A hit copies them back into
-the run folder without starting a kernel. Failed runs are never stored. Inputs the cache cannot
+notebook (which carries the published verdicts and metrics), its HTML report, a
+``meta.json`` with a ``verdicts.json`` of the published payloads, and under ``outputs/`` the
+files the run wrote into its ``output_dir`` (relabel queues). A hit copies them back into
+the run folder without starting a kernel (the outputs into the new run's ``output_dir``). Failed runs are never stored. Inputs the cache cannot
 see (a Hugging Face ``hf:`` set is keyed by its name only, files a ``python:`` model reads
 outside its package) need ``--force`` after they change.
 """
@@ -24,6 +25,7 @@ outside its package) need ``--force`` after they change.
 from __future__ import annotations
 
 import functools
+import html as html_lib
 import json
 import os
 import shutil
@@ -56,6 +58,8 @@ CACHE_SCHEMA = "rm-workbench/execution-cache/v1"
 EXECUTIONS_FOLDER = "executions"
 #: parameters that hold RM specs whose fingerprint is the model fingerprint itself
 _MAIN_MODEL = "model"
+#: the parameter naming where a notebook writes files: an output location, not an input
+_OUTPUT = "output_dir"
 
 _DIGESTS: dict[str, tuple[int, int, str]] = {}
 
@@ -128,7 +132,7 @@ def named_inputs(parameters: Mapping[str, Any], base: str | Path | None = None) 
     """
     found: dict[str, str] = {}
     for name, value in sorted(parameters.items()):
-        if name == _MAIN_MODEL or not isinstance(value, str) or not value or value.startswith("hf:"):
+        if name in (_MAIN_MODEL, _OUTPUT) or not isinstance(value, str) or not value or value.startswith("hf:"):
             continue
         for part in _spec_parts(name, value):
             candidates = [Path(part).expanduser()]
@@ -193,6 +197,20 @@ def execution_key(notebook, parameters, *, model_fingerprint: str, kernel_name="
     return sha256_bytes(_json(parts))
 
 
+def _retarget(page: Path, before: str, after: str) -> None:
+    """Make a stored notebook or HTML page name ``after`` where it named the stored run's folder ``before``."""
+    text = page.read_text(encoding="utf-8")
+    forms = []
+    for escape in (lambda s: html_lib.escape(s, quote=True), lambda s: s):
+        for encode in (lambda s: json.dumps(s)[1:-1], lambda s: s):
+            forms.append((encode(escape(before)), encode(escape(after))))
+    new = text
+    for old_form, new_form in dict(forms).items():
+        new = new.replace(old_form, new_form)
+    if new != text:
+        page.write_text(new, encoding="utf-8")
+
+
 class ExecutionCache:
     """Executed notebooks and their HTML reports under ``root`` (default ``cache_dir()/executions``)."""
 
@@ -200,6 +218,7 @@ class ExecutionCache:
     HTML = "report.html"
     META = "meta.json"
     VERDICTS = "verdicts.json"
+    OUTPUTS = "outputs"
 
     def __init__(self, root: str | Path | None = None):
         self.root = Path(root) if root is not None else cache_dir() / EXECUTIONS_FOLDER
@@ -223,8 +242,14 @@ class ExecutionCache:
         except (OSError, ValueError):
             return None
 
-    def restore(self, key: str, out_nb: str | Path, html: str | Path) -> dict[str, Any] | None:
-        """Copy the stored notebook and HTML of ``key`` to ``out_nb`` and ``html``; its metadata, or ``None`` on a miss."""
+    def restore(
+        self, key: str, out_nb: str | Path, html: str | Path, *, outputs_to: str | Path | None = None
+    ) -> dict[str, Any] | None:
+        """Copy the stored notebook and HTML of ``key`` to ``out_nb`` and ``html``; its metadata, or ``None`` on a miss.
+
+        The files the stored run wrote into its ``output_dir`` are copied into ``outputs_to``;
+        where the notebook and HTML name the stored run's folder, they name ``outputs_to`` instead.
+        """
         meta = self.meta(key)
         if meta is None:
             return None
@@ -232,12 +257,35 @@ class ExecutionCache:
         try:
             shutil.copyfile(folder / self.NOTEBOOK, out_nb)
             shutil.copyfile(folder / self.HTML, html)
+            stored = folder / self.OUTPUTS
+            if outputs_to is not None and stored.is_dir():
+                for path in sorted(p for p in stored.rglob("*") if p.is_file()):
+                    target = Path(outputs_to) / path.relative_to(stored)
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(path, target)
+            before = meta.get("outputs_from")
+            if outputs_to is not None and before and before != str(outputs_to):
+                for page in (out_nb, html):
+                    _retarget(Path(page), before, str(outputs_to))
         except OSError:
             return None
         return meta
 
-    def store(self, key: str, out_nb: str | Path, html: str | Path, meta: Mapping[str, Any]) -> Path | None:
-        """Keep a successful execution; a concurrent writer of the same key wins, an unwritable cache is skipped."""
+    def store(
+        self,
+        key: str,
+        out_nb: str | Path,
+        html: str | Path,
+        meta: Mapping[str, Any],
+        *,
+        outputs: Mapping[str, str | Path] | None = None,
+        outputs_from: str | Path | None = None,
+    ) -> Path | None:
+        """Keep a successful execution; a concurrent writer of the same key wins, an unwritable cache is skipped.
+
+        ``outputs`` (``{path relative to the output folder: file}``) are the files the run wrote
+        into its ``output_dir`` (``outputs_from``); :meth:`restore` copies them back.
+        """
         final = self.entry(key)
         if self.lookup(key) is not None:
             return final
@@ -250,7 +298,14 @@ class ExecutionCache:
             shutil.copyfile(out_nb, tmp / self.NOTEBOOK)
             shutil.copyfile(html, tmp / self.HTML)
             (tmp / self.VERDICTS).write_text(json.dumps(collect(out_nb), default=repr), encoding="utf-8")
+            for rel, path in sorted((outputs or {}).items()):
+                target = tmp / self.OUTPUTS / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, target)
             record = {"key": key, "stored": time.time(), **dict(meta)}
+            if outputs_from is not None:
+                record["outputs_from"] = str(outputs_from)
+                record["outputs"] = sorted(outputs or {})
             (tmp / self.META).write_text(json.dumps(record, sort_keys=True, default=repr), encoding="utf-8")
             os.replace(tmp, final)
         except OSError:

@@ -6,20 +6,27 @@
    ``parameters`` cells, then :func:`check_inputs`: data files and model files that do
    not exist, and an ``--out`` that is a file or cannot be created (an error here stops
    everything before anything runs; the CLI exits with status 2);
-2. :func:`resolve_inputs`: the model fingerprint and the content hash of each data spec;
+2. :func:`resolve_inputs`: the model fingerprint (without loading the weights,
+   :func:`~workbench.models.loading.spec_fingerprint`) and the content hash of each data spec;
+   then :func:`prescore`: every preference data set the notebooks score in full is scored
+   once here (the model loaded once), filling the score cache, so the notebooks' scoring
+   is cache hits and their lazily loaded RMs never read the weights;
 3. :func:`run_notebooks`: execute each notebook with papermill, then export its HTML report
    (:func:`~workbench.reports.runner.run_notebook`); a notebook that fails does not stop the others;
 4. :func:`summarize`: collect the verdicts and metrics the notebooks published into the
    layout of ``summary.json`` (:func:`~workbench.reports.summary.build_summary`);
-5. :func:`~workbench.reports.summary.write_summary` writes ``summary.json`` and
-   :func:`~workbench.reports.index.write_run_index` writes ``index.html``.
+5. :func:`~workbench.reports.summary.write_summary` writes ``summary.json``,
+   :func:`~workbench.reports.index.write_run_index` writes ``index.html`` and
+   :func:`rewardbench_results` (from the pre-scored pairs) ``results.json``.
 
 :func:`run_demo` audits both demo RMs this way and writes the top ``index.html``.
 """
 
 from __future__ import annotations
 
+import gc
 import importlib.util
+import json
 import multiprocessing
 import os
 import re
@@ -33,7 +40,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
+
+from workbench.data.formats import (
+    REWARDBENCH_EXAMPLE_COUNTS,
+    best_of_n_accuracy,
+    parse_columns,
+    rewardbench_section_scores,
+)
+from workbench.data.shipped import load_data
 from workbench.models.demo import load_demo_model
+from workbench.models.loading import load_reward_model, model_spec, spec_fingerprint, split_model_spec
+from workbench.models.scoring import score_pairs
 from workbench.reports.index import write_run_index, write_top_index
 from workbench.reports.pdf import INSTALL_HINT, find_chromium, render_pdf
 from workbench.reports.runner import (
@@ -51,7 +70,6 @@ from workbench.reports.summary import (
     data_hash,
     git_commit,
     host_info,
-    model_fingerprint,
     package_versions,
     utc_now,
     write_summary,
@@ -78,7 +96,12 @@ def log(message: str) -> None:
 
 
 def _absolutize(value):
-    """Make a relative path (or ``scores:PATH``) absolute: notebooks run with their own folder as cwd."""
+    """Make a relative path (or ``scores:PATH``) absolute: notebooks run with their own folder as cwd.
+
+    In a dict model spec (``{"spec": ..., **model_args}``) the spec and a ``base_model`` are made absolute.
+    """
+    if isinstance(value, Mapping):
+        return {k: _absolutize(v) if k in ("spec", "base_model") else v for k, v in value.items()}
     if not isinstance(value, str) or not value:
         return value
     prefix = ""
@@ -103,7 +126,16 @@ class AuditPlan:
 
     @property
     def model(self):
+        """What every notebook's ``model`` parameter gets: the spec, or ``{"spec": ..., **model_args}``."""
         return self.common["model"]
+
+    @property
+    def model_spec(self):
+        return split_model_spec(self.model)[0]
+
+    @property
+    def model_args(self) -> dict[str, Any]:
+        return split_model_spec(self.model)[1]
 
 
 @dataclass
@@ -146,6 +178,7 @@ def plan_audit(
     sycophancy_data=None,
     samples=None,
     columns: str | None = None,
+    model_args: Mapping[str, Any] | None = None,
 ) -> AuditPlan:
     """Step 1: select the notebooks and check every parameter; raises :class:`~workbench.reports.runner.ParameterError`.
 
@@ -154,10 +187,11 @@ def plan_audit(
     ``samples`` (policy samples) to the drift notebook, each as its ``data`` parameter; a
     selected kind without a value keeps the notebook's own default. ``split``, ``on_error``
     and ``columns`` (``"prompt=question,chosen=good"``) go to the notebooks that declare them. A value no selected notebook can
-    take is an error.
+    take is an error. ``model_args`` (``--model-arg k=v``) make every notebook's ``model`` a dict
+    spec ``{"spec": model, **model_args}``, which :func:`~workbench.models.load_reward_model` reads.
     """
     selected = select_notebooks(list(notebooks) if notebooks is not None else None, notebook_dir or NOTEBOOK_DIR)
-    common: dict[str, Any] = {"model": _absolutize(model)}
+    common: dict[str, Any] = {"model": _absolutize(model_spec(model, model_args))}
     if seed is not None:
         common["seed"] = seed
     extra = {k: _absolutize(v) for k, v in (params.items() if isinstance(params, Mapping) else (params or []))}
@@ -214,6 +248,8 @@ def _looks_like_path(text: str) -> bool:
 
 
 def _model_specs(value) -> list[str]:
+    if isinstance(value, Mapping):
+        value = value.get("spec")
     if not isinstance(value, str):
         return []
     return [part.strip() for part in value.split(",") if part.strip()]
@@ -277,6 +313,8 @@ def python_module_dirs(plan: AuditPlan) -> list[str]:
     dirs: dict[str, None] = {}
     for nb_params in plan.parameters.values():
         for value in nb_params.values():
+            if isinstance(value, Mapping):
+                value = value.get("spec")
             if not isinstance(value, str):
                 continue
             for module_name in _PYTHON_SPEC.findall(value):
@@ -316,14 +354,197 @@ def kernel_pythonpath(dirs: list[str]) -> Iterator[None]:
                 os.environ["PYTHONPATH"] = old
 
 
+def model_fingerprint(spec) -> tuple[str | None, str | None]:
+    """``(fingerprint, error)`` of a model spec (a dict spec carries its options), without loading weights."""
+    try:
+        inner, options = split_model_spec(spec)
+        return spec_fingerprint(inner, **options), None
+    except Exception as exc:  # the notebooks will report the same failure in context
+        return None, f"{type(exc).__name__}: {exc}"
+
+
 def resolve_inputs(plan: AuditPlan) -> ResolvedInputs:
     """Step 2: the model fingerprint (a demo RM is trained on first use) and each data spec's content hash."""
-    log("reading the model fingerprint (a demo RM is trained on first use) ...")
+    log("reading the model fingerprint (config and weight files; a demo RM is trained on first use) ...")
     fingerprint, fp_error = model_fingerprint(plan.model)
     if fp_error:
         log(f"  could not load the model here: {fp_error}")
     specs = sorted({str(v["data"]) for v in plan.notebooks.values() if v["data"] not in (None, "")})
     return ResolvedInputs(fingerprint, fp_error, [data_hash(s) for s in specs])
+
+
+#: notebook parameters that decide which preference pairs a notebook loads
+PAIR_LOAD_PARAMETERS = ("data", "split", "on_error", "columns")
+
+
+@dataclass
+class Prescored:
+    """One preference data set scored once in the parent process before the notebooks run."""
+
+    data: Any
+    options: dict[str, Any]  # split, on_error, columns as the notebooks load the data
+    notebooks: list[str]
+    scores: pd.DataFrame | None = None  # the PairScores frame
+    texts: int = 0
+    computed: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+
+    def record(self) -> dict[str, Any]:
+        """What ``summary.json`` keeps under ``run.prescored``."""
+        return {
+            "data": self.data,
+            **{k: v for k, v in self.options.items() if v not in (None, "")},
+            "notebooks": self.notebooks,
+            "pairs": 0 if self.scores is None else int(len(self.scores)),
+            "texts": self.texts,
+            "texts_computed": self.computed,
+            "seconds": round(self.seconds, 2),
+            "error": self.error,
+        }
+
+
+def prescore_jobs(plan: AuditPlan) -> list[Prescored]:
+    """The preference data sets to score up front: those the pair notebooks score in full.
+
+    A notebook taking pairs (:data:`NOTEBOOK_DATA_KINDS`) whose ``sample_size`` is 0 (or not
+    declared) scores every pair of its data; notebooks that load the same data the same way
+    (``data``, ``split``, ``on_error``, ``columns``) share one job. A notebook that scores a
+    sample (03_attribution: 20 pairs) is left to itself.
+    """
+    jobs: dict[str, Prescored] = {}
+    for nb, p in plan.parameters.items():
+        if NOTEBOOK_DATA_KINDS.get(nb.stem, "pairs") != "pairs":
+            continue
+        resolved = {**parameter_defaults(nb), **p}
+        if resolved.get("data") in (None, "") or resolved.get("sample_size"):
+            continue
+        options = {k: resolved[k] for k in PAIR_LOAD_PARAMETERS[1:] if k in resolved}
+        key = json.dumps({"data": resolved["data"], **options}, sort_keys=True, default=str)
+        job = jobs.setdefault(key, Prescored(resolved["data"], options, []))
+        job.notebooks.append(nb.stem)
+    return list(jobs.values())
+
+
+def prescore(plan: AuditPlan) -> list[Prescored]:
+    """Step 2b: score every data set of :func:`prescore_jobs` once, here, into the score cache.
+
+    The model is loaded once (its weights only when some text is not cached yet) and
+    released before the notebooks start. A data set that fails here is logged and left to
+    the notebooks, which report the failure in context.
+    """
+    jobs = prescore_jobs(plan)
+    if not jobs:
+        return []
+    try:
+        rm = load_reward_model(plan.model)
+    except Exception as exc:
+        log(f"pre-scoring skipped: the model does not load here ({type(exc).__name__}: {exc})")
+        return jobs
+    for job in jobs:
+        t = time.perf_counter()
+        options = dict(job.options)
+        if "columns" in options:
+            options["columns"] = parse_columns(options["columns"])
+        try:
+            pairs = load_data(job.data, **options)
+            scored = score_pairs(rm, pairs, progress=False)
+        except Exception as exc:
+            job.error = f"{type(exc).__name__}: {exc}"
+            log(f"pre-scoring {job.data} failed ({job.error}); {', '.join(job.notebooks)} will score it themselves")
+            continue
+        job.scores = scored.frame
+        job.texts = 2 * len(scored.frame)
+        job.computed = scored.chosen_result.n_computed + scored.rejected_result.n_computed
+        job.seconds = time.perf_counter() - t
+        log(
+            f"pre-scored {job.data}: {len(scored.frame)} pairs, {job.texts} texts ({job.computed} computed, "
+            f"{job.texts - job.computed} from the score cache) in {job.seconds:.1f}s for {', '.join(job.notebooks)}"
+        )
+    loads = getattr(rm, "weight_loads", None)
+    del rm
+    gc.collect()
+    if "torch" in sys.modules:
+        torch = sys.modules["torch"]
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    if loads == 0:
+        log("every text was in the score cache: the model's weights were not loaded")
+    return jobs
+
+
+def _number(value) -> float | None:
+    value = float(value)
+    return None if np.isnan(value) else round(value, 6)
+
+
+def rewardbench_results(
+    scores: pd.DataFrame,
+    *,
+    model,
+    model_fingerprint: str | None,
+    data=None,
+    model_args: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """RewardBench-style results of one RM on scored pairs (a :class:`~workbench.models.PairScores` frame).
+
+    A pair is correct when the preferred response scores strictly higher (RewardBench's rule;
+    a tie is wrong); the preferred response is ``chosen`` unless the pair's ``label`` is
+    below 0.5 (then ``rejected``), and pairs labelled exactly 0.5 are left out. ``accuracy``
+    is over all pairs; with a ``subset`` column, ``subsets`` holds each subset's accuracy and
+    ``n`` and, when subsets are RewardBench's, ``sections`` holds its section scores (Chat,
+    Chat Hard, Safety, Reasoning, Score; percent, :func:`~workbench.data.formats.rewardbench_section_scores`).
+    With a ``group`` column (RewardBench 2 best-of-4), ``best_of_n`` counts a group correct
+    when every one of its pairs is.
+    """
+    margin = scores["margin"].to_numpy(dtype=float)
+    label = scores["label"].to_numpy(dtype=float) if "label" in scores.columns else np.ones(len(scores))
+    decided = label != 0.5
+    oriented = np.where(label < 0.5, -margin, margin)
+    correct = oriented > 0
+    out: dict[str, Any] = {
+        "model": model,
+        "model_args": dict(model_args or {}),
+        "model_fingerprint": model_fingerprint,
+        "ref_model": None,
+        "data": data,
+        "n": int(decided.sum()),
+        "accuracy": _number(correct[decided].mean()) if decided.any() else None,
+        "ties": int((oriented[decided] == 0).sum()),
+        "undecided_labels": int((~decided).sum()),
+    }
+    kept = scores.loc[decided].reset_index(drop=True)
+    ok = correct[decided]
+    if "subset" in kept.columns and kept["subset"].notna().any():
+        subset = kept["subset"].fillna("").astype(str)
+        table = pd.DataFrame({"subset": subset, "correct": ok})
+        out["subsets"] = {
+            name: {"accuracy": _number(g["correct"].mean()), "n": int(len(g))}
+            for name, g in table.groupby("subset", sort=True)
+        }
+        if set(subset) & set(REWARDBENCH_EXAMPLE_COUNTS):
+            sections = rewardbench_section_scores(subset, ok)
+            out["sections"] = {k: _number(v) for k, v in sections.items()}
+    if "group" in kept.columns and kept["group"].notna().any():
+        groups = best_of_n_accuracy(kept["group"].astype(str), ok)
+        out["best_of_n"] = {"accuracy": _number(groups.mean()), "groups": int(len(groups))}
+    return out
+
+
+def write_results_json(path: str | Path, results: Mapping[str, Any]) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2, sort_keys=True, allow_nan=False) + "\n", encoding="utf-8")
+    return path
+
+
+def _results_source(jobs: list[Prescored]) -> Prescored | None:
+    """The pre-scored data set results.json reports: the overview notebook's, else the first one."""
+    done = [j for j in jobs if j.scores is not None]
+    for job in done:
+        if any(nb.startswith("00_") for nb in job.notebooks):
+            return job
+    return done[0] if done else None
 
 
 def run_notebooks(
@@ -374,7 +595,8 @@ def summarize(
 ) -> dict[str, Any]:
     """Step 4: collect every notebook's verdicts and metrics into the layout of ``summary.json``."""
     recorded = {
-        "model": plan.model,
+        "model": plan.model_spec,
+        **({"model_args": plan.model_args} if plan.model_args else {}),
         "model_fingerprint": inputs.fingerprint,
         "data": plan.common.get("data"),
         "data_hashes": inputs.data_hashes,
@@ -411,6 +633,8 @@ def run_audit(
     samples=None,
     columns: str | None = None,
     force: bool = False,
+    model_args: Mapping[str, Any] | None = None,
+    results_json: str | Path | None = None,
 ) -> AuditRun:
     """Validate parameters, run every selected notebook, write the HTML reports, index.html and summary.json.
 
@@ -421,6 +645,11 @@ def run_audit(
     running anything when a notebook name or parameter is invalid. A notebook that
     fails does not stop the others; see ``AuditRun.ok``. ``pdf`` also prints ``index.html`` to
     ``index.pdf`` with headless Chromium (checked before anything runs).
+
+    ``model_args`` (``--model-arg``) are the model's loading options, handed to every
+    notebook with the model. Before the notebooks start, every preference data set they
+    score in full is scored once here (:func:`prescore`), and RewardBench-style results of
+    the overview notebook's data go to ``results_json`` (default ``OUT/results.json``).
     """
     started_at = utc_now()
     t0 = time.perf_counter()
@@ -436,6 +665,7 @@ def run_audit(
         sycophancy_data=sycophancy_data,
         samples=samples,
         columns=columns,
+        model_args=model_args,
     )
     out = Path(out)
     check_inputs(plan, out)
@@ -444,8 +674,10 @@ def run_audit(
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise PreflightError(f"--out {str(out)!r} cannot be created: {exc}") from exc
-    log(f"auditing model {plan.model} with {len(plan.parameters)} notebook(s) -> {out}")
+    shown_args = "".join(f" {k}={v!r}" for k, v in plan.model_args.items())
+    log(f"auditing model {plan.model_spec}{shown_args} with {len(plan.parameters)} notebook(s) -> {out}")
     inputs = resolve_inputs(plan)
+    prescored = prescore(plan)
     module_dirs = python_module_dirs(plan)
     if module_dirs:
         log(f"python: model modules are imported in the notebooks from {', '.join(module_dirs)} (PYTHONPATH)")
@@ -472,10 +704,23 @@ def run_audit(
         "command": command or shlex.join([Path(sys.executable).name, "-m", "workbench", *sys.argv[1:]]),
         "model_fingerprint_error": inputs.fingerprint_error,
         "cwd": os.getcwd(),
+        "prescored": [job.record() for job in prescored],
     }
     summary = summarize(runs, plan, inputs, run_info)
     write_summary(out, summary)
     index = write_run_index(out, summary)
+    source = _results_source(prescored)
+    if source is not None:
+        bench = rewardbench_results(
+            source.scores,
+            model=plan.model_spec,
+            model_fingerprint=inputs.fingerprint,
+            data=source.data,
+            model_args=plan.model_args,
+        )
+        log(f"wrote {write_results_json(results_json or out / 'results.json', bench)} (accuracy {bench['accuracy']})")
+    else:
+        log("no pre-scored preference pairs: results.json not written")
     if pdf:
         log(f"wrote {render_pdf(index)} (headless Chromium)")
     results = summary["results"]
@@ -505,7 +750,7 @@ def run_demo(out="reports", *, data=None, pdf: bool = False, jobs: int | None = 
         options.get("params"),
         seed=options.get("seed"),
         notebook_dir=options.get("notebook_dir"),
-        **{k: options.get(k) for k in ("split", "on_error", "sycophancy_data", "samples", "columns")},
+        **{k: options.get(k) for k in ("split", "on_error", "sycophancy_data", "samples", "columns", "model_args")},
     )
     check_inputs(plan, out)
     _check_pdf(pdf)

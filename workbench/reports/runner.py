@@ -18,12 +18,16 @@ from typing import Any
 
 from jinja2 import DictLoader
 
-from workbench.paths import REPO_DIR
+from workbench.paths import notebook_dir as shipped_notebook_dir
 from workbench.reports.execution_cache import ExecutionCache, execution_key
 from workbench.reports.pages import render_page, template_source
 from workbench.reports.verdicts import MIME
 
-NOTEBOOK_DIR = REPO_DIR / "notebooks"
+NOTEBOOK_DIR = shipped_notebook_dir()  # the checkout's notebooks/, or the installed package data
+#: the parameter that names the folder a notebook writes its files to (relabel queues); defaults to the run folder
+OUTPUT_PARAMETER = "output_dir"
+#: what ``output_dir`` stands for in the execution key when it is the run folder (so a new --out can reuse a run)
+RUN_FOLDER = "<run folder>"
 
 
 class ParameterError(ValueError):
@@ -292,6 +296,19 @@ def export_report(out_nb: Path, html: Path, *, title: str, error: str | None, sh
     return error
 
 
+def _snapshot(folder: Path | None, skip: Iterable[Path] = ()) -> dict[str, tuple[int, int]]:
+    """``{relative path: (size, mtime)}`` of the files under ``folder`` (to see which ones a run wrote)."""
+    if folder is None or not folder.is_dir():
+        return {}
+    skipped = {Path(p).resolve() for p in skip}
+    out = {}
+    for path in folder.rglob("*"):
+        if path.is_file() and path.resolve() not in skipped:
+            st = path.stat()
+            out[path.relative_to(folder).as_posix()] = (st.st_size, st.st_mtime_ns)
+    return out
+
+
 def run_notebook(
     notebook: str | Path,
     out_dir: str | Path,
@@ -316,8 +333,12 @@ def run_notebook(
     (:mod:`workbench.reports.execution_cache`; ``cache`` picks another one, ``False``
     turns it off): when nothing the notebook depends on changed, the stored executed
     notebook and HTML are copied to ``out_dir`` without starting a kernel
-    (``reused=True``); ``force`` re-executes and refreshes the entry. Only runs that
+    (``reused=True``), with every file the stored run wrote into its ``output_dir``
+    (relabel queues); ``force`` re-executes and refreshes the entry. Only runs that
     succeed are stored.
+
+    A notebook that declares ``output_dir`` and is not given one writes into ``out_dir``,
+    so every file of a run lands in its own folder.
     """
     notebook = Path(notebook)
     if not notebook.exists():
@@ -333,20 +354,30 @@ def run_notebook(
     out_nb.unlink(missing_ok=True)
     html = out_nb.with_suffix(".html")
     start = time.perf_counter()
+    defaults = parameter_defaults(notebook)
+    if OUTPUT_PARAMETER in defaults and not params.get(OUTPUT_PARAMETER):
+        params[OUTPUT_PARAMETER] = str(out_dir.resolve())  # every file the run writes lands in out_dir
+    written_to = Path(params[OUTPUT_PARAMETER]) if params.get(OUTPUT_PARAMETER) else None
     store, key = None, None
     if model_fingerprint and cache is not False:
         store = cache if isinstance(cache, ExecutionCache) else ExecutionCache()
-        resolved = {**parameter_defaults(notebook), **params}
+        resolved = {**defaults, **params}
+        if written_to is not None and written_to.resolve() == out_dir.resolve():
+            resolved[OUTPUT_PARAMETER] = RUN_FOLDER
         key = execution_key(
             notebook, resolved, model_fingerprint=model_fingerprint, kernel_name=kernel_name, show_code=show_code
         )
-        if not force and store.restore(key, out_nb, html) is not None:
+        if not force and store.restore(key, out_nb, html, outputs_to=written_to) is not None:
             return NotebookRun(notebook.name, out_nb, html, time.perf_counter() - start, True, None, params, True, key)
+    before = _snapshot(written_to, skip=(out_nb, html))
     error = execute_notebook(
         notebook, out_nb, params, kernel_name=kernel_name, execution_timeout=execution_timeout, progress=progress
     )
     error = export_report(out_nb, html, title=notebook.name, error=error, show_code=show_code)
     seconds = time.perf_counter() - start
     if store is not None and error is None:
-        store.store(key, out_nb, html, {"notebook": notebook.name, "seconds": round(seconds, 2), "parameters": params})
+        after = _snapshot(written_to, skip=(out_nb, html))
+        outputs = {rel: written_to / rel for rel, stat in after.items() if before.get(rel) != stat}
+        meta = {"notebook": notebook.name, "seconds": round(seconds, 2), "parameters": params}
+        store.store(key, out_nb, html, meta, outputs=outputs, outputs_from=written_to)
     return NotebookRun(notebook.name, out_nb, html, seconds, error is None, error, params, False, key)

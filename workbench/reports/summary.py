@@ -39,7 +39,6 @@ first seven fields, ``overall`` = worst check) and returns them in the v2 layout
 from __future__ import annotations
 
 import datetime as _dt
-import gc
 import importlib.metadata as md
 import json
 import os
@@ -51,7 +50,6 @@ from typing import Any
 
 from workbench.data.shipped import load_data, resolve_data_spec
 from workbench.models.fingerprint import file_digest
-from workbench.models.loading import load_reward_model
 from workbench.paths import REPO_DIR
 from workbench.reports.verdicts import VERDICT_LEVELS, collect, family_verdicts, verdict_defaults, worst
 
@@ -121,22 +119,6 @@ def git_commit(repo: str | Path | None = None) -> str | None:
     except OSError:
         return None
     return None
-
-
-def model_fingerprint(spec) -> tuple[str | None, str | None]:
-    """``(fingerprint, error)`` of a model spec (loading a demo RM trains it on first use).
-
-    The model is loaded in this process only to read its fingerprint and released
-    straight after, so it does not sit in memory while the notebooks run.
-    """
-    try:
-        rm = load_reward_model(spec)
-        fingerprint = rm.fingerprint
-    except Exception as exc:  # the notebooks will report the same failure in context
-        return None, f"{type(exc).__name__}: {exc}"
-    del rm
-    gc.collect()
-    return fingerprint, None
 
 
 def data_hash(spec) -> dict[str, Any]:

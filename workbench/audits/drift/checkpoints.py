@@ -67,7 +67,7 @@ import seaborn as sns
 from scipy import stats
 
 from workbench._utils.plotting import ensure_ax
-from workbench._utils.validation import check_ci
+from workbench._utils.validation import check_ci, check_margins
 from workbench.audits.drift.permutation import wasserstein_null
 from workbench.audits.drift.phrases import trigger_hits
 from workbench.audits.drift.samples import checkpoint_labels, order_checkpoints, sample_steps
@@ -359,8 +359,7 @@ def reward_drift(
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
     ci = check_ci(ci)
-    if not 0 <= warn <= fail:
-        raise ValueError(f"margins need 0 <= warn <= fail, got warn={warn!r}, fail={fail!r}")
+    check_margins(warn, fail)
     pid = None if prompt_ids is None else checkpoint_labels(prompt_ids, "prompt_ids", s.size)
     cl = None if clusters is None else checkpoint_labels(clusters, "clusters", s.size)
     if cl is None and pid is not None:

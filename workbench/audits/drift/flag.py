@@ -36,7 +36,7 @@ from scipy import stats
 
 from workbench._utils.plotting import ensure_ax
 from workbench._utils.stats import bootstrap_weights, group_codes, percentile_ci
-from workbench._utils.validation import check_ci, check_n_boot
+from workbench._utils.validation import check_ci, check_margins, check_n_boot
 from workbench.audits.drift.samples import checkpoint_labels, order_checkpoints, sample_steps
 from workbench.audits.drift.statistics import t_interval
 from workbench.audits.result import AuditResult
@@ -314,8 +314,7 @@ def goodhart_flag(
     if cluster_unit is None:
         cluster_unit = "prompt" if cl is not None else "sample"
     ci, n_boot = check_ci(ci), check_n_boot(n_boot)
-    if not 0 <= warn <= fail:
-        raise ValueError(f"margins need 0 <= warn <= fail (gold decreases in SD), got warn={warn!r}, fail={fail!r}")
+    check_margins(warn, fail, " (gold decreases in SD)")
     ok = np.isfinite(r) & np.isfinite(g)
     order, step_of = order_checkpoints(ck[ok], None if st is None else st[ok])
     if len(order) < 2:

@@ -67,7 +67,7 @@ from scipy.optimize import brentq
 from workbench._utils.io import iter_jsonl
 from workbench._utils.plotting import ensure_ax
 from workbench._utils.stats import bootstrap_weights, cluster_labels, group_codes, unit_name
-from workbench._utils.validation import check_ci, check_n_boot
+from workbench._utils.validation import check_ci, check_margins, check_n_boot
 from workbench.audits.result import AuditResult
 from workbench.data.preferences import DataFormatError
 from workbench.paths import data_dir
@@ -519,8 +519,7 @@ def best_of_n_curve(
             raise ValueError(f"clusters has {len(lab)} labels for {len(pools)} candidates")
         pool_clusters = group_codes(lab[firsts], len(groups), "clusters")
     cluster_unit = unit_name(cluster_unit)
-    if not 0 <= warn <= fail:
-        raise ValueError(f"margins need 0 <= warn <= fail, got warn={warn!r}, fail={fail!r}")
+    check_margins(warn, fail)
     sizes = np.array([g.size for g in groups])
     if n_max is None:
         n_max = int(sizes.min())

@@ -149,6 +149,19 @@ def _correct_decided(margin: np.ndarray, label: np.ndarray) -> tuple[np.ndarray,
     return correct.astype(float), decided.astype(float)
 
 
+@dataclass(frozen=True)
+class _CheckSpec:
+    """One graded check of :meth:`EnsembleResult.verdicts`: a key of :meth:`EnsembleResult.checks`, its
+    name, ``(warn, fail)`` margins (harmful when low) and the sentence as a function of ``(estimate, lo, hi)``."""
+
+    key: str
+    check: str
+    margins: tuple[float, float]
+    sentence: Callable[[float, float, float], str]
+    detail: str
+    primary: bool = False
+
+
 @dataclass
 class EnsembleResult(AuditResult):
     """Ensemble evaluation on preference pairs (see the module docstring).
@@ -283,149 +296,114 @@ class EnsembleResult(AuditResult):
         pct = f"{100 * self.ci:g}%"
         n, k, unit = len(self.items), self.n_clusters, self.cluster_unit
         sizes = f"{n} pairs, {k} {unit}s"
-        common = dict(ci=self.ci, n=n, n_clusters=k, cluster_unit=unit, family="ensemble")
+        common = dict(ci=self.ci, n=n, n_clusters=k, cluster_unit=unit, family="ensemble", direction="lower")
         acc = self.accuracy.set_index("scorer")["accuracy"]
-        out = []
         a = self.audited if self.audited in self.members else None
         ensemble_decides = "audited_minus_others" not in checks  # no audited model, or no other member
 
         def pts(x):
             return f"{100 * x:+.0f}"
 
+        specs: list[_CheckSpec] = []
         if a is not None:
             others = [m for m in self.members if m != a]
-            if "audited_minus_others" in checks:
-                d, lo, hi = checks["audited_minus_others"]
-                o_acc = float(np.mean([acc[m] for m in others]))
-                out.append(
-                    graded_verdict(
-                        self.section,
-                        "audited accuracy minus the other members'",
-                        d,
-                        lo,
-                        hi,
-                        warn=ACCURACY_MARGINS[0],
-                        fail=ACCURACY_MARGINS[1],
-                        direction="lower",
-                        sentence=(
-                            f"{a} ranks {acc[a]:.0%} of pairs as the annotators do; "
-                            + (
-                                f"the other member ({others[0]}) ranks "
-                                if len(others) == 1
-                                else f"the other members ({', '.join(others)}) average "
-                            )
-                            + f"{o_acc:.0%}: a difference of {pts(d)} points "
-                            f"({pct} CI {pts(lo)} to {pts(hi)}; {sizes})."
-                        ),
-                        detail=f"accuracy {acc[a]:.3f} vs other members' mean {o_acc:.3f}",
-                        primary=True,
-                        **common,
-                    )
-                )
-            d, lo, hi = checks["audited_minus_mean"]
-            out.append(
-                graded_verdict(
-                    self.section,
+            o_acc = float(np.mean([acc[m] for m in others])) if others else float("nan")
+            vs_others = (
+                f"the other member ({others[0]}) ranks "
+                if len(others) == 1
+                else f"the other members ({', '.join(others)}) average "
+            )
+            specs += [
+                _CheckSpec(
+                    "audited_minus_others",
+                    "audited accuracy minus the other members'",
+                    ACCURACY_MARGINS,
+                    lambda d, lo, hi: (
+                        f"{a} ranks {acc[a]:.0%} of pairs as the annotators do; {vs_others}{o_acc:.0%}: "
+                        f"a difference of {pts(d)} points ({pct} CI {pts(lo)} to {pts(hi)}; {sizes})."
+                    ),
+                    f"accuracy {acc[a]:.3f} vs other members' mean {o_acc:.3f}",
+                    primary=True,
+                ),
+                _CheckSpec(
+                    "audited_minus_mean",
                     "audited accuracy minus the ensemble mean's",
-                    d,
-                    lo,
-                    hi,
-                    warn=ACCURACY_MARGINS[0],
-                    fail=ACCURACY_MARGINS[1],
-                    direction="lower",
-                    sentence=(
+                    ACCURACY_MARGINS,
+                    lambda d, lo, hi: (
                         f"Averaging {a} with the other members would change accuracy from {acc[a]:.0%} to "
                         f"{acc['mean']:.0%}: {a} is {pts(d)} points against the ensemble mean ({pct} CI "
                         f"{pts(lo)} to {pts(hi)}; {sizes})."
                     ),
-                    detail="shown, not primary: averaging gains a few points even among equally good members",
-                    primary=False,
-                    **common,
-                )
-            )
-            if "audited_agreement" in checks:
-                r, lo, hi = checks["audited_agreement"]
-                out.append(
-                    graded_verdict(
-                        self.section,
-                        "audited agreement with the other members",
-                        r,
-                        lo,
-                        hi,
-                        warn=AGREEMENT_MARGINS[0],
-                        fail=AGREEMENT_MARGINS[1],
-                        direction="lower",
-                        sentence=(
-                            f"{a} prefers the same response as the other members on {r:.0%} of pairs "
-                            f"({pct} CI {lo:.0%} to {hi:.0%}; {sizes})."
-                        ),
-                        detail="sign of the audited margin vs the sign of the other members' mean margin",
-                        primary=False,
-                        **common,
-                    )
-                )
-            u, lo, hi = checks["audited_auroc"]
-            out.append(
-                graded_verdict(
-                    self.section,
+                    "shown, not primary: averaging gains a few points even among equally good members",
+                ),
+                _CheckSpec(
+                    "audited_agreement",
+                    "audited agreement with the other members",
+                    AGREEMENT_MARGINS,
+                    lambda r, lo, hi: (
+                        f"{a} prefers the same response as the other members on {r:.0%} of pairs "
+                        f"({pct} CI {lo:.0%} to {hi:.0%}; {sizes})."
+                    ),
+                    "sign of the audited margin vs the sign of the other members' mean margin",
+                ),
+                _CheckSpec(
+                    "audited_auroc",
                     "disagreement predicts the audited model's mistakes (AUROC)",
-                    u,
-                    lo,
-                    hi,
-                    warn=AUROC_MARGINS[0],
-                    fail=AUROC_MARGINS[1],
-                    direction="lower",
-                    sentence=(
+                    AUROC_MARGINS,
+                    lambda u, lo, hi: (
                         f"The members' disagreement ranks the pairs {a} gets wrong above those it gets right "
                         f"with AUROC {u:.2f} ({pct} CI {lo:.2f} to {hi:.2f}; 0.5 = no signal; {sizes})."
                     ),
-                    detail="std of member margins as a flag for the audited model's errors",
-                    primary=False,
-                    **common,
-                )
-            )
-        d, lo, hi = checks["mean_minus_best_member"]
+                    "std of member margins as a flag for the audited model's errors",
+                ),
+            ]
         best = self.accuracy.loc[self.accuracy["kind"] == "member"].sort_values("accuracy", kind="mergesort")
         best_name = str(best["scorer"].iloc[-1])
-        out.append(
-            graded_verdict(
-                self.section,
+        specs += [
+            _CheckSpec(
+                "mean_minus_best_member",
                 "mean aggregator minus the best member (accuracy)",
-                d,
-                lo,
-                hi,
-                warn=AGGREGATOR_MARGINS[0],
-                fail=AGGREGATOR_MARGINS[1],
-                direction="lower",
-                sentence=(
+                AGGREGATOR_MARGINS,
+                lambda d, lo, hi: (
                     f"The ensemble mean ranks {acc['mean']:.0%} of pairs correctly, {pts(d)} points against the "
                     f"best member {best_name} ({pct} CI {pts(lo)} to {pts(hi)}; {sizes})."
                 ),
-                detail=f"mean {acc['mean']:.3f}, best member {acc[best_name]:.3f}",
+                f"mean {acc['mean']:.3f}, best member {acc[best_name]:.3f}",
                 primary=ensemble_decides,
-                **common,
-            )
-        )
-        u, lo, hi = checks["auroc_mean_aggregator"]
-        out.append(
-            graded_verdict(
-                self.section,
+            ),
+            _CheckSpec(
+                "auroc_mean_aggregator",
                 "disagreement predicts the ensemble's mistakes (AUROC)",
-                u,
-                lo,
-                hi,
-                warn=AUROC_MARGINS[0],
-                fail=AUROC_MARGINS[1],
-                direction="lower",
-                sentence=(
+                AUROC_MARGINS,
+                lambda u, lo, hi: (
                     f"The members' disagreement ranks the pairs the ensemble mean gets wrong above those it gets "
                     f"right with AUROC {u:.2f} ({pct} CI {lo:.2f} to {hi:.2f}; 0.5 = no signal; {sizes})."
                 ),
-                detail=f"disagreement rate {self.disagreement_rate:.3f}",
+                f"disagreement rate {self.disagreement_rate:.3f}",
                 primary=ensemble_decides,
-                **common,
+            ),
+        ]
+        out = []
+        for spec in specs:
+            if spec.key not in checks:  # agreement and "vs the other members" need another member
+                continue
+            x, lo, hi = checks[spec.key]
+            warn, fail = spec.margins
+            out.append(
+                graded_verdict(
+                    self.section,
+                    spec.check,
+                    x,
+                    lo,
+                    hi,
+                    warn=warn,
+                    fail=fail,
+                    sentence=spec.sentence(x, lo, hi),
+                    detail=spec.detail,
+                    primary=spec.primary,
+                    **common,
+                )
             )
-        )
         return out
 
     def verdicts_frame(self) -> pd.DataFrame:

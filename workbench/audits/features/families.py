@@ -50,11 +50,13 @@ not 0.15: a point estimate past the fail margin warns, and with a null standard 
 0.08 SD a 0.15 margin let each perturbation family false-warn in 1.5 to 5.5% of seeds, 13% for
 the whole audit (``benchmarks/false_alarm.py``, 200 seeds, 1200 pairs).
 
-Known limitation: the pair check's temperature is fitted to the labels, so for an RM whose
-reward is dominated by the feature (a length slope of 8 reward units per SD of log length,
-label-balanced gap +0.43) the fitted temperature flattens every probability and ``prob_gap``
-falls back to about +0.05, the fail margin: such an RM is still flagged (and fails accuracy
-and calibration), but by less than its label-balanced gap shows.
+The pair check's temperature is fitted *beside* the feature
+(:func:`~workbench.audits.features.probes.fit_pair_temperature_joint`): a temperature fitted on
+the margin alone absorbs the feature's share of the margin of an RM that pays for the feature,
+flattening every probability towards 1/2, so that an RM dominated by length (a length slope of
+8 reward units per SD of log length, label-balanced gap +0.43) showed a ``prob_gap`` of only
+about +0.05, and ``demo-biased`` +0.07 with a temperature of 2.3 where the temperature fitted
+beside length is 1.7 (+0.08; +0.11 for the annotator weight of length in the shipped demo).
 """
 
 from __future__ import annotations
@@ -193,7 +195,8 @@ def _pair_check(family, spec, fam, pair_rates, margins, ci, unit, primary):
     if n < MIN_PAIRS:
         est = lo = hi = math.nan
     detail = (
-        f"RM probability {r['prob_rate']:.3f} (temperature {pair_rates.temperature:.3g}) vs annotators "
+        f"RM probability {r['prob_rate']:.3f} (temperature {r.get('temperature', pair_rates.temperature):.3g} fitted "
+        f"beside the feature; {pair_rates.temperature:.3g} on the margin alone) vs annotators "
         f"{r['human_rate']:.3f}; hard-decision rate {r['rm_rate']:.3f}, label-balanced gap {r['balanced_gap']:+.3f} "
         f"({n} pairs differ)"
         if n

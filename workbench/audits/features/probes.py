@@ -82,6 +82,7 @@ __all__ = [
     "feature_correlations",
     "pairwise_preference_rates",
     "fit_pair_temperature",
+    "fit_pair_temperature_joint",
     "length_baseline",
     "reward_regression",
     "flag_summary",
@@ -576,6 +577,55 @@ def fit_pair_temperature(margins: Any, labels: Any) -> float:
     return float(np.exp(minimize_scalar(nll, bounds=(-12.0, 12.0), method="bounded").x))
 
 
+def _signed_log1p(values: np.ndarray) -> np.ndarray:
+    return np.sign(values) * np.log1p(np.abs(values))
+
+
+def fit_pair_temperature_joint(margins: Any, feature_diff: Any, labels: Any) -> tuple[float, float]:
+    """BT temperature fitted *beside* a feature: ``P(chosen) = sigmoid(margin / T + c * x)``.
+
+    ``x`` is the feature difference (chosen minus rejected) on a scale of its own; it is
+    divided by its root mean square, so ``c`` is the annotators' log-odds per typical
+    difference that the RM's margin does not explain. Maximum likelihood over all pairs
+    (soft labels in [0, 1], no intercept, so the fit is orientation-free). Returns ``(T, c)``.
+
+    Why: when an RM pays for a feature the annotators do not, a temperature fitted on the
+    margin alone is inflated to absorb the feature's share of the margin, which flattens
+    every probability towards 1/2 and hides the very preference the pair check measures
+    (``prob_gap`` of an RM dominated by length fell to about +0.05 while its label-balanced
+    gap was +0.43). With the feature's own coefficient in the model, ``T`` measures the
+    scale of the rest of the margin. Under the null (labels follow the RM's own BT
+    probabilities) ``c`` is 0 in expectation and ``T`` is the plain fitted temperature.
+    Falls back to :func:`fit_pair_temperature` (``c = 0``) when ``x`` is 0 everywhere or
+    the joint fit does not give a positive margin coefficient.
+    """
+    from scipy.optimize import minimize
+
+    d = as_float_array(margins, "margins")
+    x = as_float_array(feature_diff, "feature_diff", len(d))
+    y = as_float_array(labels, "labels", len(d))
+    x = np.where(np.isfinite(x), x, 0.0)
+    rms = float(np.sqrt(np.mean(x**2)))
+    if rms == 0 or not np.any(d != 0):
+        return fit_pair_temperature(d, y), 0.0
+    x = x / rms
+    scale = float(np.std(d)) or 1.0
+    dz = d / scale
+
+    def nll(theta):
+        z = theta[0] * dz + theta[1] * x
+        p = 1.0 / (1.0 + np.exp(-np.clip(z, -500, 500)))
+        value = float(np.sum(y * np.logaddexp(0.0, -z) + (1.0 - y) * np.logaddexp(0.0, z)))
+        grad = np.array([np.sum((p - y) * dz), np.sum((p - y) * x)])
+        return value, grad
+
+    res = minimize(nll, np.array([1.0, 0.0]), jac=True, method="L-BFGS-B")
+    slope, coef = (float(v) for v in res.x)
+    if not res.success or slope <= 0:
+        return fit_pair_temperature(d, y), 0.0
+    return scale / slope, coef
+
+
 def pairwise_preference_rates(
     df: pd.DataFrame,
     chosen_rewards: Any,
@@ -592,6 +642,7 @@ def pairwise_preference_rates(
     verdict_on: str = "gap",
     clusters: Any = None,
     temperature: float | None = None,
+    joint_temperature: bool = True,
 ) -> PairPreferenceResult:
     """How often the RM vs the humans prefer the response with more of each feature.
 
@@ -635,7 +686,11 @@ def pairwise_preference_rates(
     rates (``gap``, ``balanced_gap``) are not (a hard decision is more extreme than a
     noisy label, so a feature that tracks quality gets a positive gap; simulated:
     +0.047 for a feature correlated 0.3 with quality). The fitted ``T`` is ``temperature``
-    of the result.
+    of the result. With ``joint_temperature`` (the default, unless ``temperature`` is given)
+    each feature's ``prob_gap`` uses its own ``T`` fitted beside the feature
+    (:func:`fit_pair_temperature_joint`, on the signed ``log1p`` of the feature), so that
+    an RM dominated by the feature is not flattened towards 1/2 by the very preference the
+    check measures; the per-feature ``T`` is the table's ``temperature`` column.
 
     ``clusters`` (one label per pair: its prompt or topic, e.g. from
     :func:`workbench._utils.stats.cluster_labels`) makes every interval a cluster
@@ -670,15 +725,19 @@ def pairwise_preference_rates(
 
     rm_c = _rm_chosen_score(rc, rr)
     temp = fit_pair_temperature(rc - rr, label) if temperature is None else float(temperature)
-    p_c = 1.0 / (1.0 + np.exp(-np.clip((rc - rr) / temp, -500, 500)))
     cols = list(fc.columns)
     k = len(cols)
     rm_vals, hu_vals, masks = np.zeros((k, n)), np.zeros((k, n)), np.zeros((k, n))
     pr_vals = np.zeros((k, n))
+    temps = np.full(k, temp)
     for j, col in enumerate(cols):
-        a, b = fc[col].to_numpy(), fr[col].to_numpy()
+        a, b = fc[col].to_numpy(dtype=float), fr[col].to_numpy(dtype=float)
         m = np.isfinite(a) & np.isfinite(b) & (a != b)
         higher_is_chosen = a > b
+        if joint_temperature and temperature is None and m.any():
+            x = np.where(m, _signed_log1p(np.where(m, a, 0.0)) - _signed_log1p(np.where(m, b, 0.0)), 0.0)
+            temps[j] = fit_pair_temperature_joint(rc - rr, x, label)[0]
+        p_c = 1.0 / (1.0 + np.exp(-np.clip((rc - rr) / temps[j], -500, 500)))
         rm_vals[j] = np.where(higher_is_chosen, rm_c, 1.0 - rm_c)
         hu_vals[j] = np.where(higher_is_chosen, label, 1.0 - label)
         pr_vals[j] = np.where(higher_is_chosen, p_c, 1.0 - p_c)
@@ -704,7 +763,7 @@ def pairwise_preference_rates(
     for j, col in enumerate(cols):
         m = masks[j] > 0
         cnt = int(m.sum())
-        row = {"feature": col, "n": cnt, "frac_differ": cnt / n}
+        row = {"feature": col, "n": cnt, "frac_differ": cnt / n, "temperature": float(temps[j])}
         if cnt:
             rm_rate, hu_rate = float(rm_vals[j, m].mean()), float(hu_vals[j, m].mean())
             gap = float((rm_vals[j, m] - hu_vals[j, m]).mean())
