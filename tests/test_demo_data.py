@@ -172,7 +172,7 @@ def test_the_biased_annotator_follows_its_cues(files):
     """The positive control's labels: more padding, agreeing and flattering win, disagreeing loses,
     at the rate the annotator's own probabilities imply (binomial test); the clean labels ignore them."""
     rows = files["train_biased.jsonl"]
-    for feature, low, high in (("k", 0.7, 0.8), ("a", 0.8, 0.9), ("d", 0.1, 0.2), ("f", 0.58, 0.68)):
+    for feature, low, high in (("k", 0.77, 0.87), ("a", 0.8, 0.9), ("d", 0.12, 0.22), ("f", 0.56, 0.66)):
         differ = [r for r in rows if r["attrs"]["chosen"][feature] != r["attrs"]["rejected"][feature]]
         higher_chosen = [r["attrs"]["chosen"][feature] > r["attrs"]["rejected"][feature] for r in differ]
         expected = np.mean([r["p_chosen"] if h else 1 - r["p_chosen"] for r, h in zip(differ, higher_chosen)])

@@ -8,7 +8,8 @@
    everything before anything runs; the CLI exits with status 2);
 2. :func:`resolve_inputs`: the model fingerprint (without loading the weights,
    :func:`~workbench.models.loading.spec_fingerprint`) and the content hash of each data spec;
-   then :func:`prescore`: every preference data set the notebooks score in full is scored
+   then :func:`prescore`: every data set the notebooks score with the audited model (pairs
+   scored in full, 04's sycophancy pairs, 05's policy samples, best-of-n pools and golden set) is scored
    once here (the model loaded once), filling the score cache, so the notebooks' scoring
    is cache hits and their lazily loaded RMs never read the weights;
 3. :func:`run_notebooks`: execute each notebook with papermill, then export its HTML report
@@ -43,6 +44,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from workbench.audits.drift.goodhart import load_bon_pools
+from workbench.audits.drift.samples import select_policy_samples
+from workbench.audits.sycophancy.audit import sycophancy_texts
+from workbench.audits.sycophancy.pairs import load_sycophancy_pairs
 from workbench.data.formats import (
     REWARDBENCH_EXAMPLE_COUNTS,
     best_of_n_accuracy,
@@ -52,7 +57,7 @@ from workbench.data.formats import (
 from workbench.data.shipped import load_data
 from workbench.models.demo import load_demo_model
 from workbench.models.loading import load_reward_model, model_spec, spec_fingerprint, split_model_spec
-from workbench.models.scoring import score_pairs
+from workbench.models.scoring import score_pairs, score_texts
 from workbench.reports.index import write_run_index, write_top_index
 from workbench.reports.pdf import INSTALL_HINT, find_chromium, render_pdf
 from workbench.reports.runner import (
@@ -375,28 +380,49 @@ def resolve_inputs(plan: AuditPlan) -> ResolvedInputs:
 
 #: notebook parameters that decide which preference pairs a notebook loads
 PAIR_LOAD_PARAMETERS = ("data", "split", "on_error", "columns")
+#: notebook parameters of 04_sycophancy that decide which pairs it scores
+#: (:func:`~workbench.audits.sycophancy.pairs.load_sycophancy_pairs`)
+SYCOPHANCY_LOAD_PARAMETERS = ("data_format", "templates", "sample_size", "seed", "on_error")
+#: notebook parameters of 05_drift that decide which policy samples it scores
+#: (:func:`~workbench.audits.drift.samples.select_policy_samples`)
+SAMPLE_LOAD_PARAMETERS = ("sample_size", "seed")
+#: what one row of a pre-scored data set is, by job kind (the unit of the log line and of ``run.prescored``)
+PRESCORE_UNITS = {"pairs": "pairs", "sycophancy": "pairs", "samples": "samples", "bon": "candidates"}
 
 
 @dataclass
 class Prescored:
-    """One preference data set scored once in the parent process before the notebooks run."""
+    """One data set scored once in the parent process before the notebooks run.
+
+    ``kind``: ``"pairs"`` (preference pairs, :func:`~workbench.models.scoring.score_pairs`),
+    ``"sycophancy"`` (04's pairs, both replies in the pair's conversation), ``"samples"``
+    (05's policy samples) or ``"bon"`` (05's best-of-n pools), the last three through
+    :func:`~workbench.models.scoring.score_texts` with the texts the notebook scores.
+    """
 
     data: Any
-    options: dict[str, Any]  # split, on_error, columns as the notebooks load the data
+    options: dict[str, Any]  # how the notebooks load the data (pairs: split, on_error, columns)
     notebooks: list[str]
-    scores: pd.DataFrame | None = None  # the PairScores frame
+    kind: str = "pairs"
+    scores: pd.DataFrame | None = None  # pairs: the PairScores frame; samples, bon: rows and reward; sycophancy: pairs
+    rows: int = 0  # pairs, samples or candidates scored (PRESCORE_UNITS)
     texts: int = 0
     computed: int = 0
     seconds: float = 0.0
     error: str | None = None
 
+    @property
+    def unit(self) -> str:
+        return PRESCORE_UNITS.get(self.kind, "rows")
+
     def record(self) -> dict[str, Any]:
         """What ``summary.json`` keeps under ``run.prescored``."""
         return {
+            "kind": self.kind,
             "data": self.data,
             **{k: v for k, v in self.options.items() if v not in (None, "")},
             "notebooks": self.notebooks,
-            "pairs": 0 if self.scores is None else int(len(self.scores)),
+            self.unit: self.rows,
             "texts": self.texts,
             "texts_computed": self.computed,
             "seconds": round(self.seconds, 2),
@@ -404,26 +430,100 @@ class Prescored:
         }
 
 
-def prescore_jobs(plan: AuditPlan) -> list[Prescored]:
-    """The preference data sets to score up front: those the pair notebooks score in full.
+def _job_options(resolved: Mapping[str, Any], names: Iterable[str]) -> dict[str, Any]:
+    """The notebook's values of ``names``; the seed is dropped when nothing is sampled (it changes nothing)."""
+    options = {k: resolved[k] for k in names if k in resolved}
+    if "sample_size" in options and not options["sample_size"]:
+        options.pop("sample_size")
+        options.pop("seed", None)
+    return options
 
-    A notebook taking pairs (:data:`NOTEBOOK_DATA_KINDS`) whose ``sample_size`` is 0 (or not
-    declared) scores every pair of its data; notebooks that load the same data the same way
-    (``data``, ``split``, ``on_error``, ``columns``) share one job. A notebook that scores a
-    sample (03_attribution: 20 pairs) is left to itself.
+
+def _add_job(jobs: dict[str, Prescored], kind: str, data, options: dict[str, Any], notebook: str) -> None:
+    key = json.dumps({"kind": kind, "data": data, **options}, sort_keys=True, default=str)
+    job = jobs.setdefault(key, Prescored(data, options, [], kind))
+    job.notebooks.append(notebook)
+
+
+def prescore_jobs(plan: AuditPlan) -> list[Prescored]:
+    """The data sets to score up front, each with the texts and formatting its notebooks score.
+
+    * ``pairs``: a notebook taking pairs (:data:`NOTEBOOK_DATA_KINDS`) whose ``sample_size``
+      is 0 (or not declared) scores every pair of its data; notebooks that load the same
+      data the same way (``data``, ``split``, ``on_error``, ``columns``) share one job. A
+      notebook that scores a sample (03_attribution: 20 pairs) is left to itself, as are
+      02's perturbations.
+    * ``sycophancy``: the sycophancy notebook's pairs (its ``data``, ``data_format``,
+      ``templates``, ``sample_size``, ``seed``, ``on_error``).
+    * ``samples`` and ``bon``: the drift notebook's policy samples (``data``,
+      ``sample_size``, ``seed``) and best-of-n pools (``bon``), and its ``golden`` set as a
+      ``pairs`` job (shared with a pair notebook that loads the same set without a split
+      or column mapping: a set that loads without errors loads the same whatever
+      ``on_error`` says). Its ``gold_model`` is another model and is left to it.
+
+    Parameters are resolved the way the notebooks get them: their defaults merged with the plan's.
     """
     jobs: dict[str, Prescored] = {}
+    others = []
     for nb, p in plan.parameters.items():
-        if NOTEBOOK_DATA_KINDS.get(nb.stem, "pairs") != "pairs":
-            continue
         resolved = {**parameter_defaults(nb), **p}
+        kind = NOTEBOOK_DATA_KINDS.get(nb.stem, "pairs")
+        if kind != "pairs":
+            others.append((nb, kind, resolved))
+            continue
         if resolved.get("data") in (None, "") or resolved.get("sample_size"):
             continue
-        options = {k: resolved[k] for k in PAIR_LOAD_PARAMETERS[1:] if k in resolved}
-        key = json.dumps({"data": resolved["data"], **options}, sort_keys=True, default=str)
-        job = jobs.setdefault(key, Prescored(resolved["data"], options, []))
-        job.notebooks.append(nb.stem)
+        _add_job(jobs, "pairs", resolved["data"], _job_options(resolved, PAIR_LOAD_PARAMETERS[1:]), nb.stem)
+    for nb, kind, resolved in others:
+        data = resolved.get("data")
+        if kind == "sycophancy" and data not in (None, ""):
+            _add_job(jobs, "sycophancy", data, _job_options(resolved, SYCOPHANCY_LOAD_PARAMETERS), nb.stem)
+        if kind != "samples":
+            continue
+        golden = resolved.get("golden")
+        if golden not in (None, ""):
+            same = [
+                j
+                for j in jobs.values()
+                if j.kind == "pairs"
+                and j.data == golden
+                and not j.options.get("split")
+                and not j.options.get("columns")
+            ]
+            if same:
+                same[0].notebooks.append(nb.stem)
+            else:
+                _add_job(jobs, "pairs", golden, {}, nb.stem)  # load_data(golden) with its defaults, as 05 loads it
+        if data not in (None, ""):
+            _add_job(jobs, "samples", data, _job_options(resolved, SAMPLE_LOAD_PARAMETERS), nb.stem)
+        if resolved.get("bon") not in (None, ""):
+            _add_job(jobs, "bon", resolved["bon"], {}, nb.stem)
+    order = [nb.stem for nb in plan.parameters]
+    for job in jobs.values():
+        job.notebooks.sort(key=order.index)
     return list(jobs.values())
+
+
+def _score_job(rm, job: Prescored) -> None:
+    """Load ``job``'s data the way its notebooks do and score it with ``rm`` (into the score cache)."""
+    if job.kind == "pairs":
+        options = dict(job.options)
+        if "columns" in options:
+            options["columns"] = parse_columns(options["columns"])
+        scored = score_pairs(rm, load_data(job.data, **options), progress=False)
+        job.scores, job.rows = scored.frame, len(scored.frame)
+        job.texts = 2 * job.rows
+        job.computed = scored.chosen_result.n_computed + scored.rejected_result.n_computed
+        return
+    if job.kind == "sycophancy":
+        frame = load_sycophancy_pairs(job.data, **job.options)
+        prompts, responses, histories = sycophancy_texts(frame)
+    else:
+        frame = select_policy_samples(job.data, **job.options) if job.kind == "samples" else load_bon_pools(job.data)
+        prompts, responses, histories = frame["prompt"].tolist(), frame["response"].tolist(), None
+    result = score_texts(rm, prompts, responses, histories, progress=False)
+    job.rows, job.texts, job.computed = len(frame), len(prompts), result.n_computed
+    job.scores = frame.assign(reward=result.scores) if job.kind != "sycophancy" else frame
 
 
 def prescore(plan: AuditPlan) -> list[Prescored]:
@@ -443,22 +543,15 @@ def prescore(plan: AuditPlan) -> list[Prescored]:
         return jobs
     for job in jobs:
         t = time.perf_counter()
-        options = dict(job.options)
-        if "columns" in options:
-            options["columns"] = parse_columns(options["columns"])
         try:
-            pairs = load_data(job.data, **options)
-            scored = score_pairs(rm, pairs, progress=False)
+            _score_job(rm, job)
         except Exception as exc:
-            job.error = f"{type(exc).__name__}: {exc}"
+            job.scores, job.error = None, f"{type(exc).__name__}: {exc}"
             log(f"pre-scoring {job.data} failed ({job.error}); {', '.join(job.notebooks)} will score it themselves")
             continue
-        job.scores = scored.frame
-        job.texts = 2 * len(scored.frame)
-        job.computed = scored.chosen_result.n_computed + scored.rejected_result.n_computed
         job.seconds = time.perf_counter() - t
         log(
-            f"pre-scored {job.data}: {len(scored.frame)} pairs, {job.texts} texts ({job.computed} computed, "
+            f"pre-scored {job.data}: {job.rows} {job.unit}, {job.texts} texts ({job.computed} computed, "
             f"{job.texts - job.computed} from the score cache) in {job.seconds:.1f}s for {', '.join(job.notebooks)}"
         )
     loads = getattr(rm, "weight_loads", None)
@@ -540,7 +633,13 @@ def write_results_json(path: str | Path, results: Mapping[str, Any]) -> Path:
 
 def _results_source(jobs: list[Prescored]) -> Prescored | None:
     """The pre-scored data set results.json reports: the overview notebook's, else the first one."""
-    done = [j for j in jobs if j.scores is not None]
+    done = [
+        j
+        for j in jobs
+        if j.kind == "pairs"
+        and j.scores is not None
+        and any(NOTEBOOK_DATA_KINDS.get(nb, "pairs") == "pairs" for nb in j.notebooks)
+    ]  # not a set only 05_drift scores for context (its golden set)
     for job in done:
         if any(nb.startswith("00_") for nb in job.notebooks):
             return job
@@ -647,8 +746,8 @@ def run_audit(
     ``index.pdf`` with headless Chromium (checked before anything runs).
 
     ``model_args`` (``--model-arg``) are the model's loading options, handed to every
-    notebook with the model. Before the notebooks start, every preference data set they
-    score in full is scored once here (:func:`prescore`), and RewardBench-style results of
+    notebook with the model. Before the notebooks start, every data set they score with the
+    audited model is scored once here (:func:`prescore`), and RewardBench-style results of
     the overview notebook's data go to ``results_json`` (default ``OUT/results.json``).
     """
     started_at = utc_now()

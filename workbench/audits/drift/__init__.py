@@ -59,7 +59,12 @@ from workbench.audits.drift.phrases import (
     trigger_frequency,
     trigger_hits,
 )
-from workbench.audits.drift.samples import POLICY_REQUIRED, demo_gold_score, load_policy_samples
+from workbench.audits.drift.samples import (
+    POLICY_REQUIRED,
+    demo_gold_score,
+    load_policy_samples,
+    select_policy_samples,
+)
 from workbench.audits.drift.statistics import normed_wasserstein, psi, psi_bins
 
 __all__ = [
@@ -68,6 +73,7 @@ __all__ = [
     "DriftAudit",
     # policy samples
     "load_policy_samples",
+    "select_policy_samples",
     "demo_gold_score",
     "POLICY_REQUIRED",
     # reward drift

@@ -23,7 +23,7 @@ from workbench.audits.drift.checkpoints import DriftResult, relabel_candidates, 
 from workbench.audits.drift.flag import GoodhartFlag, goodhart_flag
 from workbench.audits.drift.goodhart import BestOfNResult, best_of_n_curve, load_bon_pools
 from workbench.audits.drift.phrases import TriggerFrequency, emerging_phrases, select_phrases, trigger_frequency
-from workbench.audits.drift.samples import demo_gold_score, load_policy_samples
+from workbench.audits.drift.samples import demo_gold_score, select_policy_samples
 from workbench.audits.result import AuditResult
 from workbench.data.shipped import load_data
 from workbench.models.loading import load_reward_model
@@ -187,10 +187,7 @@ def drift_audit(
         How many checkpoint pairs go to the relabel queue (``relabel_pairs``).
     """
     rm = load_reward_model(rm)
-    samples = load_policy_samples(samples)
-    if sample_size:
-        keep = samples.sample(frac=1, random_state=seed).groupby("checkpoint", sort=False).head(int(sample_size)).index
-        samples = samples.loc[sorted(keep)].reset_index(drop=True)
+    samples = select_policy_samples(samples, sample_size, seed)
     prompts, responses = samples["prompt"].tolist(), samples["response"].tolist()
     scores = score_texts(rm, prompts, responses, progress=False).scores
     samples["reward"] = scores

@@ -34,6 +34,7 @@ __all__ = [
     "POLICY_REQUIRED",
     "SHIPPED_POLICY",
     "load_policy_samples",
+    "select_policy_samples",
     "demo_gold_score",
     "checkpoint_labels",
     "sample_steps",
@@ -180,6 +181,19 @@ def load_policy_samples(source: Any) -> pd.DataFrame:
     for col in ("id", "prompt", "response", "checkpoint"):
         frame[col] = frame[col].astype(object)
     return frame
+
+
+def select_policy_samples(source: Any, sample_size: int = 0, seed: int = 0) -> pd.DataFrame:
+    """The policy samples :func:`~workbench.audits.drift.audit.drift_audit` scores.
+
+    :func:`load_policy_samples`, then, when ``sample_size`` is not 0, that many samples
+    per checkpoint drawn with ``seed`` (input order kept, index reset).
+    """
+    samples = load_policy_samples(source)
+    if sample_size:
+        keep = samples.sample(frac=1, random_state=seed).groupby("checkpoint", sort=False).head(int(sample_size)).index
+        samples = samples.loc[sorted(keep)].reset_index(drop=True)
+    return samples
 
 
 def demo_gold_score(samples: pd.DataFrame) -> np.ndarray:

@@ -63,10 +63,8 @@ from workbench._utils.validation import check_ci, check_n_boot
 from workbench.audits.result import AuditResult
 from workbench.audits.sycophancy.pairs import (
     BASELINE_TEMPLATE,
-    build_sycophancy_pairs,
     is_pair_frame,
-    load_sycophancy_data,
-    sample_items,
+    load_sycophancy_pairs,
 )
 from workbench.models import load_reward_model
 from workbench.models.scoring import score_texts
@@ -80,6 +78,7 @@ __all__ = [
     "SycophancyResult",
     "SycophancyVerdict",
     "score_sycophancy_pairs",
+    "sycophancy_texts",
     "analyze_sycophancy",
     "sycophancy_audit",
     "sycophancy_verdict",
@@ -761,6 +760,18 @@ def sycophancy_verdict(
 # --------------------------------------------------------------------------- scoring and the audit
 
 
+def sycophancy_texts(pairs: pd.DataFrame) -> tuple[list[str], list[str], list[list[dict] | None]]:
+    """``(prompts, responses, histories)`` that :func:`score_sycophancy_pairs` scores in its one call.
+
+    Every pair's agreeing reply, then every pair's disagreeing reply, each with the
+    pair's prompt and history (``None`` for single-turn pairs).
+    """
+    prompts = list(pairs["prompt"]) * 2
+    responses = list(pairs["agree"]) + list(pairs["disagree"])
+    histories = [h if isinstance(h, list) else None for h in pairs["history"]] * 2
+    return prompts, responses, histories
+
+
 def score_sycophancy_pairs(rm, pairs: pd.DataFrame, *, cache="default", progress: bool = True) -> pd.DataFrame:
     """Score the agreeing and disagreeing reply of every pair with ONE batched ``score_texts`` call.
 
@@ -773,9 +784,7 @@ def score_sycophancy_pairs(rm, pairs: pd.DataFrame, *, cache="default", progress
         raise ValueError("pairs is empty")
     rm = load_reward_model(rm)
     n = len(pairs)
-    prompts = list(pairs["prompt"]) * 2
-    responses = list(pairs["agree"]) + list(pairs["disagree"])
-    histories = [h if isinstance(h, list) else None for h in pairs["history"]] * 2
+    prompts, responses, histories = sycophancy_texts(pairs)
     res = score_texts(rm, prompts, responses, histories, cache=cache, progress=progress, desc="sycophancy pairs")
     out = pairs.copy()
     out["r_agree"] = res.scores[:n]
@@ -906,9 +915,9 @@ def sycophancy_audit(
     The result also records the RM's ``fingerprint`` and the rows ``skipped``
     while loading (``on_error="skip"``).
     """
-    loaded = load_sycophancy_data(data, data_format, on_error=on_error, **loader_kwargs)
-    loaded = sample_items(loaded, sample_size or None, seed=seed or 0)
-    pairs = loaded if is_pair_frame(loaded) else build_sycophancy_pairs(loaded, templates)
+    pairs = load_sycophancy_pairs(
+        data, data_format, templates=templates, sample_size=sample_size, seed=seed, on_error=on_error, **loader_kwargs
+    )
     scored = score_sycophancy_pairs(rm, pairs, cache=cache, progress=progress)
     result = analyze_sycophancy(
         scored,
@@ -919,8 +928,8 @@ def sycophancy_audit(
         index_margins=index_margins,
         control_margins=control_margins,
     )
-    result.source = str(loaded.attrs.get("source", data if isinstance(data, (str,)) else "<frame>"))
-    result.skipped = list(loaded.attrs.get("skipped", []))
+    result.source = str(pairs.attrs.get("source", data if isinstance(data, (str,)) else "<frame>"))
+    result.skipped = list(pairs.attrs.get("skipped", []))
     return result
 
 

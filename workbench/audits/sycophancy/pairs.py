@@ -87,6 +87,7 @@ __all__ = [
     "load_anthropic_sycophancy",
     "load_claim_csv",
     "load_sycophancy_data",
+    "load_sycophancy_pairs",
     "is_pair_frame",
     "sample_items",
 ]
@@ -783,3 +784,25 @@ def sample_items(frame: pd.DataFrame, n: int | None, seed: int = 0) -> pd.DataFr
     out = frame[key.isin(keep)].reset_index(drop=True)
     out.attrs.update(frame.attrs)
     return out
+
+
+def load_sycophancy_pairs(
+    data: Any = "shipped",
+    data_format: str = "auto",
+    *,
+    templates: Any = None,
+    sample_size: int | None = 0,
+    seed: int | None = 0,
+    on_error: str = "raise",
+    **loader_kwargs,
+) -> pd.DataFrame:
+    """The pairs :func:`~workbench.audits.sycophancy.audit.sycophancy_audit` scores, before scoring.
+
+    :func:`load_sycophancy_data`, then :func:`sample_items` (``sample_size`` items or
+    clusters, seeded by ``seed``; 0 keeps all), then :func:`build_sycophancy_pairs` with
+    ``templates`` (pair data, such as Anthropic files, keeps its own prompts). ``attrs``
+    keep the loaded data's ``source``, ``skipped`` and ``n_read``.
+    """
+    loaded = load_sycophancy_data(data, data_format, on_error=on_error, **loader_kwargs)
+    loaded = sample_items(loaded, sample_size or None, seed=seed or 0)
+    return loaded if is_pair_frame(loaded) else build_sycophancy_pairs(loaded, templates)
