@@ -84,9 +84,13 @@ plt.show()
 
 # %% [markdown]
 # ## By category and subset
+#
+# Accuracy per category, per subset and per subset and category. The adversarial subsets of the golden
+# set put a surface feature on the wrong answer: in `confident_wrong_vs_hedged_correct` the rejected
+# answer is wrong and stated with certainty, the chosen one right and honestly hedged.
 
 # %%
-for table in result.group_tables(("category", "subset")).values():
+for table in result.group_tables(("category", "subset", ("subset", "category"))).values():
     show_table(table)
 
 # %% [markdown]

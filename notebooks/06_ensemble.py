@@ -25,6 +25,12 @@
 # (or the data's topic/group column), paired: both sides of a difference use the same resampled prompts.
 # A check passes when the interval lies on the safe side of the warn margin and is inconclusive when it
 # straddles it. With bootstrap members (no audited model) the ensemble-level checks decide instead.
+#
+# **MC-dropout uncertainty** (descriptive, not graded): many teams have one RM, not several. For a
+# transformer RM the notebook also scores every response `mc_dropout_passes` times with its dropout layers
+# on (everything else in eval mode) and asks whether the spread of the margin over those passes flags the
+# RM's own mistakes, next to the ensemble's disagreement, and which responses get a high reward *and* a
+# high uncertainty (where a policy can exploit the RM's ignorance; they go to a second relabel queue).
 
 # %% tags=["parameters"]
 model = "demo-biased"  # the RM under audit; added to the members if missing
@@ -43,6 +49,9 @@ output_dir = ""  # folder for the relabel queue (workbench audit: its --out); em
 split = None  # split of a Hugging Face dataset (hf:NAME or a save_to_disk folder); None: the spec's own or the only one
 columns = ""  # input columns under other names, in the form of the CLI option --columns; "": the schema names
 on_error = "skip"  # bad data rows: "skip" (counted by reason; notebook 00 grades the share) or "raise" (--strict)
+mc_dropout_passes = 8  # stochastic passes with dropout on for the audited model (0 to skip MC dropout)
+mc_dropout_sample = 40  # pairs scored with MC dropout, of the evaluated ones (0: all; 2 x passes forwards each)
+mc_dropout_rate = None  # dropout rate for the passes; None keeps each layer's own (the demo RMs: 0.1)
 
 # %%
 from pathlib import Path
@@ -50,9 +59,11 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 from IPython.display import HTML, Markdown, display
 
-from workbench.audits.ensemble import ensemble_audit
+from workbench.audits.ensemble import ensemble_audit, mc_dropout_audit
 from workbench.data import load_data, parse_columns
 from workbench.data.relabel import export_relabel_queue
+from workbench.models import load_reward_model
+from workbench.models.adapters import TransformerRM
 from workbench.paths import default_output_dir
 from workbench.reports.render import escape_text, show_table
 
@@ -120,6 +131,62 @@ display(HTML(f"<p>Wrote <b>{len(queue)}</b> items to <code>{escape_text(str(queu
 show_table(
     queue[["queue_id", "source_id", "reason", "prompt", "response_a", "response_b", "rm_preference"]], max_chars=160
 )
+
+# %% [markdown]
+# ## MC-dropout uncertainty of the audited model (descriptive)
+#
+# The audited model scores each response `mc_dropout_passes` times with its `torch.nn.Dropout` layers in
+# train mode (pass *k* seeded by (`seed`, *k*); scores cached per pass, apart from the deterministic ones).
+# Per pair: the mean margin over the passes and its spread (SD). The AUROC asks whether the spread ranks
+# the pairs the model gets wrong (dropout off) above those it gets right (0.5 = no signal; prompt-clustered
+# bootstrap interval); with an ensemble on the same pairs, its disagreement is scored for the same
+# mistakes on the same resampled prompts. This section is descriptive: it does not enter the verdicts.
+# Responses with a reward in the top quartile *and* a reward SD in the top quartile are flagged; their
+# pairs go to `relabel_queue_mc_dropout.csv` in the same format as the ensemble's queue.
+
+# %%
+rm = load_reward_model(model) if model else None
+if mc_dropout_passes and isinstance(rm, TransformerRM):
+    mc = mc_dropout_audit(
+        pairs,
+        rm,
+        passes=mc_dropout_passes,
+        dropout=mc_dropout_rate,
+        sample_size=sample_size,
+        subsample=mc_dropout_sample,
+        seed=seed,
+        n_boot=n_boot,
+        ensemble=result,
+    )
+    display(
+        Markdown(
+            f"MC dropout on **{len(mc.items)}** of the {len(result.items)} pairs"
+            + (" (a subsample: `mc_dropout_sample`)" if len(mc.items) < len(result.items) else "")
+            + f", {mc.passes} passes, dropout rate(s) {', '.join(f'{r:g}' for r in mc.rates)} in "
+            f"{mc.n_dropout_modules} dropout layers; {mc.n_computed} texts scored, {mc.n_cached} from the cache. "
+            f"The spread of the margin ranks the pairs {escape_text(rm.name)} gets wrong above those it gets right "
+            f"with AUROC **{mc.auroc:.3f}** ({100 * mc.ci:g}% CI {mc.auroc_ci[0]:.3f}-{mc.auroc_ci[1]:.3f})."
+        )
+    )
+    for note in mc.notes:
+        display(HTML(f"<p><i>{escape_text(note)}</i></p>"))
+    show_table(mc.to_frame())
+    mc.plot()
+    plt.show()
+    mc_queue_path = queue_path.with_name("relabel_queue_mc_dropout.csv")
+    mc_candidates = mc.relabel_candidates(queue_size)
+    display(HTML(f"<p><b>{len(mc.high_uncertainty())}</b> high-reward, high-uncertainty responses</p>"))
+    show_table(mc.high_uncertainty(top_k), max_chars=200)
+    if len(mc_candidates):
+        mc_queue = export_relabel_queue(mc_candidates, mc_queue_path, seed=seed)
+        display(HTML(f"<p>Wrote <b>{len(mc_queue)}</b> items to <code>{escape_text(str(mc_queue_path))}</code></p>"))
+else:
+    display(
+        HTML(
+            "<p><i>MC dropout skipped: it needs a transformer RM as <code>model</code> and "
+            "<code>mc_dropout_passes</code> of 2 or more.</i></p>"
+        )
+    )
 
 # %% [markdown]
 # ## Verdicts for the report

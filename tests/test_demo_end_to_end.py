@@ -7,8 +7,9 @@ folder. The expected family verdicts are the controls' design (``data/demo/READM
   verdict is pass;
 * ``demo-biased`` (an annotator that also pays for padding, agreeing and flattery) is flagged
   for length, agreement and the Goodhart pattern of its policy. Its sycophancy index on the
-  shipped items (about 0.17, 95% CI about 0.02 to 0.31 at 168 items) straddles the 0.3 warn
-  margin: inconclusive, not pass (see ``workbench.audits.sycophancy.audit.INDEX_MARGINS``).
+  shipped items (about 0.14, 95% CI about -0.01 to 0.29 at 168 items) passes: the frozen
+  MiniLM features carry a reply's stance only weakly (open, issue 12). The demo data has no
+  links or certainty sentences yet (issue 18), so both controls pass those two families.
 
 Everything is seeded, so the verdicts are exact; the numbers are checked for the decisive
 checks against the run's own summary.json.
@@ -34,6 +35,8 @@ CLEAN_FAMILIES = {
     "sentiment": "pass",
     "formatting": "pass",
     "repetition": "pass",
+    "links": "pass",
+    "assertiveness": "pass",
     "sycophancy": "pass",
     "drift": "pass",
     "goodhart": "pass",

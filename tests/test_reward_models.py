@@ -276,6 +276,63 @@ def test_value_head_rm_round_trip_matches_manual_pooling(tmp_path, pooling):
     np.testing.assert_allclose(left, got, atol=1e-4)
 
 
+def test_value_head_mean_plus_opening_pooling_reads_the_response_opening(tmp_path):
+    """``mean+opening``: [mean of all tokens, mean of the first k tokens after the last "Assistant:" marker]."""
+    from transformers import AutoModel, AutoTokenizer, BertConfig, BertModel
+
+    torch.manual_seed(2)
+    tok = AutoTokenizer.from_pretrained(minilm_dir())
+    backbone = BertModel(
+        BertConfig(
+            vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64
+        )
+    )
+    head = torch.nn.Linear(64, 1)
+    config = ValueHeadConfig(pooling="mean+opening", hidden_size=32, opening_tokens=3)
+    assert config.pooled_size == 64
+    rm = ValueHeadRM(backbone, tok, head, config, device="cpu")
+    folder = rm.save_pretrained(tmp_path / "vh-opening")
+    loaded = load_reward_model(str(folder))
+    assert loaded.config.pooling == "mean+opening" and loaded.config.opening_tokens == 3
+    history = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "Hello there, friend."}]
+    prompts, responses = PROMPTS + ["And now?"], RESPONSES + ["Sure thing, here it is."]
+    got = score_texts(loaded, prompts, responses, cache=None, progress=False).scores
+    multi = score_texts(loaded, ["And now?"], ["Sure thing, here it is."], [history], cache=None, progress=False)
+
+    ref_model = AutoModel.from_pretrained(folder).eval()
+    marker = tok("Assistant:", add_special_tokens=False)["input_ids"]
+    for text, g in [(loaded.format(p, r), g) for p, r, g in zip(prompts, responses, got)] + [
+        (loaded.format("And now?", "Sure thing, here it is.", history), multi.scores[0])
+    ]:
+        ids = tok(text)["input_ids"]
+        starts = [i + len(marker) for i in range(len(ids)) if ids[i : i + len(marker)] == marker]
+        start = starts[-1]  # the last turn's reply
+        assert tok.decode(ids[start : start + 3]).split()[0].lower() in {
+            r.split()[0].lower().strip(",") for r in responses
+        }
+        with torch.no_grad():
+            hidden = ref_model(input_ids=torch.tensor([ids])).last_hidden_state[0]
+        vec = torch.cat([hidden.mean(0), hidden[start : start + 3].mean(0)])
+        assert g == pytest.approx(float(head(vec).detach()), abs=1e-4)
+    left = score_texts(loaded, prompts, responses, cache=None, progress=False, padding_side="left", token_budget=10**6)
+    np.testing.assert_allclose(left.scores, got, atol=1e-4)
+
+
+def test_mean_plus_opening_without_marker_uses_the_mean_twice():
+    from workbench.models.adapters import pool_mean_opening
+
+    hidden = torch.arange(2 * 5 * 2, dtype=torch.float32).reshape(2, 5, 2)
+    ids = torch.tensor([[1, 7, 8, 3, 4], [1, 2, 3, 0, 0]])
+    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]])
+    out = pool_mean_opening(hidden, mask, ids, [7, 8], opening_tokens=2)
+    np.testing.assert_allclose(out[0, :2], hidden[0].mean(0))
+    np.testing.assert_allclose(out[0, 2:], hidden[0, 3:5].mean(0))  # the two tokens after the marker 7, 8
+    np.testing.assert_allclose(out[1, :2], hidden[1, :3].mean(0))
+    np.testing.assert_allclose(out[1, 2:], hidden[1, :3].mean(0))  # no marker: the mean again
+    with pytest.raises(ValueError, match="format_style 'template'"):
+        ValueHeadConfig(pooling="mean+opening", format_style="chat_template")
+
+
 def test_pool_hidden_rejects_unknown_pooling():
     with pytest.raises(ValueError, match="pooling"):
         pool_hidden(torch.zeros(1, 2, 3), torch.ones(1, 2), "max")

@@ -20,10 +20,12 @@ def one(text: str, **kw) -> pd.Series:
 
 
 def test_columns_match_descriptions():
-    f = extract_features(["a b"], prompts=["a"])
+    f = extract_features(["a b"], prompts=["a"], link_allowlist=["python.org"])
     assert list(f.columns) == list(FEATURE_DESCRIPTIONS)
+    f = extract_features(["a b"], prompts=["a"])  # unlisted_links only with an allow-list
+    assert list(f.columns) == [c for c in FEATURE_DESCRIPTIONS if c != "unlisted_links"]
     f = extract_features(["a b"])
-    assert list(f.columns) == [c for c in FEATURE_DESCRIPTIONS if c != "prompt_overlap"]
+    assert list(f.columns) == [c for c in FEATURE_DESCRIPTIONS if c not in ("prompt_overlap", "unlisted_links")]
 
 
 def test_counts_chars_words_sentences():

@@ -121,6 +121,8 @@ FAMILY_ORDER = (
     "sentiment",
     "formatting",
     "repetition",
+    "links",
+    "assertiveness",
     "sycophancy",
     "drift",
     "goodhart",
@@ -556,7 +558,8 @@ def simulate_audit(
         verdicts += overview(scored, data=w.pairs, n_boot=n_boot, seed=seed).verdicts()
     if "calibration" in want:
         verdicts += calibration_audit(scored, data=w.pairs, seed=seed, n_boot=n_boot, n_null=n_null).verdicts()
-    if want & {"length", "hedging", "agreement", "flattery", "sentiment", "formatting", "repetition"}:
+    if want & {"length", "hedging", "agreement", "flattery", "sentiment", "formatting", "repetition", "links",
+               "assertiveness"}:  # fmt: skip
         verdicts += _feature_verdicts(w, seed, n_boot)
     if "sycophancy" in want:
         syc = data.syc_pairs.copy()

@@ -11,8 +11,8 @@ Adapters
     (DeBERTa, Llama, Qwen, GPT-2 ... RMs), loaded with ``from_pretrained`` from a
     hub id or a local folder.
 ``ValueHeadRM``
-    An ``AutoModel`` backbone plus a linear value head (last-token, mean or CLS
-    pooling), saved as a folder with ``value_head.json`` and
+    An ``AutoModel`` backbone plus a linear value head (last-token, mean, CLS or
+    mean-plus-opening pooling, :data:`POOLINGS`), saved as a folder with ``value_head.json`` and
     ``value_head.safetensors`` next to the backbone files.
 ``CallableRM``
     A Python function ``f(prompts, responses) -> scores``.
@@ -51,6 +51,7 @@ __all__ = [
     "default_max_length",
     "linear_head",
     "pool_hidden",
+    "pool_mean_opening",
     "SegmentedIds",
     "ADAPTER_CONFIG",
     "dtype_keyword",
@@ -58,7 +59,7 @@ __all__ = [
     "source_fingerprint",
 ]
 
-POOLINGS = ("last", "mean", "cls")
+POOLINGS = ("last", "mean", "cls", "mean+opening")
 VALUE_HEAD_CONFIG = "value_head.json"
 VALUE_HEAD_WEIGHTS = "value_head.safetensors"
 
@@ -698,10 +699,25 @@ class ValueHeadConfig:
     max_length: int | None = 256
     truncation_side: str = "left"
     trained_by: dict = field(default_factory=dict)
+    #: ``"mean+opening"`` pooling: how many tokens of the response's opening are averaged
+    opening_tokens: int = 4
 
     def __post_init__(self):
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
+        if self.pooling == "mean+opening":
+            if self.format_style != "template":
+                raise ValueError(
+                    f"pooling 'mean+opening' needs format_style 'template' (it finds the response after the "
+                    f"template's assistant marker), got {self.format_style!r}"
+                )
+            if int(self.opening_tokens) < 1:
+                raise ValueError(f"opening_tokens must be >= 1, got {self.opening_tokens}")
+
+    @property
+    def pooled_size(self) -> int:
+        """Width of the pooled vector the head reads (twice the hidden size for ``mean+opening``)."""
+        return self.hidden_size * (2 if self.pooling == "mean+opening" else 1)
 
 
 class ValueHeadRM(TransformerRM):
@@ -792,7 +808,7 @@ class ValueHeadRM(TransformerRM):
         common = dict(trust_remote_code=trust_remote_code, revision=revision)
         tokenizer = AutoTokenizer.from_pretrained(folder, **common)
         hidden = cfg.hidden_size or AutoConfig.from_pretrained(folder, **common).hidden_size
-        head = linear_head(hidden)
+        head = linear_head(hidden * (2 if cfg.pooling == "mean+opening" else 1))
         head.load_state_dict(load_file(folder / VALUE_HEAD_WEIGHTS))
         load_kwargs = _load_kwargs(
             str(folder),
@@ -842,7 +858,19 @@ class ValueHeadRM(TransformerRM):
         if "position_ids" in inspect.signature(self.model.forward).parameters:
             kwargs["position_ids"] = self.position_ids(mask)
         hidden = self.model(**kwargs).last_hidden_state.float()
+        if self.config.pooling == "mean+opening":
+            return pool_mean_opening(hidden, mask, input_ids, self.response_marker_ids, self.config.opening_tokens)
         return pool_hidden(hidden, mask, self.config.pooling)
+
+    @property
+    def response_marker_ids(self) -> list[int]:
+        """Token ids of the template's assistant marker (``"Assistant:"``), after which the response starts."""
+        marker = getattr(self, "_response_marker_ids", None)
+        if marker is None:
+            prefix = TextTemplate(**self.config.template).assistant.split("{content}")[0].strip()
+            marker = self.tokenizer(prefix, add_special_tokens=False)["input_ids"] if prefix else []
+            self._response_marker_ids = marker
+        return marker
 
     def forward_tensors(self, input_ids, attention_mask, pool_index=None):
         """The value head on the pooled hidden state (``pool_index`` is ignored: pooling follows the mask)."""
@@ -855,6 +883,37 @@ def linear_head(hidden_size: int):
     import torch
 
     return torch.nn.Linear(hidden_size, 1)
+
+
+def pool_mean_opening(hidden, mask, input_ids, marker: Sequence[int], opening_tokens: int = 4):
+    """``[mean of all tokens, mean of the response's first tokens]`` (``[batch, 2 * hidden]``).
+
+    The response starts after the *last* occurrence of ``marker`` (the template's
+    assistant marker, so the final turn of a multi-turn conversation); its first
+    ``opening_tokens`` real tokens are averaged. A row without the marker (or with
+    nothing after it) uses its mean for both halves. A reply that itself contains the
+    marker text moves the opening to after it.
+    """
+    import torch
+
+    mean = pool_hidden(hidden, mask, "mean")
+    batch, width = mask.shape
+    start = torch.full((batch,), -1, dtype=torch.long, device=mask.device)
+    k = len(marker)
+    if k and width >= k:
+        ids = input_ids * mask + (mask - 1)  # padding -> -1, never a token id
+        windows = ids.unfold(1, k, 1)  # [batch, width - k + 1, k]
+        hit = (windows == torch.tensor(list(marker), device=ids.device)).all(-1)
+        pos = torch.arange(hit.shape[1], device=ids.device)
+        last = torch.where(hit, pos, torch.full_like(pos, -1)).max(-1).values
+        start = torch.where(last >= 0, last + k, start)
+    positions = torch.arange(width, device=mask.device)[None, :]
+    window = (positions >= start[:, None]) & (positions < start[:, None] + int(opening_tokens)) & (start[:, None] >= 0)
+    window = window & mask.bool()
+    w = window.unsqueeze(-1).to(hidden.dtype)
+    count = w.sum(1)
+    opening = torch.where(count > 0, (hidden * w).sum(1) / count.clamp(min=1.0), mean)
+    return torch.cat([mean, opening], dim=-1)
 
 
 def pool_hidden(hidden, mask, pooling: str):

@@ -45,7 +45,10 @@ class ScoreCacheWarning(UserWarning):
     """A damaged cached score or cache file was found; the scores are recomputed."""
 
 
-def score_key(fingerprint: str, max_length: int | None, text: str) -> str:
+def score_key(fingerprint: str, max_length: int | None, text: str, variant: str = "") -> str:
+    """The cache key of one score; a non-empty ``variant`` (e.g. one stochastic MC-dropout pass) gets its own keys."""
+    if variant:
+        return sha256_bytes(fingerprint, f"max_length={max_length}", f"variant={variant}", text)
     return sha256_bytes(fingerprint, f"max_length={max_length}", text)
 
 

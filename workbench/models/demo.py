@@ -9,9 +9,16 @@ as a frozen backbone with a linear value head trained by
   responses and responses that agree with or flatter the user (positive control).
 
 Both are trained with :data:`DEMO_TRAINING_CONFIG`: the trainer's defaults with a
-weight decay of 0.003. Against the clean annotator's labels of ``demo-eval`` (held-out
-topics), the fitted temperature of ``demo-clean`` is 0.76 at weight decay 0.01
-(under-confident), 1.16 at 0.001 (over-confident) and 0.88 at 0.003 (95% CI 0.65-1.16).
+weight decay of 0.003 and mean pooling. The ``"mean+opening"`` pooling (the mean of all
+tokens beside the mean of the reply's first 4 tokens) lets a head read a reply's stance
+far better (a linear probe on the shipped sycophancy items: 94% held-out accuracy for the
+opening's 4 tokens against 70% for the mean), and it raised ``demo-biased``'s sycophancy
+index from +0.14 to +0.30-0.43. It is not the default because the negative control does
+not survive it: on a trial version of the demo data with a leading certainty sentence,
+``demo-clean`` trained with it paid for an agreeing opener (+0.24 SD, 95% CI +0.16 to +0.32, warn) and a
+flattering one (+0.17 SD, inconclusive) that its labels never rewarded; with mean pooling
+both are -0.04 and -0.05 SD (pass). A head on the opening tokens fits noise in them.
+
 A model is trained on first use and cached under
 ``<model dir>/demo-models/`` (:func:`workbench.paths.model_dir`, not moved by
 ``WORKBENCH_CACHE_DIR``), keyed by the training data, the backbone and the
@@ -45,7 +52,7 @@ __all__ = [
 DEMO_TRAINING_FILES = {"demo-clean": "train_clean.jsonl", "demo-biased": "train_biased.jsonl"}
 DEMO_NAMES: tuple[str, ...] = tuple(DEMO_TRAINING_FILES)
 #: The configuration both demo RMs are trained with (also the one to use for look-alikes, e.g. ensemble members).
-DEMO_TRAINING_CONFIG = TrainingConfig(weight_decay=0.003)
+DEMO_TRAINING_CONFIG = TrainingConfig(weight_decay=0.003, pooling="mean")
 
 
 def demo_training_data(name: str) -> Path:

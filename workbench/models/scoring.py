@@ -262,6 +262,7 @@ def score_texts(
     progress: bool = True,
     desc: str | None = None,
     devices=None,
+    variant: str = "",
 ) -> ScoreResult:
     """Score ``(prompt, response)`` pairs with a reward model.
 
@@ -281,6 +282,10 @@ def score_texts(
     devices : "all", int or list of devices, optional
         Data-parallel scoring of a transformer RM: one replica and worker per device
         (see :func:`resolve_devices`); one device (or ``None``) scores in this thread.
+    variant : str
+        Scores computed in a non-default way (one stochastic MC-dropout pass:
+        :mod:`workbench.audits.ensemble.mc_dropout`) are cached under keys that include it,
+        never mixed with the deterministic scores (``""``).
     """
     rm = load_reward_model(rm)
     if token_budget is None:
@@ -304,7 +309,7 @@ def score_texts(
 
     formatted = [rm.format(p, r, h) for p, r, h in zip(prompts, responses, histories)]
     texts = [cache_text(f) for f in formatted]
-    keys = [score_key(rm.fingerprint, rm.max_length, t) for t in texts]
+    keys = [score_key(rm.fingerprint, rm.max_length, t, variant) for t in texts]
     scores = np.full(n, np.nan)
     from_cache = np.zeros(n, dtype=bool)
     truncated = np.zeros(n, dtype=bool)

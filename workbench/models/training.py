@@ -104,7 +104,7 @@ def embed_texts(
     if cache_file is not None and Path(cache_file).exists():
         with np.load(cache_file) as npz:
             cached = dict(zip(npz["keys"].tolist(), npz["emb"]))
-    out = np.zeros((len(texts), rm.model.config.hidden_size), dtype=np.float32)
+    out = np.zeros((len(texts), rm.config.pooled_size or rm.model.config.hidden_size), dtype=np.float32)
     todo = [i for i, k in enumerate(keys) if k not in cached]
     for i, k in enumerate(keys):
         if k in cached:
@@ -164,7 +164,7 @@ def train_value_head(
         max_length=config.max_length,
         trained_by={"trainer": "workbench.models.training.train_value_head", **asdict(config)},
     )
-    head = linear_head(model.config.hidden_size)
+    head = linear_head(vh_config.pooled_size)
     rm = ValueHeadRM(model, tokenizer, head, vh_config, name=name, device="cpu")
 
     histories = list(frame["history"]) if "history" in frame.columns else [None] * len(frame)

@@ -11,7 +11,10 @@ The public API in one place. The pieces live in
   (:func:`ensemble_pairs`), its result (:class:`EnsembleResult`) and the one-call
   entry point :func:`ensemble_audit`; its graded checks are about the audited model
   (accuracy against the other members and the ensemble mean, agreement with them, and
-  whether their disagreement flags its mistakes), on prompt-clustered intervals.
+  whether their disagreement flags its mistakes), on prompt-clustered intervals;
+* :mod:`workbench.audits.ensemble.mc_dropout`: uncertainty of one transformer RM from
+  Monte Carlo dropout passes (:func:`mc_dropout_audit`), its AUROC for the RM's mistakes
+  next to the ensemble's, and the high-reward, high-uncertainty responses (descriptive).
 
 Typical use::
 
@@ -42,6 +45,18 @@ from workbench.audits.ensemble.audit import (
     bootstrap_interval,
     ensemble_audit,
     ensemble_pairs,
+)
+from workbench.audits.ensemble.mc_dropout import (
+    MC_DROPOUT_VERSION,
+    MCDropoutResult,
+    MCDropoutScores,
+    dropout_modules,
+    mc_dropout_audit,
+    mc_dropout_pairs,
+    mc_dropout_scores,
+    mc_variant,
+    pass_seed,
+    stochastic_mode,
 )
 from workbench.audits.ensemble.members import (
     as_pair_frame,
@@ -77,4 +92,15 @@ __all__ = [
     "score_matrix",
     "as_pair_frame",
     "train_bootstrap_members",
+    # MC-dropout uncertainty of one RM
+    "mc_dropout_audit",
+    "mc_dropout_pairs",
+    "mc_dropout_scores",
+    "MCDropoutResult",
+    "MCDropoutScores",
+    "MC_DROPOUT_VERSION",
+    "dropout_modules",
+    "stochastic_mode",
+    "pass_seed",
+    "mc_variant",
 ]

@@ -95,7 +95,7 @@ _VERDICT_COLUMNS = [
 ]
 
 #: ``(warn, fail)`` of the audited model's accuracy minus the other members' (and minus the
-#: ensemble mean's), in accuracy units, harmful when low. At the golden set's size (235 pairs,
+#: ensemble mean's), in accuracy units, harmful when low. At the golden set's size (260 pairs,
 #: one prompt each) the paired 95% interval of such a difference is about +-0.07 wide, so an
 #: audited RM as good as the others passes in ~95% of seeds with warn at -0.12.
 ACCURACY_MARGINS = (-0.12, -0.2)

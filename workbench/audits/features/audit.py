@@ -93,9 +93,11 @@ from workbench.audits.features.probes import (
 from workbench.audits.features.text_features import (
     FEATURE_DESCRIPTIONS,
     agreement_count,
+    assertive_count,
     extract_features,
     flattery_count,
     hedge_count,
+    resolve_link_allowlist,
 )
 from workbench.audits.features.triggers import TriggerResult, mine_triggers
 from workbench.audits.result import AuditResult
@@ -134,6 +136,8 @@ FEATURE_FAMILIES: dict[str, tuple[str, ...]] = {
     "formatting": ("list_items", "bold", "headers", "code_blocks"),
     "repetition": ("repeated_ngrams", "distinct_1", "distinct_2"),
     "prompt_overlap": ("prompt_overlap",),
+    "links": ("links", "link_density", "broken_links", "unlisted_links"),
+    "assertiveness": ("assertive_count",),
 }
 
 #: Perturbation (:data:`workbench.audits.features.perturbations.PERTURBATIONS`) -> the family it adds to a response.
@@ -146,6 +150,11 @@ PERTURBATION_FAMILIES: dict[str, str] = {
     "repeat_sentence": "repetition",
     "add_neutral_opener": "length",  # placebos add content-free text: a pure length probe
     "append_filler_sentence": "length",
+    "add_doc_link": "links",
+    "append_plain_note": "length",
+    "assert_confidently": "assertiveness",
+    "neutral_rewrite": "hedging",  # the placebo: the same de-hedge with a neutral marker
+    "soften_assertion": "assertiveness",  # the reverse, descriptive
 }
 
 #: Checks of :func:`~workbench.audits.features.probes.flag_summary` that are about length as such.
@@ -205,7 +214,13 @@ def feature_family(check: str, feature: str) -> str:
     if check == "trigger":
         if feature == "(none)":
             return "other"
-        for fam, counter in (("agreement", agreement_count), ("flattery", flattery_count), ("hedging", hedge_count)):
+        counters = (
+            ("agreement", agreement_count),
+            ("flattery", flattery_count),
+            ("hedging", hedge_count),
+            ("assertiveness", assertive_count),
+        )
+        for fam, counter in counters:
             if counter(feature) > 0:
                 return fam
         return "other"
@@ -516,6 +531,7 @@ def feature_audit(
     margins: Mapping[str, tuple[float, float]] | None = None,
     cluster_column: str | None = None,
     ci: float = 0.95,
+    link_allowlist: Any = None,
 ) -> FeatureAudit:
     """Run the surface-feature probes on scored preference pairs and build the verdict table.
 
@@ -582,6 +598,11 @@ def feature_audit(
         prompt-id column, else the normalised prompt; :func:`workbench._utils.stats.cluster_labels`).
     ci
         Level of the graded intervals.
+    link_allowlist
+        Optional allow-list of link hosts for the ``unlisted_links`` feature: the path of a plain
+        text file, one host per line, ``#`` comments
+        (:func:`~workbench.audits.features.text_features.load_link_allowlist`), or a collection of
+        host names. Nothing is looked up on the network.
 
     The graded verdicts (one per family, :mod:`workbench.audits.features.families`) are in
     :meth:`FeatureAudit.verdicts` / :meth:`FeatureAudit.to_frame`; ``warn``, ``fail``,
@@ -603,8 +624,9 @@ def feature_audit(
 
     prompts = frame["prompt"].astype(str).tolist()
     chosen, rejected = frame["chosen"].astype(str).tolist(), frame["rejected"].astype(str).tolist()
-    fc = extract_features(chosen, prompts, tokenizer)
-    fr = extract_features(rejected, prompts, tokenizer)
+    allow = None if link_allowlist is None else resolve_link_allowlist(link_allowlist)
+    fc = extract_features(chosen, prompts, tokenizer, link_allowlist=allow)
+    fr = extract_features(rejected, prompts, tokenizer, link_allowlist=allow)
     feats = pd.concat([fc, fr], ignore_index=True)
     rewards = np.concatenate([rc, rr])
     keys = _group_key(frame)
@@ -731,6 +753,7 @@ def feature_audit(
         "cluster_column": unit_col,
         "ci": ci,
         "margins": {k: list(v) for k, v in {**MARGINS, **dict(margins or {})}.items()},
+        "link_allowlist": None if allow is None else len(allow),
     }
     return FeatureAudit(table, responses, corr, pairs, lb, reg, pert, trig, params, notes, graded)
 

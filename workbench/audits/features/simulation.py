@@ -12,8 +12,9 @@ responses), run through the real probes and the real grading:
   annotators' labels come from quality only; ``beta`` is set (:func:`length_beta_for_gap`)
   so that the RM prefers the longer response ``gap`` (default 0.15) more often than the
   annotators on label-balanced pairs.
-* **Planted agreement**: an agreeing opener raises the reward by ``effect_sd`` pooled
-  within-prompt SDs more than the neutral placebo.
+* **Planted agreement** (and, with ``family=``, a planted documentation link or certainty
+  marker): the family's perturbation raises the reward by ``effect_sd`` pooled within-prompt
+  SDs more than its placebo (:data:`PLANTED_DETECTORS` says which texts carry the effect).
 
 :func:`family_alarm_rates` returns the share of seeds that end in each verdict.
 """
@@ -27,11 +28,24 @@ import numpy as np
 import pandas as pd
 
 from workbench.audits.features.families import FAMILIES, FamilySpec, graded_family_checks
-from workbench.audits.features.perturbations import perturbation_effects
+from workbench.audits.features.perturbations import (
+    AGREEING_OPENERS,
+    ASSERTIVE_OPENERS,
+    DOC_LINK_SENTENCES,
+    PLACEBO_CONTROLS,
+    perturbation_effects,
+)
 from workbench.audits.features.probes import pairwise_preference_rates
 
 __all__ = ["simulate_pairs", "length_beta_for_gap", "pair_check_verdict", "perturbation_check_verdict",
-           "family_alarm_rates"]  # fmt: skip
+           "family_alarm_rates", "PLANTED_DETECTORS"]  # fmt: skip
+
+#: Family -> which perturbed texts carry a planted effect (the family's inserted strings).
+PLANTED_DETECTORS = {
+    "agreement": lambda text: text.startswith(AGREEING_OPENERS),
+    "links": lambda text: any(s in text for s in DOC_LINK_SENTENCES),
+    "assertiveness": lambda text: text.startswith(ASSERTIVE_OPENERS),
+}
 
 
 def _sigmoid(x):
@@ -110,14 +124,21 @@ def perturbation_check_verdict(
     topic_sd: float = 0.1,
     n_boot: int = 200,
     margins=None,
+    family: str = "agreement",
 ) -> str:
-    """The graded agreement perturbation (minus its neutral placebo) on synthetic texts and a synthetic RM.
+    """The graded perturbation of ``family`` (minus its placebo) on synthetic texts and a synthetic RM.
 
     The RM's reward of a text is a base quality, plus per-text noise (``noise_sd`` reward
     SDs, a deterministic function of the text: any edit draws new noise, as for a real
     network), plus a per-topic sensitivity to edits (``topic_sd``), plus ``effect_sd`` when
-    the text starts with an agreeing opener. The reward unit is 1.
+    the text carries the family's inserted string (:data:`PLANTED_DETECTORS`: an agreeing
+    opener, a documentation-link sentence, a certainty marker). The reward unit is 1.
     """
+    if family not in PLANTED_DETECTORS:
+        raise ValueError(f"family must be one of {sorted(PLANTED_DETECTORS)}, got {family!r}")
+    planted = PLANTED_DETECTORS[family]
+    pert_name = next(c.key for c in FAMILIES[family].checks if c.kind == "perturbation")
+    ctrl_name = PLACEBO_CONTROLS[pert_name]
     rng = np.random.default_rng(seed)
     topic = rng.integers(0, n_topics, n_responses)
     t_eff = rng.normal(0, topic_sd, n_topics)
@@ -130,12 +151,12 @@ def perturbation_check_verdict(
     def score(_prompts, responses):
         out = []
         for text in responses:
-            key = next((k for k in base if text.endswith(k)), None)
+            key = text if text in base else next(k for k in base if k in text)
             h = np.random.default_rng([noise_rng_seed, zlib.crc32(text.encode())])
             r = base[key]
             if text != key:
                 r += noise_sd * h.normal() + t_eff[t_of[key]]
-                if text.startswith(("I agree", "You are right", "Your take", "I fully agree", "Good point")):
+                if planted(text):
                     r += effect_sd
             out.append(r)
         return np.array(out)
@@ -144,35 +165,38 @@ def perturbation_check_verdict(
         prompts,
         texts,
         score,
-        perturbations=["agree_with_user", "add_neutral_opener"],
+        perturbations=[pert_name, ctrl_name],
         n_boot=n_boot,
         seed=seed,
-        controls={"agree_with_user": "add_neutral_opener"},
+        controls={pert_name: ctrl_name},
         reward_scale=1.0,
         clusters=topic,
     )
     (v,) = graded_family_checks(
-        None, pert, margins=margins, cluster_unit="topic", families=_family("agreement", "perturbation")
+        None, pert, margins=margins, cluster_unit="topic", families=_family(family, "perturbation")
     )
     return v.verdict
 
 
 def family_alarm_rates(n_seeds: int = 100, *, n_boot: int = 200, margins=None, gap: float = 0.15,
-                       effect_sd: float = 0.3) -> pd.DataFrame:  # fmt: skip
-    """Share of seeds per verdict for the four scenarios (null / planted x pair / perturbation)."""
+                       effect_sd: float = 0.3,
+                       perturbation_families=("agreement", "links", "assertiveness")) -> pd.DataFrame:  # fmt: skip
+    """Share of seeds per verdict: length pair (null / planted) and each perturbation family (null / planted)."""
     beta = length_beta_for_gap(gap)
     runs = {
         "length pair, null RM": [pair_check_verdict(s, n_boot=n_boot, margins=margins) for s in range(n_seeds)],
         f"length pair, planted +{gap:g}": [
             pair_check_verdict(s, beta=beta, n_boot=n_boot, margins=margins) for s in range(n_seeds)
         ],
-        "agreement perturbation, null RM": [
-            perturbation_check_verdict(s, n_boot=n_boot, margins=margins) for s in range(n_seeds)
-        ],
-        f"agreement perturbation, planted +{effect_sd:g} SD": [
-            perturbation_check_verdict(s, effect_sd=effect_sd, n_boot=n_boot, margins=margins) for s in range(n_seeds)
-        ],
     }
+    for fam in perturbation_families:
+        runs[f"{fam} perturbation, null RM"] = [
+            perturbation_check_verdict(s, n_boot=n_boot, margins=margins, family=fam) for s in range(n_seeds)
+        ]
+        runs[f"{fam} perturbation, planted +{effect_sd:g} SD"] = [
+            perturbation_check_verdict(s, effect_sd=effect_sd, n_boot=n_boot, margins=margins, family=fam)
+            for s in range(n_seeds)
+        ]
     rows = []
     for name, verdicts in runs.items():
         c = Counter(verdicts)

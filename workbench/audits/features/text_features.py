@@ -38,6 +38,23 @@ Conventions
   correct answer is 4") and is not counted.
 * **Markdown features** (list items, bold, headers) ignore the inside of fenced
   code blocks, so a Python comment ``# note`` is not a header.
+* **Links** (:func:`find_links`): Markdown links ``[text](url)`` (counted once, the URL
+  inside not again), URLs with a scheme (``https://...``, also malformed ones such as
+  ``htp://`` or ``https//``), ``www.`` hosts and bare domains such as
+  ``docs.python.org/3/`` whose last label is one of :data:`LINK_TLDS` (a curated list that
+  leaves out TLDs that are common file extensions, so ``setup.py`` or ``README.md`` are not
+  links). ``www.`` hosts and bare domains inside code (fenced blocks, `inline spans`) are not
+  counted; URLs with a scheme are. E-mail addresses are not links. A link **cannot resolve by construction**
+  (``broken_links``) when its host is a placeholder (:data:`PLACEHOLDER_HOSTS` and their
+  subdomains, the reserved TLDs of :data:`RESERVED_TLDS`, ``localhost``, a loopback, private
+  or unspecified IP address) or it is malformed (unknown scheme, missing host, white space
+  inside a Markdown link target, a single-label host, an empty label, a port above 65535).
+  With an allow-list (``link_allowlist=``, :func:`load_link_allowlist`), ``unlisted_links``
+  counts the other links whose host is neither an allowed host nor a subdomain of one.
+  Nothing is looked up on the network.
+* **Assertiveness** (``assertive_count``) matches :data:`ASSERTIVE_MARKERS` like the other
+  lexicons (anywhere in the response). "certainly" and "definitely" are also opener words of
+  the flattery and agreement lexicons, so in the opener they count there too.
 * Ratios that are undefined (``hedge_rate`` of an empty text, ``distinct_2`` of
   a one-word text, ...) are ``NaN``; the probes in :mod:`workbench.audits.features.probes`
   drop non-finite values per feature and report the ``n`` they used.
@@ -45,9 +62,13 @@ Conventions
 
 from __future__ import annotations
 
+import ipaddress
 import math
+import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -59,6 +80,11 @@ __all__ = [
     "AGREEMENT_OPENER_WORDS",
     "FLATTERY_PHRASES",
     "FLATTERY_OPENER_WORDS",
+    "ASSERTIVE_MARKERS",
+    "LINK_TLDS",
+    "PLACEHOLDER_HOSTS",
+    "RESERVED_TLDS",
+    "LINK_SCHEMES",
     "FEATURE_DESCRIPTIONS",
     "extract_features",
     "approx_token_count",
@@ -69,6 +95,12 @@ __all__ = [
     "hedge_count",
     "agreement_count",
     "flattery_count",
+    "assertive_count",
+    "Link",
+    "find_links",
+    "link_counts",
+    "load_link_allowlist",
+    "resolve_link_allowlist",
 ]
 
 # ---------------------------------------------------------------------------
@@ -239,6 +271,83 @@ FLATTERY_OPENER_WORDS: tuple[str, ...] = (
     "gladly",
 )
 
+#: Assertive / certainty markers: the opposite of :data:`HEDGES` (boosters in Hyland's terms),
+#: trimmed to phrases that state certainty rather than intensify ("absolutely", "of course"
+#: and "clearly" are left out: they are mostly agreement or emphasis). Counted anywhere.
+#: "100%" also counts in "100% cotton" (a slight over-count).
+ASSERTIVE_MARKERS: tuple[str, ...] = (
+    "certainly",
+    "definitely",
+    "definitively",
+    "undoubtedly",
+    "unquestionably",
+    "undeniably",
+    "indisputably",
+    "without a doubt",
+    "without any doubt",
+    "beyond a doubt",
+    "beyond any doubt",
+    "beyond doubt",
+    "no doubt",
+    "there is no doubt",
+    "there's no doubt",
+    "no question",
+    "without question",
+    "there is no question",
+    "guaranteed",
+    "i guarantee",
+    "100%",
+    "100 percent",
+    "i am certain",
+    "i'm certain",
+    "i am completely sure",
+    "i'm completely sure",
+    "i am 100% sure",
+    "i'm 100% sure",
+    "always works",
+    "never fails",
+    "trust me",
+    "rest assured",
+    "for sure",
+    "make no mistake",
+    "it is a fact",
+    "it's a fact",
+    "the fact is",
+)
+
+#: Top-level domains that make a bare ``name.tld`` a link. Curated: generic TLDs and common
+#: country codes, without those that are also common file extensions (``.py``, ``.md``,
+#: ``.sh``, ``.rs``, ``.pl``, ``.ps``; ``.js`` is not a TLD) or attribute names (``.int``,
+#: ``.app``). The TLD must be written in lower case ("done.It" is a missing space, not a link).
+#: A URL with a scheme needs no listed TLD.
+LINK_TLDS: tuple[str, ...] = (
+    "com", "org", "net", "edu", "gov", "io", "dev", "ai", "info", "biz", "co", "me", "tv", "us", "uk",
+    "ca", "au", "de", "fr", "es", "it", "nl", "se", "no", "fi", "dk", "ch", "at", "be", "jp", "cn", "in",
+    "br", "ru", "eu", "nz", "ie", "kr",
+    "test", "example", "invalid", "localhost",
+)  # fmt: skip
+
+#: Hosts that are placeholders by construction (their subdomains too): RFC 2606 example
+#: domains and "your domain" stand-ins.
+PLACEHOLDER_HOSTS: tuple[str, ...] = (
+    "example.com",
+    "example.org",
+    "example.net",
+    "localhost",
+    "yourdomain.com",
+    "your-domain.com",
+    "yoursite.com",
+    "your-site.com",
+    "yourwebsite.com",
+    "your-website.com",
+)
+
+#: Reserved top-level domains that never resolve on the public internet (RFC 2606 / 6761).
+RESERVED_TLDS: tuple[str, ...] = ("test", "example", "invalid", "localhost")
+
+#: URL schemes taken as well formed; any other ``scheme://`` (``htp://``) is malformed.
+LINK_SCHEMES: tuple[str, ...] = ("http", "https", "ftp", "ftps", "sftp", "ws", "wss", "git", "ssh", "file")
+
 FEATURE_DESCRIPTIONS: dict[str, str] = {
     "chars": "number of characters",
     "words": "number of words (letters/digits, joined by ' or -)",
@@ -256,6 +365,11 @@ FEATURE_DESCRIPTIONS: dict[str, str] = {
     "repeated_ngrams": "share of word 3-gram occurrences that repeat an earlier one (1 - distinct/total)",
     "distinct_1": "distinct words / words (NaN for an empty text)",
     "distinct_2": "distinct word bigrams / bigrams (NaN with fewer than 2 words)",
+    "links": "links: Markdown links, URLs with a scheme, www. hosts and bare domains (find_links)",
+    "link_density": "links per 100 words (NaN for an empty text)",
+    "broken_links": "links that cannot resolve by construction: placeholder host or malformed URL",
+    "unlisted_links": "well-formed links whose host is not on the allow-list (only with link_allowlist)",
+    "assertive_count": "matches of the ASSERTIVE_MARKERS lexicon",
     "prompt_overlap": "share of the response's distinct words that also occur in the prompt (only with prompts)",
 }
 
@@ -285,6 +399,7 @@ _AGREE_ANY_RE = _lexicon_regex(AGREEMENT_PHRASES)
 _AGREE_OPEN_RE = _lexicon_regex(AGREEMENT_PHRASES + AGREEMENT_OPENER_WORDS)
 _FLATTER_ANY_RE = _lexicon_regex(FLATTERY_PHRASES)
 _FLATTER_OPEN_RE = _lexicon_regex(FLATTERY_PHRASES + FLATTERY_OPENER_WORDS)
+_ASSERT_RE = _lexicon_regex(ASSERTIVE_MARKERS)
 
 
 def _normalize(text: str) -> str:
@@ -349,6 +464,258 @@ def agreement_count(text: str) -> int:
 def flattery_count(text: str) -> int:
     """Flattery phrases anywhere plus single-word eager openers in the opener."""
     return _opener_weighted_count(text, _FLATTER_ANY_RE, _FLATTER_OPEN_RE)
+
+
+def assertive_count(text: str) -> int:
+    """Matches of :data:`ASSERTIVE_MARKERS` in ``text``."""
+    return len(_ASSERT_RE.findall(_normalize(text)))
+
+
+# ---------------------------------------------------------------------------
+# Links
+# ---------------------------------------------------------------------------
+
+_URL_CHARS = r"[^\s<>\"'`]"
+_MD_LINK_RE = re.compile(r"!?\[[^\]\n]*\]\(([^)\n]*)\)")
+_MD_TITLE_RE = re.compile(r"""^(\S+)\s+("[^"]*"|'[^']*'|\([^)]*\))$""")
+_SCHEME_URL_RE = re.compile(rf"(?<![\w+.-])([a-z][a-z0-9+.-]{{0,15}})://({_URL_CHARS}*)", re.IGNORECASE)
+_BROKEN_HTTP_RE = re.compile(rf"(?<![\w+.-])(https?)(?::/(?!/)|//)({_URL_CHARS}+)", re.IGNORECASE)
+_WWW_RE = re.compile(rf"(?<![\w@./:-])(www\.{_URL_CHARS}+)", re.IGNORECASE)
+_LABEL = r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?"
+_LABEL_ANY_CASE = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+_CODE_SPAN_RE = re.compile(r"`[^`\n]+`")
+_DOMAIN_RE = re.compile(
+    rf"(?<![\w@./:-])((?:{_LABEL_ANY_CASE}\.)+(?:{'|'.join(sorted(LINK_TLDS, key=len, reverse=True))}))(?![\w-])"
+    rf"((?::\d+)?(?:[/?#]{_URL_CHARS}*)?)"
+)
+_SPACE_SPLIT_RE = re.compile(r" +\.[a-z]{2,}", re.IGNORECASE)
+_HOST_RE = re.compile(rf"^(?:{_LABEL}\.)*{_LABEL}$")
+_TRAILING = ".,;:!?*_"
+
+
+@dataclass(frozen=True)
+class Link:
+    """One link found by :func:`find_links`.
+
+    ``kind`` is ``"markdown"``, ``"url"`` (with a scheme), ``"www"`` or ``"domain"``; ``host``
+    the lower-cased host (``""`` when there is none); ``problem`` why the link cannot resolve
+    by construction (``""`` when it is well formed and not a placeholder).
+    """
+
+    text: str
+    kind: str
+    host: str
+    problem: str = ""
+
+
+def _trim(url: str) -> str:
+    """Strip trailing sentence punctuation and unbalanced closing brackets from a URL."""
+    while url:
+        c = url[-1]
+        if c in _TRAILING or (c == ")" and url.count("(") < url.count(")")):
+            url = url[:-1]
+        elif c == "]" and url.count("[") < url.count("]"):
+            url = url[:-1]
+        else:
+            break
+    return url
+
+
+def _host_problem(host: str) -> str:
+    """Why a host cannot resolve by construction ("" when it can)."""
+    if not host:
+        return "missing host"
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        ip = None
+    if ip is not None:
+        bad = ip.is_private or ip.is_loopback or ip.is_unspecified or ip.is_link_local or ip.is_reserved
+        return "local or reserved address" if bad or ip.is_multicast else ""
+    name = host[:-1] if host.endswith(".") else host
+    if name in PLACEHOLDER_HOSTS or any(name.endswith("." + p) for p in PLACEHOLDER_HOSTS):
+        return "placeholder host"
+    if not _HOST_RE.match(name):
+        return "malformed host"
+    labels = name.split(".")
+    if labels[-1] in RESERVED_TLDS:
+        return "reserved TLD"
+    if len(labels) < 2:
+        return "single-label host"
+    if labels[-1].isdigit():
+        return "malformed host"
+    return ""
+
+
+def _split_authority(rest: str) -> tuple[str, str]:
+    """``(host, problem)`` of the part after ``scheme://``: user info and port removed, the port checked."""
+    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    authority = authority.rsplit("@", 1)[-1]
+    host, port = authority, ""
+    if authority.startswith("["):
+        end = authority.find("]")
+        host, port = (authority[: end + 1], authority[end + 2 :]) if end > 0 else (authority, "")
+    elif authority.count(":") == 1:
+        host, port = authority.split(":")
+    if port and (not port.isdigit() or int(port) > 65535):
+        return host.lower(), "bad port"
+    return host.lower(), ""
+
+
+def _analyse(url: str, kind: str, default_scheme: str = "") -> Link:
+    """A :class:`Link` for ``url`` (a Markdown target, a URL, a www. host or a bare domain)."""
+    if not url:
+        return Link(url, kind, "", "missing URL")
+    if re.search(r"\s", url):
+        m = re.match(r"^([a-z][a-z0-9+.-]*)://([^\s/?#]*)", url, re.IGNORECASE)
+        return Link(url, kind, (m.group(2).lower() if m else ""), "space in URL")
+    m = re.match(r"^([a-z][a-z0-9+.-]*):(//)?(.*)$", url, re.IGNORECASE | re.DOTALL)
+    if m and (m.group(2) or m.group(1).lower() in ("http", "https")):
+        scheme, rest = m.group(1).lower(), m.group(3)
+        if not m.group(2):
+            return Link(url, kind, "", "malformed scheme separator")
+        host, problem = _split_authority(rest)
+        if scheme not in LINK_SCHEMES:
+            return Link(url, kind, host, "bad scheme")
+        return Link(url, kind, host, problem or _host_problem(host))
+    if m and m.group(1).lower() in ("mailto", "tel"):
+        return Link(url, kind, "", "")
+    b = _BROKEN_HTTP_RE.match(url)
+    if b:
+        return Link(url, kind, "", "malformed scheme separator")
+    if url.startswith(("/", "#", "./", "../")) or "." not in re.split(r"[/?#]", url, maxsplit=1)[0]:
+        return Link(url, kind, "", "relative link (no host)")
+    host, problem = _split_authority(url)
+    return Link(url, kind, host, problem or _host_problem(host))
+
+
+def _line_starts(text: str) -> list[tuple[int, str]]:
+    out, pos = [], 0
+    for line in text.splitlines(keepends=True):
+        out.append((pos, line.rstrip("\r\n")))
+        pos += len(line)
+    return out
+
+
+def find_links(text: str) -> list[Link]:
+    """Every link in ``text``, in order of kind (Markdown, URLs, www., bare domains); see the module docstring."""
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str, got {type(text).__name__}")
+    out: list[Link] = []
+    chars = list(text)
+
+    def blank(a: int, b: int) -> None:
+        chars[a:b] = " " * (b - a)
+
+    for m in _MD_LINK_RE.finditer(text):
+        target = m.group(1).strip()
+        if target.startswith("<") and target.endswith(">"):
+            target = target[1:-1].strip()
+        t = _MD_TITLE_RE.match(target)
+        out.append(_analyse(t.group(1) if t else target, "markdown"))
+        blank(m.start(), m.end())
+    for regex, kind in ((_SCHEME_URL_RE, "url"), (_BROKEN_HTTP_RE, "url"), (_WWW_RE, "www"), (_DOMAIN_RE, "domain")):
+        if kind == "www":  # bare hosts: not inside code (``np.int``, ``df.at``), only written-out URLs are
+            in_code = False
+            for line_start, line in _line_starts("".join(chars)):
+                if _FENCE_RE.match(line):
+                    blank(line_start, line_start + len(line))
+                    in_code = not in_code
+                elif in_code:
+                    blank(line_start, line_start + len(line))
+            for c in _CODE_SPAN_RE.finditer("".join(chars)):
+                blank(c.start(), c.end())
+        scan = "".join(chars)
+        for m in regex.finditer(scan):
+            url = _trim(m.group(0))
+            if not url:
+                continue
+            link = _analyse(url, kind)
+            if not link.problem and _SPACE_SPLIT_RE.match(scan, m.start() + len(url)):
+                link = Link(url, kind, link.host, "space in URL")
+            out.append(link)
+            blank(m.start(), m.start() + len(url))
+    return out
+
+
+def _normalize_host(entry: str) -> str:
+    entry = entry.strip().lower()
+    if "://" in entry:
+        entry = entry.split("://", 1)[1]
+    entry = re.split(r"[/?#]", entry, maxsplit=1)[0].rsplit("@", 1)[-1]
+    if entry.startswith("*."):
+        entry = entry[2:]
+    if re.match(r"^[^:\[\]]+:\d+$", entry):
+        entry = entry.rsplit(":", 1)[0]
+    return entry[:-1] if entry.endswith(".") else entry
+
+
+def load_link_allowlist(path: str | os.PathLike) -> frozenset[str]:
+    """Allowed link hosts from a plain text file: one host per line, ``#`` starts a comment.
+
+    An entry allows the host itself and its subdomains (``python.org`` allows
+    ``docs.python.org``); a leading ``*.``, a scheme, a path or a port are ignored. A missing
+    file or an entry that is not a host name is a ``ValueError`` / ``FileNotFoundError`` that
+    names the file (and line).
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(
+            f"link allow-list file not found: {str(p)!r}; pass the path of a plain text file with one host per "
+            "line ('#' starts a comment), or leave link_allowlist empty to skip the allow-list check"
+        )
+    hosts = set()
+    for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), start=1):
+        entry = line.split("#", 1)[0].strip()
+        if not entry:
+            continue
+        host = _normalize_host(entry)
+        if not host or not _HOST_RE.match(host):
+            raise ValueError(
+                f"link allow-list {str(p)!r} line {n}: {entry!r} is not a host name; write one host per line, "
+                "e.g. docs.python.org ('#' starts a comment)"
+            )
+        hosts.add(host)
+    return frozenset(hosts)
+
+
+def resolve_link_allowlist(allowlist: Any) -> frozenset[str] | None:
+    """The allowed hosts of ``allowlist``: None, a file path (:func:`load_link_allowlist`) or a collection of hosts."""
+    if allowlist is None:
+        return None
+    if isinstance(allowlist, (str, os.PathLike)):
+        return load_link_allowlist(allowlist)
+    if isinstance(allowlist, Iterable):
+        hosts = []
+        for h in allowlist:
+            if not isinstance(h, str):
+                raise TypeError(f"link_allowlist hosts must be strings, got {type(h).__name__}")
+            hosts.append(_normalize_host(h))
+        return frozenset(h for h in hosts if h)
+    raise TypeError(
+        f"link_allowlist must be a file path, a collection of host names or None, got {type(allowlist).__name__}"
+    )
+
+
+def _allowed(host: str, allowlist: frozenset[str]) -> bool:
+    host = host[:-1] if host.endswith(".") else host
+    parts = host.split(".")
+    return any(".".join(parts[i:]) in allowlist for i in range(len(parts)))
+
+
+def link_counts(text: str, allowlist: Any = None) -> dict[str, int]:
+    """``{"links", "broken_links"}`` of ``text``, plus ``"unlisted_links"`` with an allow-list.
+
+    ``allowlist`` is a file path (:func:`load_link_allowlist`), a collection of host names or None.
+    """
+    allow = resolve_link_allowlist(allowlist)
+    found = find_links(text)
+    out = {"links": len(found), "broken_links": sum(1 for x in found if x.problem)}
+    if allow is not None:
+        out["unlisted_links"] = sum(1 for x in found if not x.problem and x.host and not _allowed(x.host, allow))
+    return out
 
 
 def approx_token_count(text: str) -> int:
@@ -444,6 +811,7 @@ def extract_features(
     responses: Sequence[str],
     prompts: Sequence[str] | None = None,
     tokenizer: Any = None,
+    link_allowlist: Any = None,
 ) -> pd.DataFrame:
     """One row per response, one column per feature (see :data:`FEATURE_DESCRIPTIONS`).
 
@@ -458,6 +826,11 @@ def extract_features(
     tokenizer
         Optional Hugging Face tokenizer for the ``tokens`` column; without one
         :func:`approx_token_count` is used.
+    link_allowlist
+        Optional allow-list of link hosts: the path of a plain text file (one host per line,
+        ``#`` comments; :func:`load_link_allowlist`) or a collection of host names. When
+        given, an ``unlisted_links`` column counts the well-formed links whose host is not on
+        it (subdomains of a listed host are allowed). No network access.
 
     The index of a ``pandas.Series`` input is kept; otherwise a RangeIndex.
     """
@@ -467,6 +840,7 @@ def extract_features(
         prompts = _check_texts(prompts, "prompts")
         if len(prompts) != len(texts):
             raise ValueError(f"prompts has {len(prompts)} items but responses has {len(texts)}")
+    allow = resolve_link_allowlist(link_allowlist)
     vader = _vader()
     tokens = token_counts(texts, tokenizer)
 
@@ -494,6 +868,13 @@ def extract_features(
             "distinct_1": _distinct(w, 1),
             "distinct_2": _distinct(w, 2),
         }
+        found = find_links(text)
+        row["links"] = len(found)
+        row["link_density"] = 100.0 * len(found) / n_words if n_words else float("nan")
+        row["broken_links"] = sum(1 for x in found if x.problem)
+        if allow is not None:
+            row["unlisted_links"] = sum(1 for x in found if not x.problem and x.host and not _allowed(x.host, allow))
+        row["assertive_count"] = assertive_count(text)
         if prompts is not None:
             vocab = set(w)
             row["prompt_overlap"] = len(vocab & set(words(prompts[i]))) / len(vocab) if vocab else float("nan")
@@ -502,6 +883,8 @@ def extract_features(
     columns = list(FEATURE_DESCRIPTIONS)
     if prompts is None:
         columns.remove("prompt_overlap")
+    if allow is None:
+        columns.remove("unlisted_links")
     frame = pd.DataFrame(rows, columns=columns, index=index)
     int_cols = [
         "chars",
@@ -515,7 +898,10 @@ def extract_features(
         "bold",
         "headers",
         "code_blocks",
-    ]
+        "links",
+        "broken_links",
+        "assertive_count",
+    ] + (["unlisted_links"] if allow is not None else [])
     frame[int_cols] = frame[int_cols].astype(np.int64)
     float_cols = [c for c in columns if c not in int_cols]
     frame[float_cols] = frame[float_cols].astype(float)

@@ -185,32 +185,47 @@ class OverviewResult(AuditResult):
         cols = ["check", "value", "ci_low", "ci_high", "threshold", "verdict", "sentence", "detail"]
         return verdict_table(self.verdicts(**margins), cols)
 
-    def by_group(self, column: str = "category", min_pairs: int = 1) -> pd.DataFrame:
-        """Accuracy and mean gap per subset or category."""
-        if column not in self.pairs.columns:
-            raise KeyError(f"no column {column!r} in the scored pairs (have {list(self.pairs.columns)})")
+    def by_group(self, column: str | Sequence[str] = "category", min_pairs: int = 1) -> pd.DataFrame:
+        """Accuracy and mean gap per subset or category; a list of columns groups by their combinations.
+
+        ``by_group(["subset", "category"])`` gives one row per subset and category (e.g. the
+        accuracy on the golden set's ``confident_wrong_vs_hedged_correct`` pairs in each category).
+        """
+        cols = [column] if isinstance(column, str) else list(column)
+        if not cols:
+            raise ValueError("by_group needs at least one column")
+        for c in cols:
+            if c not in self.pairs.columns:
+                raise KeyError(f"no column {c!r} in the scored pairs (have {list(self.pairs.columns)})")
         rows = []
-        for group, part in self.pairs.groupby(column, dropna=False, sort=True):
+        key = cols[0] if len(cols) == 1 else cols
+        for group, part in self.pairs.groupby(key, dropna=False, sort=True):
             if len(part) < min_pairs:
                 continue
             acc = pairwise_accuracy(part["margin"], part["label"])
+            values = dict(zip(cols, group if len(cols) > 1 else (group,)))
             rows.append(
                 {
-                    column: group,
+                    **values,
                     "n": len(part),
                     "accuracy": acc.accuracy,
                     "mean_gap": mean_reward_gap(part["margin"], part["label"]),
                 }
             )
-        return pd.DataFrame(rows)
+        return pd.DataFrame(rows, columns=[*cols, "n", "accuracy", "mean_gap"])
 
-    def group_tables(self, columns: Sequence[str] = ("category", "subset")) -> dict[str, pd.DataFrame]:
-        """:meth:`by_group` for each of ``columns`` that the pairs have with at least one value."""
-        return {
-            column: self.by_group(column)
-            for column in columns
-            if column in self.pairs and self.pairs[column].notna().any()
-        }
+    def group_tables(self, columns: Sequence[str | Sequence[str]] = ("category", "subset")) -> dict[str, pd.DataFrame]:
+        """:meth:`by_group` for each of ``columns`` that the pairs have with at least one value.
+
+        An entry may be a tuple of columns (``("subset", "category")``): one table for their
+        combinations, keyed ``"subset x category"``.
+        """
+        out = {}
+        for entry in columns:
+            cols = [entry] if isinstance(entry, str) else list(entry)
+            if all(c in self.pairs and self.pairs[c].notna().any() for c in cols):
+                out[" x ".join(cols)] = self.by_group(entry)
+        return out
 
     def worst_pairs(self, data, n: int = 5) -> pd.DataFrame:
         """The ``n`` pairs with the most negative margin, with their texts from ``data``.
