@@ -188,7 +188,13 @@ def test_auroc_and_ensemble_comparison_equal_sklearn(bert, tiny_models, tmp_path
     np.testing.assert_array_equal(it["flip_rate"], (np.sign(m) != np.sign(it["margin"].to_numpy())).mean(0))
     signals = res.to_frame().set_index("signal")["auroc"]
     assert signals.iloc[1] == pytest.approx(roc_auc_score(y, it.loc[ok, "flip_rate"]), abs=1e-12)
-    assert signals.iloc[2] == pytest.approx(roc_auc_score(y, -it.loc[ok, "margin"].abs()), abs=1e-12)
+    # the flip probability: Phi(-|mean| / sd) of the passes' margins, by scipy's normal CDF
+    from scipy import stats as sstats
+
+    z = np.abs(m.mean(0)) / m.std(0, ddof=1)
+    np.testing.assert_allclose(it["flip_probability"], sstats.norm.cdf(-z), rtol=1e-9, atol=1e-15)
+    assert signals.iloc[2] == pytest.approx(roc_auc_score(y, it.loc[ok, "flip_probability"]), abs=1e-12)
+    assert signals.iloc[3] == pytest.approx(roc_auc_score(y, -it.loc[ok, "margin"].abs()), abs=1e-12)
     assert it["flip_rate"].between(0, 1).all()
     # the ensemble's disagreement for the same mistakes, on the same pairs
     ens = ensemble_pairs([bert, str(tiny_models["deberta"])], pairs, n_boot=0, cache=cache)
@@ -266,6 +272,14 @@ def test_high_uncertainty_responses_and_the_relabel_queue(bert, tmp_path):
     assert res.to_frame().loc[0, "auroc"] == res.auroc
 
 
+def test_flip_probability_hand_values():
+    from workbench.audits.ensemble.mc_dropout import flip_probability
+
+    # |mean| / sd = 1 -> Phi(-1) = 0.158655; mean 0 -> 0.5; no spread -> 0 (or 0.5 at a zero mean)
+    got = flip_probability([-2.0, 0.0, 1.0, 0.0], [2.0, 1.0, 0.0, 0.0])
+    np.testing.assert_allclose(got, [0.15865525393145707, 0.5, 0.0, 0.5], rtol=1e-12)
+
+
 def test_bad_arguments_name_the_argument_and_what_to_do(bert):
     fn = CallableRM(lambda p, r: np.zeros(len(p)), name="constant", version="1")
     with pytest.raises(TypeError, match="'constant' is a CallableRM.*use an ensemble"):
@@ -281,29 +295,31 @@ def test_bad_arguments_name_the_argument_and_what_to_do(bert):
 
 
 def test_mc_dropout_on_the_demo_rm_and_data(tmp_path):
-    """demo-clean (a ValueHeadRM on frozen MiniLM, hidden dropout 0.1) on a subsample of held-out demo pairs.
+    """demo-clean (a ValueHeadRM on frozen MiniLM, hidden dropout 0.1) on 150 held-out demo pairs, 4 passes.
 
-    What this asserts is what holds: dropout is active in the ValueHeadRM's backbone, every pair gets a
-    positive spread, and the reported AUROCs are sklearn's on the items. It does *not* assert that the
-    spread ranks the demo RM's errors above chance, because it does not. Measured (8 passes, seed 0,
-    n_boot 1000, prompt/topic-clustered 95% intervals; 2 CPU cores, about 18 texts per second):
+    Dropout is active in the backbone, every pair gets a positive spread, the reported AUROCs are
+    sklearn's on the items, and the MC-dropout flip probability ranks the demo RM's mistakes above
+    chance (its interval excludes 0.5). The spread alone does not: on the frozen-backbone demo RMs it
+    carries no clear information about the errors, and the flip probability's signal comes mostly
+    from the margin's size (it stays below the ``-|margin|`` reference). Measured (seed 0, n_boot
+    1000, topic-clustered 95% intervals):
 
-    * demo-clean, 300 pairs of data/demo/eval.jsonl (52 mistakes, 56 topics): margin SD AUROC 0.568
-      (0.473-0.657); sign-flip rate 0.799 (0.723-0.870); reference -|margin| without passes 0.828
-      (0.751-0.892);
-    * demo-biased, golden (260 pairs, 101 mistakes): margin SD 0.469 (0.397-0.541); sign-flip rate
-      0.557 (0.487-0.621); -|margin| 0.576 (0.496-0.642); the demo-clean + demo-biased ensemble's
-      disagreement 0.602 (0.534-0.668), paired difference MC - ensemble -0.133 (-0.245 to -0.027).
-
-    On the frozen-backbone demo RMs the spread carries no clear information about the errors; the flip
-    rate's signal comes from the margin's size (it stays below the -|margin| reference).
+    * this test's setting (150 pairs, 25 mistakes, 4 passes): margin SD 0.552 (0.448-0.666);
+      sign-flip rate 0.591 (0.513-0.694); flip probability 0.684 (0.568-0.802); -|margin| 0.729
+      (0.595-0.847); about 45 s on 2 idle cores;
+    * 300 pairs (52 mistakes), 8 passes: margin SD 0.568 (0.473-0.657); sign-flip rate 0.799
+      (0.723-0.870); -|margin| 0.828 (0.751-0.892);
+    * demo-biased, golden (260 pairs, 101 mistakes), 8 passes: margin SD 0.469 (0.397-0.541);
+      sign-flip rate 0.557 (0.487-0.621); -|margin| 0.576 (0.496-0.642); the demo-clean +
+      demo-biased ensemble's disagreement 0.602 (0.534-0.668), paired difference MC - ensemble
+      -0.133 (-0.245 to -0.027).
     """
     res = mc_dropout_audit(
         str(data_dir() / "demo" / "eval.jsonl"),
         "demo-clean",
-        passes=2,
+        passes=4,
         subsample=DEMO_PAIRS,
-        n_boot=200,
+        n_boot=1000,
         cache=ScoreCache(tmp_path / "scores.sqlite"),
     )
     assert res.rates == [0.1] and res.n_dropout_modules > 0
@@ -315,7 +331,12 @@ def test_mc_dropout_on_the_demo_rm_and_data(tmp_path):
     assert 0 < y.sum() < ok.sum()  # demo-clean gets some of these pairs wrong
     assert res.auroc == pytest.approx(roc_auc_score(y, it.loc[ok, "margin_sd"]), abs=1e-12)
     assert res.auroc_ci[0] <= res.auroc <= res.auroc_ci[1]
-    print(res.to_frame().to_string())
+    flip = res.signals.iloc[2]
+    assert flip["signal"].startswith("MC-dropout flip probability")
+    assert flip["auroc"] == pytest.approx(roc_auc_score(y, it.loc[ok, "flip_probability"]), abs=1e-12)
+    assert flip["ci_low"] > 0.5, res.to_frame().to_string()  # ranks the RM's errors above chance
+    summary = res.summary()
+    assert summary["auroc_flip_probability_vs_mistake_low"] == flip["ci_low"]
 
 
-DEMO_PAIRS = 24
+DEMO_PAIRS = 150

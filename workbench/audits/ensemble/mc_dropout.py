@@ -34,7 +34,10 @@ information about the RM's errors. Shown next to it: the **sign-flip rate** (sha
 whose margin has the other sign than the deterministic one), which mixes the spread with the
 margin's size, and the reference ``-|margin|`` (the deterministic margin's size alone, no
 passes): when the spread adds little beyond the margin, the flip rate's AUROC is close to the
-reference's. Intervals are percentile bootstraps over clusters of pairs (topic / group /
+reference's. The **flip probability** is the same quantity from a normal approximation of the
+passes' margins, ``Phi(-|mean_margin| / margin_sd)`` (:func:`flip_probability`): the
+probability that a pass ranks the pair the other way, continuous even with few passes (the
+flip rate of 4 passes takes 5 values). Intervals are percentile bootstraps over clusters of pairs (topic / group /
 prompt id, else the normalised prompt: :func:`workbench._utils.stats.cluster_labels`). Given an :class:`EnsembleResult` on the same
 pairs (matched by ``id``), the ensemble's disagreement (``std_margin``) is scored for the
 same mistakes on the same resampled clusters, with the paired difference.
@@ -84,6 +87,7 @@ __all__ = [
     "pass_seed",
     "mc_variant",
     "mc_dropout_scores",
+    "flip_probability",
     "mc_dropout_pairs",
     "mc_dropout_audit",
 ]
@@ -270,10 +274,12 @@ class MCDropoutResult(AuditResult):
 
     ``items``: one row per pair (``id, prompt, chosen, rejected, label``, the deterministic
     ``chosen_reward, rejected_reward, margin``, the pass statistics ``mean_margin, margin_sd,
-    chosen_reward_mean, chosen_reward_sd, rejected_reward_mean, rejected_reward_sd, flip_rate``
+    chosen_reward_mean, chosen_reward_sd, rejected_reward_mean, rejected_reward_sd, flip_rate,
+    flip_probability``
     and ``mistake``). ``responses``: one row per scored response (``id, side, prompt, response,
     reward, reward_mean, reward_sd, flagged``). ``signals``: AUROC of the spread (``auroc``,
-    ``auroc_ci``), the sign-flip rate and the ``-|margin|`` reference for the RM's mistakes.
+    ``auroc_ci``), the sign-flip rate, the flip probability and the ``-|margin|`` reference for
+    the RM's mistakes.
     ``comparison``: the spread AUROC next to the ensemble's on the common pairs, and their
     paired difference (empty without an ensemble).
     """
@@ -323,7 +329,10 @@ class MCDropoutResult(AuditResult):
             "auroc_spread_vs_mistake_low": self.auroc_ci[0],
             "auroc_spread_vs_mistake_high": self.auroc_ci[1],
             "auroc_flip_rate_vs_mistake": float(self.signals["auroc"].iloc[1]),
-            "auroc_small_margin_vs_mistake": float(self.signals["auroc"].iloc[2]),
+            "auroc_flip_probability_vs_mistake": float(self.signals["auroc"].iloc[2]),
+            "auroc_flip_probability_vs_mistake_low": float(self.signals["ci_low"].iloc[2]),
+            "auroc_flip_probability_vs_mistake_high": float(self.signals["ci_high"].iloc[2]),
+            "auroc_small_margin_vs_mistake": float(self.signals["auroc"].iloc[3]),
             "n_flagged_responses": int(self.responses["flagged"].sum()),
             "n_clusters": self.n_clusters,
             "cluster_unit": self.cluster_unit,
@@ -509,6 +518,19 @@ def _compare(items: pd.DataFrame, ensemble: EnsembleResult, weights: np.ndarray 
     return pd.DataFrame(out)
 
 
+def flip_probability(mean_margin, margin_sd) -> np.ndarray:
+    """``Phi(-|mean_margin| / margin_sd)``: the probability that a pass ranks the pair against the
+    passes' mean, under a normal approximation; 0.5 for a zero mean, 0 for a zero spread and a
+    nonzero mean."""
+    from scipy.special import ndtr
+
+    m = np.abs(np.asarray(mean_margin, dtype=float))
+    s = np.asarray(margin_sd, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(s > 0, m / np.where(s > 0, s, 1.0), np.where(m > 0, np.inf, 0.0))
+    return ndtr(-z)
+
+
 def mc_dropout_pairs(
     rm: Any,
     pairs: Any,
@@ -563,6 +585,7 @@ def mc_dropout_pairs(
     items["chosen_reward_mean"], items["chosen_reward_sd"] = mean[:n], sd[:n]
     items["rejected_reward_mean"], items["rejected_reward_sd"] = mean[n:], sd[n:]
     items["flip_rate"] = (np.sign(margins) != np.sign(margin)).mean(0)
+    items["flip_probability"] = flip_probability(items["mean_margin"], items["margin_sd"])
     items["mistake"] = mistake
 
     r_thr, s_thr = float(np.quantile(reward, rq)), float(np.quantile(sd, sq))
@@ -597,6 +620,7 @@ def mc_dropout_pairs(
     for name, values in [
         (f"MC-dropout margin SD ({passes} passes)", items["margin_sd"]),
         ("MC-dropout sign-flip rate (share of passes against the deterministic sign)", items["flip_rate"]),
+        ("MC-dropout flip probability (normal approximation of the passes' margins)", items["flip_probability"]),
         ("reference: small |margin| (dropout off, no MC)", -np.abs(margin)),
     ]:
         v = np.asarray(values, dtype=float)[ok]
