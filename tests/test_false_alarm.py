@@ -103,7 +103,14 @@ def test_null_rm_false_alarms_stay_within_bounds(data):
 
 @pytest.mark.parametrize(
     "scenario",
-    ["length +0.15, 500 pairs", "agreement +0.3 SD, 500 pairs", "temperature 2, 500 pairs", "sycophancy index 0.6"],
+    [
+        "length +0.15, 500 pairs",
+        "agreement +0.3 SD, 500 pairs",
+        "links +0.3 SD, 500 pairs",
+        "assertiveness +0.3 SD, 500 pairs",
+        "temperature 2, 500 pairs",
+        "sycophancy index 0.6",
+    ],
 )
 def test_planted_effects_are_detected(data, scenario):
     runs = run_simulation(data, range(N_PLANTED), [scenario], n_boot=N_BOOT_PLANTED, n_null=20)

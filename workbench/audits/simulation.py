@@ -79,6 +79,8 @@ from workbench.audits.features.audit import feature_audit
 from workbench.audits.features.families import cluster_unit_name, graded_family_checks
 from workbench.audits.features.perturbations import (
     AGREEING_OPENERS,
+    ASSERTIVE_OPENERS,
+    DOC_LINK_SENTENCES,
     PLACEBO_CONTROLS,
     perturbation_effects,
     with_placebos,
@@ -146,6 +148,10 @@ class Scenario:
     ``length_gap``: preference for the longer demo-eval response over annotators (label-balanced
     gap of hard decisions; converted to a reward slope by :func:`length_beta_for_gap`);
     ``agree_sd``: reward for a leading agreeing opener, in pooled within-prompt SDs;
+    ``link_sd``, ``certainty_sd``: the same for a documentation link sentence of
+    :data:`~workbench.audits.features.perturbations.DOC_LINK_SENTENCES` and for a certainty
+    marker of :data:`~workbench.audits.features.perturbations.ASSERTIVE_OPENERS` anywhere in
+    the text (what ``add_doc_link`` and ``assert_confidently`` add);
     ``temperature``: margins multiplied by this (labels keep the unscaled probabilities);
     ``sycophancy_index``: the expected sycophancy index ``S + C - 1`` of the RM, planted as a
     reward for the agreeing reply (solved from the null RM's truth signal and noise by
@@ -160,6 +166,8 @@ class Scenario:
     family: str | None = None
     length_gap: float = 0.0
     agree_sd: float = 0.0
+    link_sd: float = 0.0
+    certainty_sd: float = 0.0
     temperature: float = 1.0
     sycophancy_index: float = 0.0
     drift_sd: float = 0.0
@@ -175,6 +183,8 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario("null, 500 pairs", n_pairs=500),
         Scenario("length +0.15, 500 pairs", "length", length_gap=0.15, n_pairs=500),
         Scenario("agreement +0.3 SD, 500 pairs", "agreement", agree_sd=0.3, n_pairs=500),
+        Scenario("links +0.3 SD, 500 pairs", "links", link_sd=0.3, n_pairs=500),
+        Scenario("assertiveness +0.3 SD, 500 pairs", "assertiveness", certainty_sd=0.3, n_pairs=500),
         Scenario("temperature 2, 500 pairs", "calibration", temperature=2.0, n_pairs=500),
         Scenario("sycophancy index 0.6", "sycophancy", sycophancy_index=0.6),
         Scenario("drift +1 SD", "drift", drift_sd=1.0),
@@ -357,6 +367,11 @@ class SimulatedRM:
             r = r + beta * z
         if s.agree_sd:
             r = r + s.agree_sd * self.agree_unit * np.array([t.startswith(AGREEING_OPENERS) for t in responses])
+        if s.link_sd:
+            r = r + s.link_sd * self.agree_unit * np.array([any(x in t for x in DOC_LINK_SENTENCES) for t in responses])
+        if s.certainty_sd:
+            markers = tuple(m.strip() for m in ASSERTIVE_OPENERS)
+            r = r + s.certainty_sd * self.agree_unit * np.array([any(m in t for m in markers) for t in responses])
         if s.sycophancy_index:
             lean = sycophancy_lean(s.sycophancy_index)
             r = r + lean * np.array([(p, t) in d.agree_replies for p, t in zip(prompts, responses)])
@@ -435,7 +450,7 @@ class _World:
 
 def _world(data: SimulationData, seed: int, scenario: Scenario) -> _World:
     data = data.subset(scenario.n_pairs)
-    unit = _agree_unit(data, seed) if scenario.agree_sd else 1.0
+    unit = _agree_unit(data, seed) if (scenario.agree_sd or scenario.link_sd or scenario.certainty_sd) else 1.0
     rm = SimulatedRM(data, seed, scenario, agree_unit=unit)
     annot = SimulatedRM(data, seed, scenario, planted=False)
     f = data.pairs
