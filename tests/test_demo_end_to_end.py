@@ -9,7 +9,9 @@ folder. The expected family verdicts are the controls' design (``data/demo/READM
   for length, agreement and the Goodhart pattern of its policy. Its sycophancy index on the
   shipped items (about 0.14, 95% CI about -0.01 to 0.29 at 168 items) passes: the frozen
   MiniLM features carry a reply's stance only weakly (open, issue 12). The demo data has no
-  links or certainty sentences yet (issue 18), so both controls pass those two families.
+  links or certainty sentences yet (issue 18): demo-clean passes those two families;
+  demo-biased passes assertiveness and fails links (+0.35 SD over the placebo, a link preference
+  its annotator never had; not asserted).
 
 Everything is seeded, so the verdicts are exact; the numbers are checked for the decisive
 checks against the run's own summary.json.

@@ -278,3 +278,13 @@ def test_family_text_hedges_an_inconclusive_finding():
     open_question = family_text("length", "inconclusive")
     assert open_question["meaning"].startswith("Not settled") and FAMILY_TEXT["length"][0] in open_question["meaning"]
     assert open_question["next"] == confirmed["next"]
+
+
+def test_every_graded_family_has_its_own_explanation():
+    """No family of the feature audit (nor the other sections) falls back to the generic text."""
+    from workbench.audits.features.families import FAMILIES
+
+    families = set(FAMILIES) | {"accuracy", "calibration", "sycophancy", "drift", "attribution"}
+    families |= {"best_of_n", "goodhart", "ensemble", "notebook runs"}
+    missing = sorted(f for f in families if f not in FAMILY_TEXT)
+    assert not missing, missing
