@@ -137,7 +137,8 @@ show_table(
 #
 # The audited model scores each response `mc_dropout_passes` times with its `torch.nn.Dropout` layers in
 # train mode (pass *k* seeded by (`seed`, *k*); scores cached per pass, apart from the deterministic ones).
-# Per pair: the mean margin over the passes and its spread (SD). The AUROC asks whether the spread ranks
+# Per pair: the mean margin over the passes, its spread (SD) and the flip probability
+# (Φ(−|mean| / SD), how likely a pass ranks the pair the other way). The AUROC asks whether the spread ranks
 # the pairs the model gets wrong (dropout off) above those it gets right (0.5 = no signal; prompt-clustered
 # bootstrap interval); with an ensemble on the same pairs, its disagreement is scored for the same
 # mistakes on the same resampled prompts. This section is descriptive: it does not enter the verdicts.
@@ -165,7 +166,10 @@ if mc_dropout_passes and isinstance(rm, TransformerRM):
             + f", {mc.passes} passes, dropout rate(s) {', '.join(f'{r:g}' for r in mc.rates)} in "
             f"{mc.n_dropout_modules} dropout layers; {mc.n_computed} texts scored, {mc.n_cached} from the cache. "
             f"The spread of the margin ranks the pairs {escape_text(rm.name)} gets wrong above those it gets right "
-            f"with AUROC **{mc.auroc:.3f}** ({100 * mc.ci:g}% CI {mc.auroc_ci[0]:.3f}-{mc.auroc_ci[1]:.3f})."
+            f"with AUROC **{mc.auroc:.3f}** ({100 * mc.ci:g}% CI {mc.auroc_ci[0]:.3f}-{mc.auroc_ci[1]:.3f}); the flip "
+            f"probability (how likely a pass ranks the pair the other way) with AUROC "
+            f"**{mc.signals['auroc'].iloc[2]:.3f}** ({mc.signals['ci_low'].iloc[2]:.3f}-{mc.signals['ci_high'].iloc[2]:.3f}), "
+            f"next to the margin's size alone (dropout off) at {mc.signals['auroc'].iloc[3]:.3f}."
         )
     )
     for note in mc.notes:
