@@ -44,9 +44,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
-import seaborn as sns
 
-from workbench._utils.plotting import panel_axes
+from workbench._utils.plotting import error_histogram, panel_axes
 from workbench._utils.stats import bootstrap_weights, cluster_labels, percentile_ci, resample_indices
 from workbench._utils.validation import check_ci, check_n_boot
 from workbench.audits.calibration.metrics import pairwise_accuracy
@@ -465,34 +464,8 @@ class EnsembleResult(AuditResult):
         ax.set_title("Members (gray) and aggregators (blue)")
 
     def _plot_disagreement(self, ax) -> None:
-        it = self.items
-        decided = it[it["mistake"].notna()]
-        n_wrong = int((decided["mistake"] == 1).sum())
-        right, wrong = f"ranked right (n={len(decided) - n_wrong})", f"ranked wrong (n={n_wrong})"
-        data = pd.DataFrame(
-            {
-                "std_margin": decided["std_margin"].to_numpy(dtype=float),
-                "pairs": np.where(decided["mistake"].to_numpy() == 1, wrong, right),
-            }
-        )
-        bins = np.linspace(0, max(float(it["std_margin"].max()), 1e-9), 25)
-        if len(data):
-            sns.histplot(
-                data=data,
-                x="std_margin",
-                hue="pairs",
-                hue_order=[right, wrong],
-                palette=["C0", "C1"],
-                bins=bins,
-                stat="density",
-                common_norm=False,
-                alpha=0.6,
-                ax=ax,
-            )
-            if ax.get_legend() is not None:
-                sns.move_legend(ax, "best", title=None, fontsize="small")
+        error_histogram(ax, self.items, "std_margin")
         ax.set_xlabel("std of member margins")
-        ax.set_ylabel("density")
         ax.set_title(f"Disagreement vs error: AUROC {self.auroc:.3f}")
 
 

@@ -61,9 +61,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
-import seaborn as sns
 
-from workbench._utils.plotting import panel_axes
+from workbench._utils.plotting import error_histogram, panel_axes
 from workbench._utils.stats import bootstrap_weights, cluster_labels, percentile_ci
 from workbench._utils.validation import check_ci, check_n_boot
 from workbench.audits.ensemble.aggregation import disagreement_auroc, weighted_auroc
@@ -395,33 +394,8 @@ class MCDropoutResult(AuditResult):
         return fig
 
     def _plot_errors(self, ax) -> None:
-        it = self.items[self.items["mistake"].notna()]
-        n_wrong = int((it["mistake"] == 1).sum())
-        right, wrong = f"ranked right (n={len(it) - n_wrong})", f"ranked wrong (n={n_wrong})"
-        data = pd.DataFrame(
-            {
-                "margin_sd": it["margin_sd"].to_numpy(dtype=float),
-                "pairs": np.where(it["mistake"].to_numpy() == 1, wrong, right),
-            }
-        )
-        bins = np.linspace(0, max(float(self.items["margin_sd"].max()), 1e-9), 25)
-        if len(data):
-            sns.histplot(
-                data=data,
-                x="margin_sd",
-                hue="pairs",
-                hue_order=[right, wrong],
-                palette=["C0", "C1"],
-                bins=bins,
-                stat="density",
-                common_norm=False,
-                alpha=0.6,
-                ax=ax,
-            )
-            if ax.get_legend() is not None:
-                sns.move_legend(ax, "best", title=None, fontsize="small")
+        error_histogram(ax, self.items, "margin_sd")
         ax.set_xlabel(f"SD of the margin over {self.passes} dropout passes")
-        ax.set_ylabel("density")
         ax.set_title(f"Uncertainty vs error: AUROC {self.auroc:.3f}")
 
     def _plot_responses(self, ax) -> None:
