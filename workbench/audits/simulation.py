@@ -141,6 +141,10 @@ QUALITY_WEIGHT, NOISE_SD, PROMPT_SD, TEXT_SHARE = 1.5, 1.0, 1.0, 0.5
 TRUTH_SIGNAL = 0.5
 
 
+#: The certainty markers that ``assert_confidently`` inserts, as they appear in a text.
+_CERTAINTY = tuple(m.strip() for m in ASSERTIVE_OPENERS)
+
+
 @dataclass(frozen=True)
 class Scenario:
     """One simulated RM: the null (all effects 0) or one planted effect of known size.
@@ -370,8 +374,7 @@ class SimulatedRM:
         if s.link_sd:
             r = r + s.link_sd * self.agree_unit * np.array([any(x in t for x in DOC_LINK_SENTENCES) for t in responses])
         if s.certainty_sd:
-            markers = tuple(m.strip() for m in ASSERTIVE_OPENERS)
-            r = r + s.certainty_sd * self.agree_unit * np.array([any(m in t for m in markers) for t in responses])
+            r = r + s.certainty_sd * self.agree_unit * np.array([any(m in t for m in _CERTAINTY) for t in responses])
         if s.sycophancy_index:
             lean = sycophancy_lean(s.sycophancy_index)
             r = r + lean * np.array([(p, t) in d.agree_replies for p, t in zip(prompts, responses)])
