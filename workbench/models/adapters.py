@@ -52,6 +52,7 @@ __all__ = [
     "linear_head",
     "pool_hidden",
     "pool_mean_opening",
+    "pooled_width",
     "SegmentedIds",
     "ADAPTER_CONFIG",
     "dtype_keyword",
@@ -716,8 +717,8 @@ class ValueHeadConfig:
 
     @property
     def pooled_size(self) -> int:
-        """Width of the pooled vector the head reads (twice the hidden size for ``mean+opening``)."""
-        return self.hidden_size * (2 if self.pooling == "mean+opening" else 1)
+        """Width of the pooled vector the head reads (:func:`pooled_width` of ``hidden_size``)."""
+        return pooled_width(self.pooling, self.hidden_size)
 
 
 class ValueHeadRM(TransformerRM):
@@ -808,7 +809,7 @@ class ValueHeadRM(TransformerRM):
         common = dict(trust_remote_code=trust_remote_code, revision=revision)
         tokenizer = AutoTokenizer.from_pretrained(folder, **common)
         hidden = cfg.hidden_size or AutoConfig.from_pretrained(folder, **common).hidden_size
-        head = linear_head(hidden * (2 if cfg.pooling == "mean+opening" else 1))
+        head = linear_head(pooled_width(cfg.pooling, hidden))
         head.load_state_dict(load_file(folder / VALUE_HEAD_WEIGHTS))
         load_kwargs = _load_kwargs(
             str(folder),
@@ -876,6 +877,11 @@ class ValueHeadRM(TransformerRM):
         """The value head on the pooled hidden state (``pool_index`` is ignored: pooling follows the mask)."""
         pooled = self.pooled(input_ids, attention_mask)
         return self.head(pooled.to(self.head.weight.device))[:, 0]
+
+
+def pooled_width(pooling: str, hidden_size: int) -> int:
+    """Width of the pooled vector a value head reads: twice ``hidden_size`` for ``"mean+opening"``."""
+    return hidden_size * (2 if pooling == "mean+opening" else 1)
 
 
 def linear_head(hidden_size: int):

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from workbench.models.adapters import ValueHeadConfig, ValueHeadRM, linear_head
+from workbench.models.adapters import ValueHeadConfig, ValueHeadRM, linear_head, pooled_width
 from workbench.models.batching import plan_batches
 from workbench.models.fingerprint import sha256_bytes
 from workbench.models.formatting import TextTemplate
@@ -104,7 +104,10 @@ def embed_texts(
     if cache_file is not None and Path(cache_file).exists():
         with np.load(cache_file) as npz:
             cached = dict(zip(npz["keys"].tolist(), npz["emb"]))
-    out = np.zeros((len(texts), rm.config.pooled_size or rm.model.config.hidden_size), dtype=np.float32)
+    out = np.zeros(
+        (len(texts), pooled_width(rm.config.pooling, rm.config.hidden_size or rm.model.config.hidden_size)),
+        dtype=np.float32,
+    )
     todo = [i for i, k in enumerate(keys) if k not in cached]
     for i, k in enumerate(keys):
         if k in cached:
