@@ -176,6 +176,13 @@ def test_auroc_and_ensemble_comparison_equal_sklearn(bert, tiny_models, tmp_path
     assert np.all((it["mistake"][ok] == 1) == ((it["margin"][ok] > 0) != (it["label"][ok] > 0.5)))
     lo, hi = res.auroc_ci
     assert lo <= res.auroc <= hi and res.n_clusters == 6 and res.cluster_unit == "prompt"
+    # a signal whose interval includes 0.5 is named in a note with the pairs, mistakes and clusters behind it
+    sig = res.signals.iloc[:3]
+    undecided = sig.loc[(sig["ci_low"] <= 0.5) & (0.5 <= sig["ci_high"]), "signal"].str.split(" \\(").str[0]
+    chance = [note for note in res.notes if "cannot tell that signal from chance" in note]
+    assert len(undecided) > 0 and len(chance) == 1  # 24 pairs of a random tiny model: no signal is decided
+    assert f"on these {int(ok.sum())} pairs ({int(y.sum())} mistakes, 6 prompts)" in chance[0]
+    assert all(name in chance[0] for name in undecided)
     # the other signals: the share of passes against the deterministic sign, and -|margin| (no passes)
     n = len(pairs)
     mc = mc_dropout_scores(

@@ -612,6 +612,13 @@ def mc_dropout_pairs(
         )
     signals = pd.DataFrame(rows)
     auroc, auroc_ci = rows[0]["auroc"], (rows[0]["ci_low"], rows[0]["ci_high"])
+    undecided = [r["signal"].split(" (")[0] for r in rows[:3] if r["ci_low"] <= 0.5 <= r["ci_high"]]
+    if undecided and n_boot:
+        notes.append(
+            f"on these {int(ok.sum())} pairs ({int(y.sum())} mistakes, {len(np.unique(codes))} {unit}s) the "
+            f"{100 * ci:g}% interval of {', '.join(undecided)} includes 0.5: the data cannot tell that signal from "
+            "chance here; more pairs (the subsample parameter, or in-distribution data) narrow it"
+        )
     if np.isnan(auroc):
         notes.append(f"spread AUROC undefined: {rm.name} ranks every decided pair right, or every one wrong")
     comparison = pd.DataFrame()
