@@ -1,7 +1,7 @@
 """Wall time of ``workbench demo`` cold (fresh caches, demo RMs trained) and then warm, in one invocation.
 
     python benchmarks/demo_time.py                 # every notebook, one demo RM at a time
-    python benchmarks/demo_time.py --notebooks 00 04 --jobs 2
+    python benchmarks/demo_time.py --notebooks 00 04 --jobs 1 --models-at-once 2
 
 The cold run gets a fresh score/execution cache (``WORKBENCH_CACHE_DIR``) and a fresh
 model folder (``WORKBENCH_MODEL_DIR``), both temporary, so the demo RMs are trained
@@ -19,6 +19,7 @@ import datetime as dt
 import json
 import os
 import platform
+import re
 import shlex
 import shutil
 import subprocess
@@ -48,10 +49,26 @@ def _reused(out: Path) -> tuple[int, int]:
     return reused, total
 
 
+def _steps(out: Path, log: Path) -> list[tuple[str, float]]:
+    """Where a run's time went: demo RM training (the log's "ready" lines), each audit, each notebook."""
+    rows = []
+    for line in log.read_text(errors="replace").splitlines():
+        m = re.search(r"\] (demo-\S+) ready \(([\d.]+)s\)", line)
+        if m:
+            rows.append((f"{m.group(1)} ready (trained, or loaded)", float(m.group(2))))
+    for summary in sorted(out.glob("*/summary.json")):
+        run = json.loads(summary.read_text())["run"]
+        rows.append((f"{summary.parent.name} audit (jobs={run.get('jobs', 1)})", float(run["seconds"])))
+        for name, info in run["notebooks"].items():
+            rows.append((f"  {name}" + (" (reused)" if info.get("reused") else ""), float(info["seconds"])))
+    return rows
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--notebooks", nargs="+", default=None, help="notebooks to run (default: all)")
-    parser.add_argument("--jobs", type=int, default=1, help="demo RMs audited at once (WORKBENCH_DEMO_JOBS)")
+    parser.add_argument("--jobs", type=int, default=None, help="notebooks of an audit run at once (default: the CLI's)")
+    parser.add_argument("--models-at-once", type=int, default=1, help="demo RMs audited at once (WORKBENCH_DEMO_JOBS)")
     parser.add_argument("--timeout", type=float, default=None, help="seconds allowed per run (default: none)")
     parser.add_argument("--keep", default=None, help="keep the caches and reports in this folder")
     parser.add_argument(
@@ -68,8 +85,10 @@ def main(argv=None) -> int:
     env.update(
         WORKBENCH_CACHE_DIR=str(root / "cache"),
         WORKBENCH_MODEL_DIR=str(root / "models"),
-        WORKBENCH_DEMO_JOBS=str(args.jobs),
+        WORKBENCH_DEMO_JOBS=str(args.models_at_once),
     )
+    if args.jobs is not None:
+        env["WORKBENCH_JOBS"] = str(args.jobs)
     cwd = REPO
     if not args.live:
         cwd = root / "checkout"
@@ -100,7 +119,9 @@ def main(argv=None) -> int:
     shown = shlex.join(["python", "benchmarks/demo_time.py", *(argv if argv is not None else sys.argv[1:])])
     print()
     print(f"`{shown}` · {when} · {platform.machine()} {platform.system()}, {os.cpu_count()} CPU cores")
-    print(f"(torch {torch_version}, {threads} threads), Python {platform.python_version()} · jobs={args.jobs}")
+    jobs = args.jobs if args.jobs is not None else "default"
+    print(f"(torch {torch_version}, {threads} threads), Python {platform.python_version()} · notebooks at once: {jobs}")
+    print(f"demo RMs at once: {args.models_at_once}")
     print(f"load average (1 min) before/after: cold {cold['load'][0]:.1f}/{cold['load'][1]:.1f}, ")
     print(f"warm {warm['load'][0]:.1f}/{warm['load'][1]:.1f}" + (" · **the machine was shared**" if shared else ""))
     print()
@@ -108,6 +129,10 @@ def main(argv=None) -> int:
     print("|---|---|---|---|")
     for phase, r in rows.items():
         print(f"| {phase} | {r['seconds']} | {r['rc']} | {r['reused'][0]} of {r['reused'][1]} |")
+    for phase in rows:
+        print(f"\n| {phase} step | seconds |\n|---|---|")
+        for name, seconds in _steps(root / phase, root / f"{phase}.log"):
+            print(f"| {name} | {seconds:.1f} |")
     ratio = cold["seconds"] / warm["seconds"] if warm["seconds"] else float("inf")
     print(f"\ncold / warm = {ratio:.1f}x; reports and caches in {root}")
     return 0 if cold["rc"] == 0 and warm["rc"] == 0 else 1

@@ -155,3 +155,35 @@ def test_audit_twice_reuses_every_explanation_with_identical_results(tmp_path):
         for a, b in zip(one.explanations[name], plain.explanations[name]):
             assert a.words == b.words
             np.testing.assert_allclose(a.word_attributions, b.word_attributions, rtol=1e-12, atol=1e-12)
+
+
+def test_faithfulness_scores_the_methods_shared_random_deletions_once(tmp_path):
+    """The methods' random deletions of one response are the same texts (same seed): with a score cache
+    they are scored once, and every number is the one computed without it."""
+    from workbench.models.cache import ScoreCache
+
+    rm = CallableRM(_counting, name="counting")
+    pairs = pd.DataFrame(
+        {
+            "id": [f"p{i}" for i in range(3)],
+            "prompt": [f"question number {i}?" for i in range(3)],
+            "chosen": [f"a long helpful answer with several more words {i} you are right" for i in range(3)],
+            "rejected": [f"short {i}" for i in range(3)],
+        }
+    )
+    options = dict(methods="occlusion,shap", shap_max_evals=30, faithfulness_examples=3, n_random=4, n_boot=50)
+    cache = ExplanationCache(tmp_path / "expl")
+    attribution_audit(rm, pairs, explanation_cache=cache, score_cache=None, **options)  # explanations cached
+    CALLS["texts"] = 0
+    plain = attribution_audit(rm, pairs, explanation_cache=cache, score_cache=None, **options)
+    uncached = CALLS["texts"]
+    CALLS["texts"] = 0
+    shared = attribution_audit(
+        rm, pairs, explanation_cache=cache, score_cache=ScoreCache(tmp_path / "s.sqlite"), **options
+    )
+    # per response: the random texts of the second method (and its own top-k deletions where they repeat) are hits
+    curves = [c for c in shared.curves if c.method == "shap"]
+    # 3 responses x 4 ks x 4 draws = 48 random deletions of the second method, less repeats among themselves
+    assert len(curves) == 3 and 0 < CALLS["texts"] <= uncached - 40  # measured: 126 texts without, 72 with
+    pd.testing.assert_frame_equal(plain.faithfulness, shared.faithfulness)
+    pd.testing.assert_frame_equal(plain.faithfulness_tests, shared.faithfulness_tests)

@@ -219,13 +219,56 @@ def test_demo_audits_both_rms_in_parallel_processes(env):
 
     out = env["tmp"] / "demo"
     params = {"table": str(env["table"])}
-    runs = run_demo(out, notebook_dir=env["nbdir"], notebooks=["10"], params=params, jobs=2)
+    runs = run_demo(out, notebook_dir=env["nbdir"], notebooks=["10"], params=params, models_at_once=2)
     assert [r.out.name for r in runs] == ["demo-clean", "demo-biased"]
     assert [r.ok for r in runs] == [True, True], [r.runs for r in runs]
     assert executed(env) == ["a", "a"]
     assert (out / "index.html").is_file()
     # the same demo one RM at a time: every notebook is reused, with the same results
-    again = run_demo(env["tmp"] / "demo2", notebook_dir=env["nbdir"], notebooks=["10"], params=params, jobs=1)
+    again = run_demo(env["tmp"] / "demo2", notebook_dir=env["nbdir"], notebooks=["10"], params=params, models_at_once=1)
     assert executed(env) == []
     assert [r.summary["results"] for r in again] == [r.summary["results"] for r in runs]
     assert runs[0].summary["inputs"]["model_fingerprint"] != runs[1].summary["inputs"]["model_fingerprint"]
+
+
+SPAN = """
+import os, time
+start = time.time()
+time.sleep(1.5)
+with open(os.environ["WB_SPAN_LOG"], "a") as fh:
+    fh.write(f"{NAME} {start} {time.time()}\\n")
+"""
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_notebooks_of_an_audit_run_at_once_and_come_back_in_plan_order(tmp_path, monkeypatch, jobs):
+    """With jobs=2 two kernels run side by side (their sleeps overlap); with 1 they run one after the other."""
+    monkeypatch.setenv("WORKBENCH_CACHE_DIR", str(tmp_path / "cache"))
+    spans = tmp_path / "spans.log"
+    monkeypatch.setenv("WB_SPAN_LOG", str(spans))
+    nbdir = tmp_path / "nbs"
+    nbdir.mkdir()
+    for stem in ("10_a", "20_b", "30_c"):
+        make_notebook(nbdir / f"{stem}.ipynb", 'model = ""  # RM spec', SPAN.replace("NAME", repr(stem)))
+    run = run_audit("python:wb_none:score", out=tmp_path / "out", notebook_dir=nbdir, jobs=jobs, force=True)
+    assert [r.notebook for r in run.runs] == ["10_a.ipynb", "20_b.ipynb", "30_c.ipynb"] and run.ok
+    assert run.summary["run"]["jobs"] == jobs
+    rows = [line.split() for line in spans.read_text().splitlines()]
+    assert sorted(r[0] for r in rows) == ["10_a", "20_b", "30_c"]
+    intervals = sorted((float(a), float(b)) for _, a, b in rows)
+    overlaps = sum(intervals[i + 1][0] < intervals[i][1] for i in range(len(intervals) - 1))
+    assert (overlaps > 0) == (jobs == 2)
+
+
+def test_jobs_must_be_a_positive_integer(monkeypatch):
+    from workbench.reports.pipeline import PreflightError, notebook_jobs
+
+    monkeypatch.setenv("WORKBENCH_JOBS", "many")
+    with pytest.raises(PreflightError, match="WORKBENCH_JOBS must be a positive integer, got 'many'"):
+        notebook_jobs()
+    monkeypatch.setenv("WORKBENCH_JOBS", "1")
+    assert notebook_jobs() == 1
+    monkeypatch.delenv("WORKBENCH_JOBS")
+    assert notebook_jobs() == min(2, os.cpu_count())
+    with pytest.raises(PreflightError, match="jobs must be a positive integer, got 0"):
+        notebook_jobs(0)

@@ -168,6 +168,13 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--timeout", type=int, default=1800, help="per-cell timeout in seconds (default: %(default)s)")
     p.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="notebooks of an audit executed at once, each in its own kernel (default: WORKBENCH_JOBS, else 2)",
+    )
+    p.add_argument(
         "--fail-on",
         choices=FAIL_ON_LEVELS,
         default=None,
@@ -353,6 +360,7 @@ def _audit_or_demo(args: argparse.Namespace, command: str) -> int:
         columns=args.columns,
         pdf=args.pdf,
         force=args.force,
+        jobs=args.jobs,
     )
     try:
         if args.command == "audit":

@@ -35,7 +35,7 @@ import shlex
 import sys
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,6 +87,9 @@ _DATA_SUFFIXES = (".jsonl", ".ndjson", ".json", ".csv", ".parquet", ".pq")
 _PYTHON_SPEC = re.compile(r"python:([A-Za-z_][\w.]*):")
 #: what a notebook's ``data`` parameter holds, by notebook stem; any other notebook takes preference pairs
 NOTEBOOK_DATA_KINDS = {"04_sycophancy": "sycophancy", "05_drift": "samples"}
+#: relative run time of the shipped notebooks (measured on the demo; others count 1): with several
+#: notebooks at once the slow ones start first, so the short ones fill the other slot around them
+NOTEBOOK_COST = {"03_attribution": 10, "00_overview": 3, "05_drift": 3, "01_calibration": 3, "02_feature_probes": 2}
 #: the CLI flag that sets ``data`` for each kind of notebook
 DATA_FLAGS = {"pairs": "--data", "sycophancy": "--sycophancy-data", "samples": "--samples"}
 
@@ -646,6 +649,24 @@ def _results_source(jobs: list[Prescored]) -> Prescored | None:
     return done[0] if done else None
 
 
+def notebook_jobs(jobs: int | None = None) -> int:
+    """How many notebooks of one audit run at once: ``jobs``, else ``WORKBENCH_JOBS``, else 2 (capped at the CPUs)."""
+    if jobs is None:
+        raw = os.environ.get("WORKBENCH_JOBS") or "2"
+        try:
+            jobs = int(raw)
+        except ValueError:
+            raise PreflightError(f"WORKBENCH_JOBS must be a positive integer, got {raw!r}") from None
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise PreflightError(f"jobs must be a positive integer, got {jobs!r}")
+    return max(1, min(jobs, os.cpu_count() or 1))
+
+
+def _longest_first(notebooks: list[Path]) -> list[Path]:
+    """Start order for concurrent runs: the slow notebooks first (:data:`NOTEBOOK_COST`), ties in plan order."""
+    return sorted(notebooks, key=lambda nb: -NOTEBOOK_COST.get(nb.stem, 1))
+
+
 def run_notebooks(
     plan: AuditPlan,
     out: Path,
@@ -657,16 +678,22 @@ def run_notebooks(
     started: float | None = None,
     force: bool = False,
     model_fingerprint: str | None = None,
+    jobs: int = 1,
 ) -> list[NotebookRun]:
-    """Step 3: execute each notebook into ``out`` and export its HTML report, one after the other.
+    """Step 3: execute each notebook into ``out`` and export its HTML report.
 
+    ``jobs`` notebooks run at once (each in its own kernel; the slow ones start first, see
+    :data:`NOTEBOOK_COST`); the runs come back in plan order whatever the order they finish in.
     With a ``model_fingerprint``, a notebook whose inputs did not change is copied from the
     execution cache (:mod:`workbench.reports.execution_cache`) unless ``force``.
     """
     t0 = time.perf_counter() if started is None else started
-    runs = []
-    total = len(plan.parameters)
-    for i, (nb, p) in enumerate(plan.parameters.items(), 1):
+    items = list(plan.parameters.items())
+    total = len(items)
+    number = {nb: i for i, (nb, _) in enumerate(items, 1)}
+
+    def one(nb: Path, p: dict) -> NotebookRun:
+        i = number[nb]
         shown = ", ".join(f"{k}={v!r}" for k, v in p.items() if k != "model")
         log(f"[{i}/{total}] {nb.stem}: running{' (' + shown + ')' if shown else ''} ...")
         run = run_notebook(
@@ -676,7 +703,7 @@ def run_notebooks(
             kernel_name=kernel,
             execution_timeout=timeout,
             show_code=show_code,
-            progress=progress,
+            progress=progress and jobs == 1,
             validate=False,
             model_fingerprint=model_fingerprint,
             force=force,
@@ -685,8 +712,14 @@ def run_notebooks(
         log(
             f"[{i}/{total}] {nb.stem}: {status} in {run.seconds:.1f}s (elapsed {time.perf_counter() - t0:.1f}s) -> {run.output_html}"
         )
-        runs.append(run)
-    return runs
+        return run
+
+    if jobs <= 1 or total <= 1:
+        return [one(nb, p) for nb, p in items]
+    params = dict(items)
+    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="notebook") as pool:
+        futures = {nb: pool.submit(one, nb, params[nb]) for nb in _longest_first([nb for nb, _ in items])}
+        return [futures[nb].result() for nb, _ in items]
 
 
 def summarize(
@@ -734,6 +767,7 @@ def run_audit(
     force: bool = False,
     model_args: Mapping[str, Any] | None = None,
     results_json: str | Path | None = None,
+    jobs: int | None = None,
 ) -> AuditRun:
     """Validate parameters, run every selected notebook, write the HTML reports, index.html and summary.json.
 
@@ -749,6 +783,7 @@ def run_audit(
     notebook with the model. Before the notebooks start, every data set they score with the
     audited model is scored once here (:func:`prescore`), and RewardBench-style results of
     the overview notebook's data go to ``results_json`` (default ``OUT/results.json``).
+    ``jobs`` notebooks run at once (:func:`notebook_jobs`: default ``WORKBENCH_JOBS``, else 2).
     """
     started_at = utc_now()
     t0 = time.perf_counter()
@@ -769,6 +804,7 @@ def run_audit(
     out = Path(out)
     check_inputs(plan, out)
     _check_pdf(pdf)
+    jobs = notebook_jobs(jobs)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -791,6 +827,7 @@ def run_audit(
             started=t0,
             force=force,
             model_fingerprint=inputs.fingerprint,
+            jobs=jobs,
         )
     run_info = {
         "started": started_at,
@@ -799,6 +836,7 @@ def run_audit(
         "versions": package_versions(),
         "git_commit": git_commit(),
         "kernel": kernel,
+        "jobs": jobs,
         "platform": host_info(),
         "command": command or shlex.join([Path(sys.executable).name, "-m", "workbench", *sys.argv[1:]]),
         "model_fingerprint_error": inputs.fingerprint_error,
@@ -833,13 +871,16 @@ def run_audit(
     return AuditRun(out, runs, summary, index)
 
 
-def run_demo(out="reports", *, data=None, pdf: bool = False, jobs: int | None = None, **options) -> list[AuditRun]:
+def run_demo(
+    out="reports", *, data=None, pdf: bool = False, models_at_once: int | None = None, **options
+) -> list[AuditRun]:
     """Audit both demo RMs with every notebook (``out/demo-clean``, ``out/demo-biased``) and write ``out/index.html``.
 
     ``options`` are :func:`run_audit`'s. Names and parameters are checked before the
     demo RMs are trained. ``pdf`` prints the top ``index.html`` to ``index.pdf``.
-    ``jobs`` (default: ``WORKBENCH_DEMO_JOBS``, else 1) audits that many demo RMs at
-    once, each in its own process.
+    ``models_at_once`` (default: ``WORKBENCH_DEMO_JOBS``, else 1) audits that many demo RMs
+    at once, each in its own process (``jobs``, one of ``options``, is the number of notebooks
+    of one audit run at once).
     """
     start = time.perf_counter()
     plan = plan_audit(
@@ -853,15 +894,16 @@ def run_demo(out="reports", *, data=None, pdf: bool = False, jobs: int | None = 
     )
     check_inputs(plan, out)
     _check_pdf(pdf)
+    notebook_jobs(options.get("jobs"))  # a bad value stops here, before the demo RMs are trained
     for name in DEMO_MODELS:
         t = time.perf_counter()
         load_demo_model(name)
         log(f"{name} ready ({time.perf_counter() - t:.1f}s)")
-    jobs = int(os.environ.get("WORKBENCH_DEMO_JOBS") or 1) if jobs is None else int(jobs)
-    if jobs > 1:
-        log(f"auditing {len(DEMO_MODELS)} demo RMs {min(jobs, len(DEMO_MODELS))} at a time")
+    models_at_once = int(os.environ.get("WORKBENCH_DEMO_JOBS") or 1) if models_at_once is None else int(models_at_once)
+    if models_at_once > 1:
+        log(f"auditing {len(DEMO_MODELS)} demo RMs {min(models_at_once, len(DEMO_MODELS))} at a time")
         spawn = multiprocessing.get_context("spawn")  # a fork of a process that imported torch can hang
-        with ProcessPoolExecutor(max_workers=min(jobs, len(DEMO_MODELS)), mp_context=spawn) as pool:
+        with ProcessPoolExecutor(max_workers=min(models_at_once, len(DEMO_MODELS)), mp_context=spawn) as pool:
             futures = [pool.submit(run_audit, name, data, Path(out) / name, **options) for name in DEMO_MODELS]
             results = [f.result() for f in futures]
     else:

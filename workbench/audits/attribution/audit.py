@@ -52,6 +52,7 @@ from workbench.audits.attribution.faithfulness import (
 from workbench.audits.features.triggers import mine_triggers
 from workbench.audits.result import AuditResult
 from workbench.models.adapters import TransformerRM
+from workbench.models.cache import ScoreCache
 from workbench.models.loading import load_reward_model
 from workbench.models.scoring import score_pairs
 from workbench.reports.verdicts import Verdict, graded_verdict, verdict_table
@@ -348,6 +349,7 @@ def attribution_audit(
     ci: float = 0.95,
     progress: bool = False,
     explanation_cache: ExplanationCache | bool | None = True,
+    score_cache: ScoreCache | str | None = "default",
 ) -> AttributionAudit:
     """Explain the responses of ``pairs`` with every method and compare the methods.
 
@@ -383,11 +385,17 @@ def attribution_audit(
         :class:`~workbench.audits.attribution.cache.ExplanationCache` under the cache folder,
         another cache, or ``False``/``None`` to compute every explanation. A cached
         explanation has exactly the numbers of a computed one.
+    score_cache
+        Score cache of the faithfulness check's rescored deletions (``"default"``: the shared
+        :class:`~workbench.models.cache.ScoreCache`; ``None``: none). The methods' random
+        deletions of a response are the same texts (same seed), so they are scored once.
     """
     if explanation_cache is True:
         explanation_cache = ExplanationCache()
     elif explanation_cache is False:
         explanation_cache = None
+    if score_cache == "default":
+        score_cache = ScoreCache()
     if sides not in SIDES:
         raise ValueError(f"sides must be 'chosen' or 'both', got {sides!r}")
     rm = load_reward_model(rm)
@@ -442,7 +450,9 @@ def attribution_audit(
     curves, tests = [], []
     for name, exps in explanations.items():
         chosen = [(j, e) for j, e in enumerate(exps[:faithfulness_examples]) if e.n_words >= _MIN_WORDS_FOR_CURVE]
-        mine = [deletion_curve(e, rm, ks=DEFAULT_KS, n_random=n_random, seed=seed) for _, e in chosen]
+        mine = [
+            deletion_curve(e, rm, ks=DEFAULT_KS, n_random=n_random, seed=seed, cache=score_cache) for _, e in chosen
+        ]
         curves += mine
         if mine:
             codes = [int(pair_codes[j % len(frame)]) for j, _ in chosen]
