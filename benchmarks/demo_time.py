@@ -95,6 +95,7 @@ def main(argv=None) -> int:
         for folder in ("workbench", "notebooks", "data"):
             if not (cwd / folder).exists():
                 shutil.copytree(REPO / folder, cwd / folder, ignore=shutil.ignore_patterns("__pycache__", ".*"))
+        shutil.copy2(REPO / "pyproject.toml", cwd / "pyproject.toml")  # marks the snapshot as a checkout
         env["PYTHONPATH"] = os.pathsep.join([str(cwd), *filter(None, [env.get("PYTHONPATH")])])
     extra = ["--notebooks", *args.notebooks] if args.notebooks else []
     rows = {}

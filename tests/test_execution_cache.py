@@ -269,6 +269,6 @@ def test_jobs_must_be_a_positive_integer(monkeypatch):
     monkeypatch.setenv("WORKBENCH_JOBS", "1")
     assert notebook_jobs() == 1
     monkeypatch.delenv("WORKBENCH_JOBS")
-    assert notebook_jobs() == min(2, os.cpu_count())
+    assert notebook_jobs() == 1
     with pytest.raises(PreflightError, match="jobs must be a positive integer, got 0"):
         notebook_jobs(0)

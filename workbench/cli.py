@@ -172,7 +172,7 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
         type=int,
         default=None,
         metavar="N",
-        help="notebooks of an audit executed at once, each in its own kernel (default: WORKBENCH_JOBS, else 2)",
+        help="notebooks of an audit executed at once, each in its own kernel (default: WORKBENCH_JOBS, else 1; on 2 cores two at once were slower: the kernels contend for the cores)",
     )
     p.add_argument(
         "--fail-on",

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from workbench._utils.io import iter_jsonl, unicode_problem
+from workbench.models.embedding_cache import embedding_key
 from workbench.models.fingerprint import file_digest, folder_fingerprint, sha256_bytes, state_dict_fingerprint
 from workbench.models.formatting import Formatter, Message, TextTemplate
 
@@ -770,6 +771,66 @@ class ValueHeadRM(TransformerRM):
         ]
         base = folder_fingerprint(path, extra) if path else state_dict_fingerprint(self.model, extra)
         self.fingerprint = sha256_bytes(base, state_dict_fingerprint(self.head))
+        self._backbone_extra = [*fingerprint_extra]
+        self._backbone_fp: str | None = None
+
+    #: where pooled backbone states are kept (:mod:`workbench.models.embedding_cache`): ``"default"``
+    #: the shared cache, another :class:`~workbench.models.embedding_cache.EmbeddingCache`, or
+    #: ``None`` (every text runs through the backbone). Only RMs loaded from a folder use it.
+    embedding_cache: Any = "default"
+
+    @property
+    def backbone_fingerprint(self) -> str | None:
+        """The backbone's weights, config, pooling and loading options without the head (``None`` without a folder).
+
+        Two value heads on the same saved backbone share it, and with it the pooled states
+        of :attr:`embedding_cache`.
+        """
+        if self.path is None:
+            return None
+        if self._backbone_fp is None:
+            c = self.config
+            base = folder_fingerprint(self.path, exclude=(VALUE_HEAD_CONFIG, VALUE_HEAD_WEIGHTS))
+            opening = json.dumps([c.template, c.opening_tokens], sort_keys=True) if c.pooling == "mean+opening" else ""
+            self._backbone_fp = sha256_bytes(base, f"pooling={c.pooling}", opening, *self._backbone_extra)
+        return self._backbone_fp
+
+    def _embedding_store(self):
+        """The embedding cache to use now: none for an in-memory RM or while a dropout layer is on (MC dropout)."""
+        store = self.embedding_cache
+        if store is None or self.path is None:
+            return None
+        if self.weights_loaded and any(m.training for m in self.model.modules()):
+            return None  # stochastic passes: never cached, never served from the cache
+        if isinstance(store, str):
+            from workbench.models.embedding_cache import EmbeddingCache
+
+            store = self.embedding_cache = EmbeddingCache() if store == "default" else EmbeddingCache(store)
+        return store
+
+    def forward_ids(self, batch: Sequence[Sequence[int]], padding_side: str | None = None) -> np.ndarray:
+        """Scores of token-id lists; pooled states come from :attr:`embedding_cache` where it holds them."""
+        store = self._embedding_store()
+        if store is None:
+            return super().forward_ids(batch, padding_side)
+        import torch
+
+        fp = self.backbone_fingerprint
+        keys = [embedding_key(fp, ids) for ids in batch]
+        found = store.get_many(keys)
+        pooled = np.zeros((len(batch), self.head.in_features), dtype=np.float32)
+        todo = [i for i, k in enumerate(keys) if k not in found or found[k].shape != (self.head.in_features,)]
+        if todo:
+            input_ids, mask = self.pad([batch[i] for i in todo], padding_side)
+            computed = self.pooled(input_ids, mask).detach().float().cpu().numpy()
+            pooled[todo] = computed
+            store.put_many({keys[i]: computed[j] for j, i in enumerate(todo)})
+        for i, k in enumerate(keys):
+            if k in found and i not in todo:
+                pooled[i] = found[k]
+        with torch.inference_mode():
+            values = self.head(torch.from_numpy(pooled).to(self.head.weight.device))[:, 0]
+        return values.detach().cpu().numpy().astype(np.float64)
 
     @classmethod
     def from_pretrained(

@@ -71,11 +71,12 @@ def file_digest(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def folder_fingerprint(folder: str | Path, extra: Iterable[str] = ()) -> str:
-    """Fingerprint a saved model folder from its config, tokenizer and weight files."""
+def folder_fingerprint(folder: str | Path, extra: Iterable[str] = (), exclude: Iterable[str] = ()) -> str:
+    """Fingerprint a saved model folder from its config, tokenizer and weight files (files named in ``exclude`` left out)."""
     folder = Path(folder)
+    skip = set(exclude)
     parts: list[str] = []
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name not in skip):
         rel = path.relative_to(folder).as_posix()
         if path.name in METADATA_FILES or path.suffix in WEIGHT_SUFFIXES:
             parts.append(f"{rel}:{file_digest(path)}")

@@ -650,9 +650,9 @@ def _results_source(jobs: list[Prescored]) -> Prescored | None:
 
 
 def notebook_jobs(jobs: int | None = None) -> int:
-    """How many notebooks of one audit run at once: ``jobs``, else ``WORKBENCH_JOBS``, else 2 (capped at the CPUs)."""
+    """How many notebooks of one audit run at once: ``jobs``, else ``WORKBENCH_JOBS``, else 1 (capped at the CPUs)."""
     if jobs is None:
-        raw = os.environ.get("WORKBENCH_JOBS") or "2"
+        raw = os.environ.get("WORKBENCH_JOBS") or "1"
         try:
             jobs = int(raw)
         except ValueError:
@@ -783,7 +783,7 @@ def run_audit(
     notebook with the model. Before the notebooks start, every data set they score with the
     audited model is scored once here (:func:`prescore`), and RewardBench-style results of
     the overview notebook's data go to ``results_json`` (default ``OUT/results.json``).
-    ``jobs`` notebooks run at once (:func:`notebook_jobs`: default ``WORKBENCH_JOBS``, else 2).
+    ``jobs`` notebooks run at once (:func:`notebook_jobs`: default ``WORKBENCH_JOBS``, else 1).
     """
     started_at = utc_now()
     t0 = time.perf_counter()
