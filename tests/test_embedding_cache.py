@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 
 import numpy as np
@@ -47,6 +48,10 @@ def test_a_second_head_on_the_same_backbone_reads_the_pooled_states(tmp_path, po
     got_a = _scores(a)
     assert len(store) == len(set(zip(PROMPTS, RESPONSES)))
 
+    # a save of the same tokenizer after a truncating call records that state in tokenizer.json: still shared
+    tok = json.loads((b_dir / "tokenizer.json").read_text())
+    tok["truncation"] = {"direction": "Right", "max_length": 128, "strategy": "LongestFirst", "stride": 0}
+    (b_dir / "tokenizer.json").write_text(json.dumps(tok))
     b = load_reward_model(str(b_dir))
     b.embedding_cache = store
     assert b.backbone_fingerprint == a.backbone_fingerprint and b.fingerprint != a.fingerprint

@@ -35,7 +35,13 @@ import numpy as np
 
 from workbench._utils.io import iter_jsonl, unicode_problem
 from workbench.models.embedding_cache import embedding_key
-from workbench.models.fingerprint import file_digest, folder_fingerprint, sha256_bytes, state_dict_fingerprint
+from workbench.models.fingerprint import (
+    WEIGHT_SUFFIXES,
+    file_digest,
+    folder_fingerprint,
+    sha256_bytes,
+    state_dict_fingerprint,
+)
 from workbench.models.formatting import Formatter, Message, TextTemplate
 
 __all__ = [
@@ -789,10 +795,24 @@ class ValueHeadRM(TransformerRM):
         if self.path is None:
             return None
         if self._backbone_fp is None:
+            # The weights and their config only: the token ids are part of each key, so tokenizer files (whose
+            # saved truncation/padding state differs between two saves of the same tokenizer) do not matter.
+            folder = Path(self.path)
+            files = sorted(
+                p
+                for p in folder.rglob("*")
+                if p.is_file()
+                and p.name != VALUE_HEAD_WEIGHTS
+                and (p.name == "config.json" or p.suffix in WEIGHT_SUFFIXES)
+            )
             c = self.config
-            base = folder_fingerprint(self.path, exclude=(VALUE_HEAD_CONFIG, VALUE_HEAD_WEIGHTS))
-            opening = json.dumps([c.template, c.opening_tokens], sort_keys=True) if c.pooling == "mean+opening" else ""
-            self._backbone_fp = sha256_bytes(base, f"pooling={c.pooling}", opening, *self._backbone_extra)
+            opening = json.dumps([self.response_marker_ids, c.opening_tokens]) if c.pooling == "mean+opening" else ""
+            self._backbone_fp = sha256_bytes(
+                *(f"{p.relative_to(folder).as_posix()}:{file_digest(p)}" for p in files),
+                f"pooling={c.pooling}",
+                opening,
+                *self._backbone_extra,
+            )
         return self._backbone_fp
 
     def _embedding_store(self):
