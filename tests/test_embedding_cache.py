@@ -57,6 +57,7 @@ def test_a_second_head_on_the_same_backbone_reads_the_pooled_states(tmp_path, po
     assert b.backbone_fingerprint == a.backbone_fingerprint and b.fingerprint != a.fingerprint
     got_b = _scores(b)
     assert not b.weights_loaded  # every pooled state came from the cache: the backbone never loaded
+    assert (b.embedding_hits, b.embedding_misses) == (len(PROMPTS), 0) and a.embedding_misses == len(PROMPTS)
     plain_b = load_reward_model(str(b_dir))
     plain_b.embedding_cache = None
     np.testing.assert_allclose(got_b, _scores(plain_b), rtol=0, atol=1e-6)

@@ -784,6 +784,9 @@ class ValueHeadRM(TransformerRM):
     #: the shared cache, another :class:`~workbench.models.embedding_cache.EmbeddingCache`, or
     #: ``None`` (every text runs through the backbone). Only RMs loaded from a folder use it.
     embedding_cache: Any = "default"
+    #: pooled states this object read from / wrote to :attr:`embedding_cache` (backbone passes saved / run)
+    embedding_hits: int = 0
+    embedding_misses: int = 0
 
     @property
     def backbone_fingerprint(self) -> str | None:
@@ -848,6 +851,8 @@ class ValueHeadRM(TransformerRM):
         for i, k in enumerate(keys):
             if k in found and i not in todo:
                 pooled[i] = found[k]
+        self.embedding_misses += len(todo)
+        self.embedding_hits += len(batch) - len(todo)
         with torch.inference_mode():
             values = self.head(torch.from_numpy(pooled).to(self.head.weight.device))[:, 0]
         return values.detach().cpu().numpy().astype(np.float64)

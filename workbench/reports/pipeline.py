@@ -546,6 +546,7 @@ def prescore(plan: AuditPlan) -> list[Prescored]:
         return jobs
     for job in jobs:
         t = time.perf_counter()
+        hits = getattr(rm, "embedding_hits", 0)
         try:
             _score_job(rm, job)
         except Exception as exc:
@@ -553,9 +554,11 @@ def prescore(plan: AuditPlan) -> list[Prescored]:
             log(f"pre-scoring {job.data} failed ({job.error}); {', '.join(job.notebooks)} will score it themselves")
             continue
         job.seconds = time.perf_counter() - t
+        shared = getattr(rm, "embedding_hits", 0) - hits
         log(
-            f"pre-scored {job.data}: {job.rows} {job.unit}, {job.texts} texts ({job.computed} computed, "
-            f"{job.texts - job.computed} from the score cache) in {job.seconds:.1f}s for {', '.join(job.notebooks)}"
+            f"pre-scored {job.data}: {job.rows} {job.unit}, {job.texts} texts ({job.computed} computed"
+            + (f", {shared} of them from the embedding cache" if shared else "")
+            + f", {job.texts - job.computed} from the score cache) in {job.seconds:.1f}s for {', '.join(job.notebooks)}"
         )
     loads = getattr(rm, "weight_loads", None)
     del rm
