@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from workbench._utils.io import iter_jsonl, unicode_problem
-from workbench.models.embedding_cache import embedding_key
+from workbench.models.embedding_cache import EmbeddingCache, embedding_key
 from workbench.models.fingerprint import (
     WEIGHT_SUFFIXES,
     file_digest,
@@ -826,8 +826,6 @@ class ValueHeadRM(TransformerRM):
         if self.weights_loaded and any(m.training for m in self.model.modules()):
             return None  # stochastic passes: never cached, never served from the cache
         if isinstance(store, str):
-            from workbench.models.embedding_cache import EmbeddingCache
-
             store = self.embedding_cache = EmbeddingCache() if store == "default" else EmbeddingCache(store)
         return store
 

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from workbench.models.cache import _ADVICE, ScoreCache, ScoreCacheWarning
+from workbench.models.cache import ScoreCache, ScoreCacheWarning
 from workbench.models.fingerprint import sha256_bytes
 from workbench.paths import cache_dir
 
@@ -70,7 +70,7 @@ class EmbeddingCache(ScoreCache):
             self.n_corrupt += bad
             warnings.warn(
                 f"embedding cache {self.path}: {bad} cached vector(s) failed their checksum; they are recomputed. "
-                f"If this repeats, delete the file or {_ADVICE}.",
+                "If this repeats, delete the file or set WORKBENCH_CACHE_DIR to keep the caches in another folder.",
                 ScoreCacheWarning,
                 stacklevel=3,
             )
