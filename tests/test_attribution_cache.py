@@ -128,16 +128,21 @@ def test_damaged_entry_is_recomputed(tmp_path):
     assert cache.get(entry.stem) is not None  # rewritten
 
 
-def test_audit_twice_reuses_every_explanation_with_identical_results(tmp_path):
-    rm = CallableRM(_counting, name="counting")
-    pairs = pd.DataFrame(
+def _toy_pairs(n: int, chosen: str) -> pd.DataFrame:
+    """``n`` pairs: a question, a chosen answer from the ``chosen`` template (``{i}``), a short rejected one."""
+    return pd.DataFrame(
         {
-            "id": [f"p{i}" for i in range(4)],
-            "prompt": [f"question number {i}?" for i in range(4)],
-            "chosen": [f"a long helpful answer with words {i} you are right" for i in range(4)],
-            "rejected": [f"short {i}" for i in range(4)],
+            "id": [f"p{i}" for i in range(n)],
+            "prompt": [f"question number {i}?" for i in range(n)],
+            "chosen": [chosen.format(i=i) for i in range(n)],
+            "rejected": [f"short {i}" for i in range(n)],
         }
     )
+
+
+def test_audit_twice_reuses_every_explanation_with_identical_results(tmp_path):
+    rm = CallableRM(_counting, name="counting")
+    pairs = _toy_pairs(4, "a long helpful answer with words {i} you are right")
     options = dict(methods="occlusion,shap", shap_max_evals=30, faithfulness_examples=2, n_random=2, n_boot=50)
     cache = ExplanationCache(tmp_path / "expl")
     one = attribution_audit(rm, pairs, explanation_cache=cache, **options)
@@ -163,14 +168,7 @@ def test_faithfulness_scores_the_methods_shared_random_deletions_once(tmp_path):
     from workbench.models.cache import ScoreCache
 
     rm = CallableRM(_counting, name="counting")
-    pairs = pd.DataFrame(
-        {
-            "id": [f"p{i}" for i in range(3)],
-            "prompt": [f"question number {i}?" for i in range(3)],
-            "chosen": [f"a long helpful answer with several more words {i} you are right" for i in range(3)],
-            "rejected": [f"short {i}" for i in range(3)],
-        }
-    )
+    pairs = _toy_pairs(3, "a long helpful answer with several more words {i} you are right")
     options = dict(methods="occlusion,shap", shap_max_evals=30, faithfulness_examples=3, n_random=4, n_boot=50)
     cache = ExplanationCache(tmp_path / "expl")
     attribution_audit(rm, pairs, explanation_cache=cache, score_cache=None, **options)  # explanations cached

@@ -800,21 +800,14 @@ class ValueHeadRM(TransformerRM):
         if self._backbone_fp is None:
             # The weights and their config only: the token ids are part of each key, so tokenizer files (whose
             # saved truncation/padding state differs between two saves of the same tokenizer) do not matter.
-            folder = Path(self.path)
-            files = sorted(
-                p
-                for p in folder.rglob("*")
-                if p.is_file()
-                and p.name != VALUE_HEAD_WEIGHTS
-                and (p.name == "config.json" or p.suffix in WEIGHT_SUFFIXES)
-            )
             c = self.config
             opening = json.dumps([self.response_marker_ids, c.opening_tokens]) if c.pooling == "mean+opening" else ""
-            self._backbone_fp = sha256_bytes(
-                *(f"{p.relative_to(folder).as_posix()}:{file_digest(p)}" for p in files),
-                f"pooling={c.pooling}",
-                opening,
-                *self._backbone_extra,
+            self._backbone_fp = folder_fingerprint(
+                self.path,
+                [f"pooling={c.pooling}", opening, *self._backbone_extra],
+                select=lambda p: (
+                    p.name != VALUE_HEAD_WEIGHTS and (p.name == "config.json" or p.suffix in WEIGHT_SUFFIXES)
+                ),
             )
         return self._backbone_fp
 
@@ -839,16 +832,20 @@ class ValueHeadRM(TransformerRM):
         fp = self.backbone_fingerprint
         keys = [embedding_key(fp, ids) for ids in batch]
         found = store.get_many(keys)
-        pooled = np.zeros((len(batch), self.head.in_features), dtype=np.float32)
-        todo = [i for i, k in enumerate(keys) if k not in found or found[k].shape != (self.head.in_features,)]
+        width = self.head.in_features
+        pooled = np.zeros((len(batch), width), dtype=np.float32)
+        todo = []
+        for i, k in enumerate(keys):
+            vector = found.get(k)
+            if vector is not None and vector.shape == (width,):
+                pooled[i] = vector
+            else:
+                todo.append(i)
         if todo:
             input_ids, mask = self.pad([batch[i] for i in todo], padding_side)
             computed = self.pooled(input_ids, mask).detach().float().cpu().numpy()
             pooled[todo] = computed
             store.put_many({keys[i]: computed[j] for j, i in enumerate(todo)})
-        for i, k in enumerate(keys):
-            if k in found and i not in todo:
-                pooled[i] = found[k]
         self.embedding_misses += len(todo)
         self.embedding_hits += len(batch) - len(todo)
         with torch.inference_mode():

@@ -175,19 +175,23 @@ class ScoreCache:
             stacklevel=4,
         )
 
+    @staticmethod
+    def _select(con: sqlite3.Connection, table: str, columns: str, keys: list[str]):
+        """The rows of ``table`` whose key is in ``keys`` (``columns``, comma-separated), 500 keys per query."""
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            yield from con.execute(f"SELECT {columns} FROM {table} WHERE key IN ({marks})", chunk)
+
     def _get_many(self, keys: list[str]) -> dict[str, float]:
         found: dict[str, float] = {}
         bad: list[str] = []
         with self._connect() as con:
-            for start in range(0, len(keys), 500):
-                chunk = keys[start : start + 500]
-                marks = ",".join("?" * len(chunk))
-                rows = con.execute(f"SELECT key, score, checksum FROM {_TABLE} WHERE key IN ({marks})", chunk)
-                for key, score, checksum in rows:
-                    if isinstance(score, float) and checksum == score_checksum(key, score):
-                        found[key] = score
-                    else:
-                        bad.append(key)
+            for key, score, checksum in self._select(con, _TABLE, "key, score, checksum", keys):
+                if isinstance(score, float) and checksum == score_checksum(key, score):
+                    found[key] = score
+                else:
+                    bad.append(key)
         if bad:
             self.n_corrupt += len(bad)
             warnings.warn(

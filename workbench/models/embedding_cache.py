@@ -56,16 +56,11 @@ class EmbeddingCache(ScoreCache):
         found: dict[str, np.ndarray] = {}
         bad = 0
         with self._connect() as con:
-            for start in range(0, len(keys), 500):
-                chunk = keys[start : start + 500]
-                marks = ",".join("?" * len(chunk))
-                for key, blob, checksum in con.execute(
-                    f"SELECT key, emb, checksum FROM {_TABLE} WHERE key IN ({marks})", chunk
-                ):
-                    if isinstance(blob, bytes) and checksum == _checksum(key, blob) and len(blob) % 4 == 0:
-                        found[key] = np.frombuffer(blob, dtype=np.float32)
-                    else:
-                        bad += 1
+            for key, blob, checksum in self._select(con, _TABLE, "key, emb, checksum", keys):
+                if isinstance(blob, bytes) and checksum == _checksum(key, blob) and len(blob) % 4 == 0:
+                    found[key] = np.frombuffer(blob, dtype=np.float32)
+                else:
+                    bad += 1
         if bad:
             self.n_corrupt += bad
             warnings.warn(

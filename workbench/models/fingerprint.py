@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 __all__ = [
@@ -71,15 +71,20 @@ def file_digest(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def folder_fingerprint(folder: str | Path, extra: Iterable[str] = (), exclude: Iterable[str] = ()) -> str:
-    """Fingerprint a saved model folder from its config, tokenizer and weight files (files named in ``exclude`` left out)."""
+def model_file(path: Path) -> bool:
+    """A file that :func:`folder_fingerprint` reads by default: config, tokenizer or weights."""
+    return path.name in METADATA_FILES or path.suffix in WEIGHT_SUFFIXES
+
+
+def folder_fingerprint(
+    folder: str | Path, extra: Iterable[str] = (), select: Callable[[Path], bool] = model_file
+) -> str:
+    """Fingerprint a saved model folder from the files ``select`` keeps (default: config, tokenizer and weights)."""
     folder = Path(folder)
-    skip = set(exclude)
     parts: list[str] = []
-    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name not in skip):
-        rel = path.relative_to(folder).as_posix()
-        if path.name in METADATA_FILES or path.suffix in WEIGHT_SUFFIXES:
-            parts.append(f"{rel}:{file_digest(path)}")
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        if select(path):
+            parts.append(f"{path.relative_to(folder).as_posix()}:{file_digest(path)}")
     if not parts:
         raise FileNotFoundError(f"{folder}: no model files (config.json, *.safetensors, ...) to fingerprint")
     return sha256_bytes(*parts, *extra)
