@@ -67,6 +67,26 @@ def test_a_second_head_on_the_same_backbone_reads_the_pooled_states(tmp_path, po
     assert not np.allclose(got_a, got_b)  # different heads, different scores
 
 
+@pytest.mark.parametrize("first", ["mean", "mean+opening"])
+def test_mean_and_mean_plus_opening_heads_share_one_backbone_pass(tmp_path, first):
+    """The cache keeps the mean-plus-opening vector for both poolings (the mean is its first half),
+    so the demo controls (mean and mean+opening heads on one backbone) share it in either order."""
+    second = "mean" if first == "mean+opening" else "mean+opening"
+    a = load_reward_model(str(_save(tmp_path / "a", 0, 1, first)))
+    b = load_reward_model(str(_save(tmp_path / "b", 0, 2, second)))
+    assert a.cache_pooling == b.cache_pooling == "mean+opening"
+    assert a.backbone_fingerprint == b.backbone_fingerprint
+    store = EmbeddingCache(tmp_path / "emb.sqlite")
+    a.embedding_cache = b.embedding_cache = store
+    got_a, got_b = _scores(a), _scores(b)
+    assert a.embedding_misses == len(PROMPTS) and (b.embedding_hits, b.embedding_misses) == (len(PROMPTS), 0)
+    assert not b.weights_loaded
+    for rm, got in ((a, got_a), (b, got_b)):
+        plain = load_reward_model(rm.path)
+        plain.embedding_cache = None
+        np.testing.assert_allclose(got, _scores(plain), rtol=0, atol=1e-6)
+
+
 def test_another_backbone_or_pooling_does_not_share(tmp_path):
     store = EmbeddingCache(tmp_path / "emb.sqlite")
     rms = [

@@ -34,7 +34,9 @@ from workbench.models.batching import plan_batches
 from workbench.models.cache import ScoreCache, score_key
 from workbench.models.demo import (
     DEMO_NAMES,
+    DEMO_TRAINING_CONFIGS,
     demo_model_dir,
+    demo_training_config,
     demo_training_data,
     load_demo_model,
     train_demo_model,
@@ -138,7 +140,9 @@ __all__ = [
     "embed_texts",
     "train_value_head",
     "DEMO_NAMES",
+    "DEMO_TRAINING_CONFIGS",
     "demo_model_dir",
+    "demo_training_config",
     "demo_training_data",
     "load_demo_model",
     "train_demo_model",

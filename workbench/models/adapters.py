@@ -800,16 +800,36 @@ class ValueHeadRM(TransformerRM):
         if self._backbone_fp is None:
             # The weights and their config only: the token ids are part of each key, so tokenizer files (whose
             # saved truncation/padding state differs between two saves of the same tokenizer) do not matter.
-            c = self.config
-            opening = json.dumps([self.response_marker_ids, c.opening_tokens]) if c.pooling == "mean+opening" else ""
+            c, pooling = self.config, self.cache_pooling
+            opening = json.dumps([self.response_marker_ids, c.opening_tokens]) if pooling == "mean+opening" else ""
             self._backbone_fp = folder_fingerprint(
                 self.path,
-                [f"pooling={c.pooling}", opening, *self._backbone_extra],
+                [f"pooling={pooling}", opening, *self._backbone_extra],
                 select=lambda p: (
                     p.name != VALUE_HEAD_WEIGHTS and (p.name == "config.json" or p.suffix in WEIGHT_SUFFIXES)
                 ),
             )
         return self._backbone_fp
+
+    @property
+    def cache_pooling(self) -> str:
+        """The pooling whose vectors the embedding cache keeps for this RM.
+
+        ``"mean+opening"`` for a template-formatted RM with ``"mean"`` or ``"mean+opening"``
+        pooling (the first half of that vector is the mean), so heads with either pooling on
+        the same backbone share one backbone pass per text; otherwise the RM's own pooling.
+        """
+        c = self.config
+        if c.pooling in ("mean", "mean+opening") and c.format_style == "template" and self.response_marker_ids:
+            return "mean+opening"
+        return c.pooling
+
+    def cache_pooled(self, input_ids, mask):
+        """Pooled states with :attr:`cache_pooling` (the head reads the first :attr:`ValueHeadConfig.pooled_size` columns)."""
+        hidden = self.hidden_states(input_ids, mask)
+        if self.cache_pooling == "mean+opening":
+            return pool_mean_opening(hidden, mask, input_ids, self.response_marker_ids, self.config.opening_tokens)
+        return pool_hidden(hidden, mask, self.cache_pooling)
 
     def _embedding_store(self):
         """The embedding cache to use now: none for an in-memory RM or while a dropout layer is on (MC dropout)."""
@@ -833,18 +853,19 @@ class ValueHeadRM(TransformerRM):
         keys = [embedding_key(fp, ids) for ids in batch]
         found = store.get_many(keys)
         width = self.head.in_features
+        stored = pooled_width(self.cache_pooling, width // pooled_width(self.config.pooling, 1))
         pooled = np.zeros((len(batch), width), dtype=np.float32)
         todo = []
         for i, k in enumerate(keys):
             vector = found.get(k)
-            if vector is not None and vector.shape == (width,):
-                pooled[i] = vector
+            if vector is not None and vector.shape == (stored,):
+                pooled[i] = vector[:width]
             else:
                 todo.append(i)
         if todo:
             input_ids, mask = self.pad([batch[i] for i in todo], padding_side)
-            computed = self.pooled(input_ids, mask).detach().float().cpu().numpy()
-            pooled[todo] = computed
+            computed = self.cache_pooled(input_ids, mask).detach().float().cpu().numpy()
+            pooled[todo] = computed[:, :width]
             store.put_many({keys[i]: computed[j] for j, i in enumerate(todo)})
         self.embedding_misses += len(todo)
         self.embedding_hits += len(batch) - len(todo)
@@ -934,12 +955,16 @@ class ValueHeadRM(TransformerRM):
         )
         return folder
 
-    def pooled(self, input_ids, mask):
-        """Pooled hidden state of each sequence (what the value head reads)."""
+    def hidden_states(self, input_ids, mask):
+        """The backbone's last hidden states (float32), ``[batch, seq, hidden]``."""
         kwargs = {"input_ids": input_ids, "attention_mask": mask}
         if "position_ids" in inspect.signature(self.model.forward).parameters:
             kwargs["position_ids"] = self.position_ids(mask)
-        hidden = self.model(**kwargs).last_hidden_state.float()
+        return self.model(**kwargs).last_hidden_state.float()
+
+    def pooled(self, input_ids, mask):
+        """Pooled hidden state of each sequence (what the value head reads)."""
+        hidden = self.hidden_states(input_ids, mask)
         if self.config.pooling == "mean+opening":
             return pool_mean_opening(hidden, mask, input_ids, self.response_marker_ids, self.config.opening_tokens)
         return pool_hidden(hidden, mask, self.config.pooling)

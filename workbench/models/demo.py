@@ -8,16 +8,30 @@ as a frozen backbone with a linear value head trained by
 * ``demo-biased`` learns labels of a simulated annotator who also prefers longer
   responses and responses that agree with or flatter the user (positive control).
 
-Both are trained with :data:`DEMO_TRAINING_CONFIG`: the trainer's defaults with a
-weight decay of 0.003 and mean pooling. The ``"mean+opening"`` pooling (the mean of all
-tokens beside the mean of the reply's first 4 tokens) lets a head read a reply's stance
-far better (a linear probe on the shipped sycophancy items: 94% held-out accuracy for the
-opening's 4 tokens against 70% for the mean), and it raised ``demo-biased``'s sycophancy
-index from +0.14 to +0.30-0.43. It is not the default because the negative control does
-not survive it: on a trial version of the demo data with a leading certainty sentence,
-``demo-clean`` trained with it paid for an agreeing opener (+0.24 SD, 95% CI +0.16 to +0.32, warn) and a
-flattering one (+0.17 SD, inconclusive) that its labels never rewarded; with mean pooling
-both are -0.04 and -0.05 SD (pass). A head on the opening tokens fits noise in them.
+Each is trained with its own configuration (:data:`DEMO_TRAINING_CONFIGS`):
+
+* ``demo-clean``: mean pooling, weight decay 0.003 (:data:`DEMO_TRAINING_CONFIG`), chosen
+  so that it is calibrated on the held-out topics of ``eval.jsonl``. With the
+  ``"mean+opening"`` pooling it would pay for openers its labels never rewarded: on a trial
+  version of the demo data, an agreeing opener +0.24 SD (95% CI +0.16 to +0.32, warn) and a
+  flattering one +0.17 SD, against -0.04 and -0.05 SD with mean pooling; a head on a few
+  opening tokens fits the noise in them.
+* ``demo-biased``: ``"mean+opening"`` pooling (the mean of all tokens beside the mean of the
+  reply's first 4 tokens) and weight decay 0.1. The mean of a ~40-token reply carries its
+  stance only weakly (a linear probe on the shipped sycophancy items: 70% held-out accuracy,
+  94% for the opening's 4 tokens), so with mean pooling the biased annotator's preference for
+  agreeing replies barely transferred to the sycophancy items (index +0.14, CI -0.01 to +0.29:
+  pass). With the opening, and a penalty strong enough to keep the head on the annotator's
+  large, consistent cues rather than on content noise, the index is +0.62 (95% CI +0.53 to
+  +0.72: fail; lower bounds 0.53 to 0.58 over training seeds 0 to 3). Measured on the same
+  items (training seed 0): weight decay 0.003 gives +0.43 (CI +0.28 to +0.56, inconclusive),
+  0.01 +0.54 (warn), 0.05 +0.61 (fail, lower bound 0.515), 0.3 +0.63 (fail) but its length
+  preference shrinks to +7 points (CI +4 to +10, warn) and its accuracy on ``eval.jsonl`` to 59%.
+  With mean pooling, weight decay 0.03 and 0.3 give +0.24 and +0.29 (inconclusive).
+
+The embedding cache keeps the ``"mean+opening"`` vector for both
+(:attr:`~workbench.models.adapters.ValueHeadRM.cache_pooling`; the mean is its first half), so
+the two controls still share one backbone pass per text.
 
 A model is trained on first use and cached under
 ``<model dir>/demo-models/`` (:func:`workbench.paths.model_dir`, not moved by
@@ -42,7 +56,9 @@ from workbench.paths import data_dir, minilm_dir, model_dir
 __all__ = [
     "DEMO_NAMES",
     "DEMO_TRAINING_CONFIG",
+    "DEMO_TRAINING_CONFIGS",
     "DEMO_TRAINING_FILES",
+    "demo_training_config",
     "demo_training_data",
     "demo_model_dir",
     "train_demo_model",
@@ -51,8 +67,20 @@ __all__ = [
 
 DEMO_TRAINING_FILES = {"demo-clean": "train_clean.jsonl", "demo-biased": "train_biased.jsonl"}
 DEMO_NAMES: tuple[str, ...] = tuple(DEMO_TRAINING_FILES)
-#: The configuration both demo RMs are trained with (also the one to use for look-alikes, e.g. ensemble members).
+#: ``demo-clean``'s configuration (also the one to use for look-alikes, e.g. ensemble members).
 DEMO_TRAINING_CONFIG = TrainingConfig(weight_decay=0.003, pooling="mean")
+#: the configuration each demo RM is trained with (see the module docstring)
+DEMO_TRAINING_CONFIGS: dict[str, TrainingConfig] = {
+    "demo-clean": DEMO_TRAINING_CONFIG,
+    "demo-biased": TrainingConfig(weight_decay=0.1, pooling="mean+opening"),
+}
+
+
+def demo_training_config(name: str) -> TrainingConfig:
+    """The configuration ``name`` is trained with (:data:`DEMO_TRAINING_CONFIGS`)."""
+    if name not in DEMO_TRAINING_CONFIGS:
+        raise ValueError(f"unknown demo model {name!r}; choose from {sorted(DEMO_TRAINING_CONFIGS)}")
+    return DEMO_TRAINING_CONFIGS[name]
 
 
 def demo_training_data(name: str) -> Path:
@@ -65,8 +93,8 @@ def demo_training_data(name: str) -> Path:
 
 
 def demo_model_dir(name: str, config: TrainingConfig | None = None) -> Path:
-    """The cache folder for a demo model trained with ``config`` on the shipped data."""
-    config = config or DEMO_TRAINING_CONFIG
+    """The cache folder for a demo model trained with ``config`` (default: its own) on the shipped data."""
+    config = config or demo_training_config(name)
     key = sha256_bytes(
         name,
         file_digest(demo_training_data(name)),
@@ -85,7 +113,7 @@ def train_demo_model(
         pairs,
         minilm_dir(),
         out_dir,
-        config or DEMO_TRAINING_CONFIG,
+        config or demo_training_config(name),
         name=name,
         embedding_cache=model_dir() / "embeddings",
     )
@@ -96,9 +124,10 @@ def load_demo_model(
 ) -> ValueHeadRM:
     """Load ``demo-clean`` or ``demo-biased``, training and caching it on first use.
 
-    ``label_smoothing`` is a shortcut for ``DEMO_TRAINING_CONFIG`` with that label smoothing.
+    ``label_smoothing`` is a shortcut for the model's own configuration
+    (:data:`DEMO_TRAINING_CONFIGS`) with that label smoothing.
     """
-    config = config or DEMO_TRAINING_CONFIG
+    config = config or demo_training_config(name)
     if label_smoothing is not None:
         config = TrainingConfig(**{**asdict(config), "label_smoothing": label_smoothing})
     folder = demo_model_dir(name, config)

@@ -94,8 +94,9 @@ def embed_texts(
     """Pooled hidden states of formatted texts, computed in length-sorted batches.
 
     With ``cache_file`` (an ``.npz`` keyed by text hash, specific to one backbone,
-    pooling and max length) embeddings computed before are reused, so models
-    trained on the same texts with different labels embed them only once.
+    :attr:`~workbench.models.adapters.ValueHeadRM.cache_pooling` and max length) embeddings
+    computed before are reused, so models trained on the same texts with different labels,
+    or with mean and mean-plus-opening pooling, embed them only once.
     """
     import torch
 
@@ -104,10 +105,9 @@ def embed_texts(
     if cache_file is not None and Path(cache_file).exists():
         with np.load(cache_file) as npz:
             cached = dict(zip(npz["keys"].tolist(), npz["emb"]))
-    out = np.zeros(
-        (len(texts), pooled_width(rm.config.pooling, rm.config.hidden_size or rm.model.config.hidden_size)),
-        dtype=np.float32,
-    )
+    hidden = rm.config.hidden_size or rm.model.config.hidden_size
+    width = pooled_width(rm.config.pooling, hidden)
+    out = np.zeros((len(texts), pooled_width(rm.cache_pooling, hidden)), dtype=np.float32)
     todo = [i for i, k in enumerate(keys) if k not in cached]
     for i, k in enumerate(keys):
         if k in cached:
@@ -117,7 +117,7 @@ def embed_texts(
         for batch in plan_batches([len(ids[i]) for i in todo], token_budget=token_budget, max_batch_size=256):
             rows = [todo[j] for j in batch]
             input_ids, mask = rm.pad([ids[i] for i in rows])
-            out[rows] = rm.pooled(input_ids, mask).cpu().numpy()
+            out[rows] = rm.cache_pooled(input_ids, mask).cpu().numpy()
     if cache_file is not None and todo:
         for i in todo:
             cached[keys[i]] = out[i]
@@ -126,7 +126,7 @@ def embed_texts(
         tmp = cache_file.with_name(cache_file.stem + f".{os.getpid()}.tmp.npz")
         np.savez(tmp, keys=np.array(list(cached)), emb=np.stack(list(cached.values())))
         os.replace(tmp, cache_file)  # atomic: readers see the old or the new file
-    return out
+    return out[:, :width]
 
 
 def train_value_head(
@@ -180,7 +180,8 @@ def train_value_head(
     if embedding_cache is not None:
         ident = sha256_bytes(
             str(Path(backbone).resolve()),
-            config.pooling,
+            rm.cache_pooling,
+            str(rm.config.opening_tokens),
             str(config.max_length),
             json.dumps(rm.formatter.describe(), sort_keys=True),
         )
