@@ -316,7 +316,8 @@ def test_mc_dropout_on_the_demo_rm_and_data(tmp_path):
       (0.595-0.847); about 45 s on 2 idle cores;
     * 300 pairs (52 mistakes), 8 passes: margin SD 0.568 (0.473-0.657); sign-flip rate 0.799
       (0.723-0.870); -|margin| 0.828 (0.751-0.892);
-    * demo-biased, golden (260 pairs, 101 mistakes), 8 passes: margin SD 0.469 (0.397-0.541);
+    * demo-biased as it was before it read the reply's opening (mean pooling, weight decay 0.003),
+      golden (260 pairs, 101 mistakes), 8 passes: margin SD 0.469 (0.397-0.541);
       sign-flip rate 0.557 (0.487-0.621); -|margin| 0.576 (0.496-0.642); the demo-clean +
       demo-biased ensemble's disagreement 0.602 (0.534-0.668), paired difference MC - ensemble
       -0.133 (-0.245 to -0.027).
