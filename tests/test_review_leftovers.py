@@ -515,3 +515,34 @@ def test_segment_ids_are_padded_with_zero_on_the_padding_side(tiny_models):
     for side in ("left", "right"):
         np.testing.assert_allclose(rm.forward_ids(batch, padding_side=side), want, atol=1e-4)
     assert abs(rm.forward_ids([list(batch[0])])[0] - want[0]) > 1e-4  # the segment ids reached the model
+
+
+def test_pipeline_log_writes_each_line_in_one_call(monkeypatch):
+    """With --jobs N, notebooks log from several threads: a line written in two calls (text, then the
+    newline) can be split by another thread's line, so each line must reach the stream in one write."""
+    import sys
+    import threading
+
+    from workbench.reports.pipeline import log
+
+    class Recorder:
+        def __init__(self):
+            self.writes, self.lock = [], threading.Lock()
+
+        def write(self, text):
+            with self.lock:
+                self.writes.append(text)
+            return len(text)
+
+        def flush(self):
+            pass
+
+    stream = Recorder()
+    monkeypatch.setattr(sys, "stdout", stream)
+    threads = [threading.Thread(target=log, args=(f"notebook {i}: ok",)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    lines = [w for w in stream.writes if w]
+    assert sorted(lines) == sorted(f"[workbench] notebook {i}: ok\n" for i in range(8))

@@ -99,8 +99,8 @@ class PreflightError(ValueError):
 
 
 def log(message: str) -> None:
-    """One progress line of the pipeline on stdout."""
-    print(f"[workbench] {message}", flush=True)
+    """One progress line of the pipeline on stdout, written in one call (lines of concurrent notebooks never interleave)."""
+    print(f"[workbench] {message}\n", end="", flush=True)
 
 
 def _absolutize(value):
