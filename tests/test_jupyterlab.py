@@ -230,6 +230,10 @@ def test_notebook_runs_in_jupyterlab_and_slider_redraws(lab, browser, tmp_path):
         "the metrics line to show T = 3 after moving the slider",
     )
     assert "T = 3 " in info.replace("\xa0", " ")
+    # the metrics line and the diagram are two widgets updated one after the other: wait for the image
+    deadline = time.monotonic() + 30
+    while browser.execute_script(diagram) == before and time.monotonic() < deadline:
+        time.sleep(0.5)
     imgs = browser.execute_script(
         "return [...document.querySelectorAll('.widget-output img')].map(i => i.naturalWidth)"
     )
