@@ -824,13 +824,6 @@ class ValueHeadRM(TransformerRM):
             return "mean+opening"
         return c.pooling
 
-    def cache_pooled(self, input_ids, mask):
-        """Pooled states with :attr:`cache_pooling` (the head reads the first :attr:`ValueHeadConfig.pooled_size` columns)."""
-        hidden = self.hidden_states(input_ids, mask)
-        if self.cache_pooling == "mean+opening":
-            return pool_mean_opening(hidden, mask, input_ids, self.response_marker_ids, self.config.opening_tokens)
-        return pool_hidden(hidden, mask, self.cache_pooling)
-
     def _embedding_store(self):
         """The embedding cache to use now: none for an in-memory RM or while a dropout layer is on (MC dropout)."""
         store = self.embedding_cache
@@ -864,7 +857,7 @@ class ValueHeadRM(TransformerRM):
                 todo.append(i)
         if todo:
             input_ids, mask = self.pad([batch[i] for i in todo], padding_side)
-            computed = self.cache_pooled(input_ids, mask).detach().float().cpu().numpy()
+            computed = self.pooled(input_ids, mask, self.cache_pooling).detach().float().cpu().numpy()
             pooled[todo] = computed[:, :width]
             store.put_many({keys[i]: computed[j] for j, i in enumerate(todo)})
         self.embedding_misses += len(todo)
@@ -955,19 +948,17 @@ class ValueHeadRM(TransformerRM):
         )
         return folder
 
-    def hidden_states(self, input_ids, mask):
-        """The backbone's last hidden states (float32), ``[batch, seq, hidden]``."""
+    def pooled(self, input_ids, mask, pooling: str | None = None):
+        """Pooled hidden state of each sequence: with the head's own pooling (what it reads) unless
+        ``pooling`` names another (:attr:`cache_pooling` for the embedding cache)."""
+        pooling = pooling or self.config.pooling
         kwargs = {"input_ids": input_ids, "attention_mask": mask}
         if "position_ids" in inspect.signature(self.model.forward).parameters:
             kwargs["position_ids"] = self.position_ids(mask)
-        return self.model(**kwargs).last_hidden_state.float()
-
-    def pooled(self, input_ids, mask):
-        """Pooled hidden state of each sequence (what the value head reads)."""
-        hidden = self.hidden_states(input_ids, mask)
-        if self.config.pooling == "mean+opening":
+        hidden = self.model(**kwargs).last_hidden_state.float()
+        if pooling == "mean+opening":
             return pool_mean_opening(hidden, mask, input_ids, self.response_marker_ids, self.config.opening_tokens)
-        return pool_hidden(hidden, mask, self.config.pooling)
+        return pool_hidden(hidden, mask, pooling)
 
     @property
     def response_marker_ids(self) -> list[int]:

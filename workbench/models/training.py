@@ -117,7 +117,7 @@ def embed_texts(
         for batch in plan_batches([len(ids[i]) for i in todo], token_budget=token_budget, max_batch_size=256):
             rows = [todo[j] for j in batch]
             input_ids, mask = rm.pad([ids[i] for i in rows])
-            out[rows] = rm.cache_pooled(input_ids, mask).cpu().numpy()
+            out[rows] = rm.pooled(input_ids, mask, rm.cache_pooling).cpu().numpy()
     if cache_file is not None and todo:
         for i in todo:
             cached[keys[i]] = out[i]
