@@ -288,8 +288,10 @@ def test_shipped_notebook_runs_in_jupyterlab(ipynb, lab, browser, tiny_models, t
             60,
             "01_calibration's slider to redraw at T = 3",
         )
-        after = browser.execute_script(
-            "return [...document.querySelectorAll('.widget-output img')].map(i => i.src).join(' ')"
-        )
+        images = "return [...document.querySelectorAll('.widget-output img')].map(i => i.src).join(' ')"
+        deadline = time.monotonic() + 30  # the metrics line and the diagram are updated one after the other
+        while browser.execute_script(images) == before and time.monotonic() < deadline:
+            time.sleep(0.5)
+        after = browser.execute_script(images)
         assert before and after != before, "moving the slider did not redraw the reliability diagram"
         browser.save_screenshot(str(shots / "jupyterlab_01_calibration_T3.png"))
