@@ -27,7 +27,20 @@ from workbench.reports.verdicts import graded_verdict
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def _v(notebook, check, est, lo, hi, family, warn, fail, direction="higher", primary=True, sentence=None):
+def _v(
+    notebook,
+    check,
+    est,
+    lo,
+    hi,
+    family,
+    warn,
+    fail,
+    direction="higher",
+    primary=True,
+    sentence=None,
+    n=(500, 57, "topic"),
+):
     v = graded_verdict(
         family,
         check,
@@ -37,9 +50,9 @@ def _v(notebook, check, est, lo, hi, family, warn, fail, direction="higher", pri
         warn=warn,
         fail=fail,
         direction=direction,
-        n=500,
-        n_clusters=57,
-        cluster_unit="topic",
+        n=n[0],
+        n_clusters=n[1],
+        cluster_unit=n[2],
         family=family,
         sentence=sentence or f"{family}: {check} is {est}.",
         primary=primary,
@@ -86,6 +99,7 @@ def _verdicts(biased: bool):
             "sycophancy",
             0.1,
             0.2,
+            n=(840, 168, "item"),
         ),
         _v(
             "04_sycophancy",
@@ -167,7 +181,7 @@ def _expected_cell(summary, h) -> str:
     v = rows[0]
     f = math.exp if h.exp else (lambda x: x)
     est, lo, hi = (format_number(f(v[k])) for k in ("value", "ci_low", "ci_high"))
-    return f"{est} [{lo}, {hi}] {v['verdict']}"
+    return f"{est} [{lo}, {hi}] n = {v['n']}, {v['n_clusters']} {v['cluster_unit']}s {v['verdict']}"
 
 
 def test_scorecard_shows_each_models_headlines_as_in_the_summary(tmp_path):
@@ -187,6 +201,8 @@ def test_scorecard_shows_each_models_headlines_as_in_the_summary(tmp_path):
     # hand-checked: biased T = 2.1 from log T, interval exp(log 1.02) .. exp(log 2.7); drift was not audited
     assert rows[1][2 + [h.key for h in HEADLINES].index("temperature")].startswith("2.1 [1.02, 2.7] ")
     assert rows[1][-1] == "\u2014"
+    # hand-checked: the sycophancy cell names its 840 pairs and the 168 items the interval resamples
+    assert " n = 840, 168 items " in rows[1][2 + [h.key for h in HEADLINES].index("sycophancy")]
     # one small headline figure per model, a real PNG
     pngs = [base64.b64decode(src.split(",", 1)[1]) for src in parsed.imgs]
     assert len(pngs) == 2 and all(p.startswith(PNG_MAGIC) for p in pngs)

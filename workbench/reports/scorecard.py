@@ -186,6 +186,17 @@ def _pick(results: Mapping[str, Any], h: Headline) -> Mapping[str, Any] | None:
     return (primary or rows or [None])[0]
 
 
+def sample_size_text(v: Mapping[str, Any]) -> str:
+    """``"n = 1200, 57 topics"``: a verdict's n and its clusters as the scorecard shows them (``""`` without n)."""
+    n, clusters = v.get("n"), v.get("n_clusters")
+    if not isinstance(n, (int, float)) or isinstance(n, bool):
+        return ""
+    text = f"n = {format_number(n)}"
+    if isinstance(clusters, (int, float)) and not isinstance(clusters, bool) and clusters != n:
+        text += f", {format_number(clusters)} {v.get('cluster_unit') or 'cluster'}s"
+    return text
+
+
 def headline_metrics(results: Mapping[str, Any]) -> list[dict[str, Any]]:
     """One entry per :data:`HEADLINES` metric: estimate and interval as shown, verdict and sentence.
 
@@ -200,6 +211,7 @@ def headline_metrics(results: Mapping[str, Any]) -> list[dict[str, Any]]:
             out.append(
                 {"key": h.key, "label": h.label, "family": h.family, "verdict": None, "value": None}
                 | {"low": None, "high": None, "shown": format_number(None), "interval": "", "sentence": ""}
+                | {"size": ""}
             )
             continue
         nums = [_num(v.get(k)) for k in ("value", "ci_low", "ci_high")]
@@ -219,6 +231,7 @@ def headline_metrics(results: Mapping[str, Any]) -> list[dict[str, Any]]:
                 "high": high,
                 "shown": format_number(value),
                 "interval": interval,
+                "size": sample_size_text(v),
                 "sentence": v.get("sentence") or "",
                 "warn": _num(v.get("warn")),
                 "fail": _num(v.get("fail")),
