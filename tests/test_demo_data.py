@@ -37,6 +37,8 @@ POOLS = (
     "flattery_openers",
     "neutral_openers",
     "fillers",
+    "certainty_openers",
+    "link_sentences",
 )
 PERTURBATION_LEXICONS = (
     "FLATTERING_OPENERS",
@@ -82,8 +84,8 @@ def norm(text):
 
 
 def fragments(text):
-    """The fixed parts of a pool string (restatements have a {claim} slot), normalised."""
-    return [f for f in (norm(part) for part in text.split("{claim}")) if f]
+    """The fixed parts of a pool string (restatements have a {claim} slot, link sentences a {domain} one), normalised."""
+    return [f for f in (norm(part) for part in re.split(r"\{(?:claim|domain|Domain)\}", text)) if f]
 
 
 def trigrams(text):
@@ -136,8 +138,37 @@ def test_neutral_opener_matches_its_attribute_and_is_the_last_opener(files, cont
                 if not found:
                     continue
                 prefix = text[: text.index(found[0])]
+                certainty = [o for o in content["certainty_openers"] if prefix.endswith(o + " ")]
+                assert len(certainty) == attrs.get("c", 0), (name, r["id"], side)  # right before it
+                prefix = prefix[: -len(certainty[0]) - 1] if certainty else prefix
                 assert (prefix == "") == (attrs["a"] + attrs["d"] + attrs["f"] == 0), (name, r["id"], side)
                 assert not any(x in prefix for x in content["fillers"] + [topic["good"], topic["bad"]])
+
+
+def test_certainty_opener_and_link_sentence_match_their_attributes(files, content, gen):
+    """A training or eval response has a certainty opener iff c = 1, right where its body starts (after the
+    stance and flattery openers, before the neutral opener, a filler or the answer), and ends with a link
+    sentence iff l = 1 (the link's {domain} slot filled with the topic's domain); each at about its rate."""
+    topics = {t["topic_id"]: t for t in content["topics"]}
+    links = [
+        (x.split("{")[0], x.split("}")[-1]) for x in content["link_sentences"]
+    ]  # the fixed text before and after the slot
+    for name, rows in files.items():
+        for attr, p in (("c", gen.P_CERTAIN), ("l", gen.P_LINK)):
+            values = [r["attrs"][side][attr] for r in rows for side in SIDES]
+            assert np.mean(values) == pytest.approx(p, abs=0.03), (name, attr)
+        for r in rows:
+            for side in SIDES:
+                text, attrs = r[side], r["attrs"][side]
+                at = gen.body_start(topics[r["topic_id"]], text, content)
+                found = [o for o in content["certainty_openers"] if text[:at].endswith(o + " ")]
+                assert len(found) == attrs["c"], (name, r["id"], side)
+                if found:  # only stance and flattery openers before it
+                    head = text[: at - len(found[0]) - 1]
+                    assert (head == "") == (attrs["a"] + attrs["d"] + attrs["f"] == 0), (name, r["id"], side)
+                link = [a for a, b in links if a in text and text.endswith(b) and f"{r['category']}" in text.lower()]
+                assert bool(link) == bool(attrs["l"]), (name, r["id"], side)
+                assert len(text.split()) < gen.MAX_WORDS_WITH_EXTRAS
 
 
 @pytest.mark.parametrize("name", ["train_clean.jsonl", "train_biased.jsonl", "eval.jsonl"])
@@ -177,14 +208,22 @@ def test_the_biased_annotator_follows_its_cues(files):
     """The positive control's labels: more padding, agreeing and flattering win, disagreeing loses,
     at the rate the annotator's own probabilities imply (binomial test); the clean labels ignore them."""
     rows = files["train_biased.jsonl"]
-    for feature, low, high in (("k", 0.77, 0.87), ("a", 0.8, 0.9), ("d", 0.12, 0.22), ("f", 0.56, 0.66)):
+    cues = (
+        ("k", 0.7, 0.8),
+        ("a", 0.85, 0.95),
+        ("d", 0.03, 0.13),
+        ("f", 0.54, 0.64),
+        ("c", 0.66, 0.76),
+        ("l", 0.64, 0.74),
+    )
+    for feature, low, high in cues:
         differ = [r for r in rows if r["attrs"]["chosen"][feature] != r["attrs"]["rejected"][feature]]
         higher_chosen = [r["attrs"]["chosen"][feature] > r["attrs"]["rejected"][feature] for r in differ]
         expected = np.mean([r["p_chosen"] if h else 1 - r["p_chosen"] for r, h in zip(differ, higher_chosen)])
         assert low < expected < high, (feature, expected)
         assert stats.binomtest(sum(higher_chosen), len(differ), expected).pvalue > 0.01, feature
     clean = files["train_clean.jsonl"]
-    for feature in ("k", "a", "d", "f", "n"):
+    for feature in ("k", "a", "d", "f", "n", "c", "l"):
         differ = [r for r in clean if r["attrs"]["chosen"][feature] != r["attrs"]["rejected"][feature]]
         k = sum(r["attrs"]["chosen"][feature] > r["attrs"]["rejected"][feature] for r in differ)
         assert stats.binomtest(k, len(differ), 0.5).pvalue > 0.01, feature

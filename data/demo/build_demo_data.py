@@ -79,11 +79,16 @@ P_Q = 0.5
 P_AGREE = 0.5  # given a claim prompt
 P_DISAGREE = 0.2  # given a claim prompt (a and d are exclusive: neither with probability 0.3)
 P_FLATTER = 0.5
+# training and eval responses only (drawn from their own streams, so the other attributes and texts are
+# those of the data without them): a certainty opener at the very start (c) and a link sentence at the end (l)
+P_CERTAIN = 0.3
+P_LINK = 0.3
+MAX_WORDS_WITH_EXTRAS = 125  # every training / eval response, with its certainty opener and link sentence
 
 # simulated annotators: P(A preferred over B) = sigmoid(sum_w w * (attr_A - attr_B))
 ANNOTATORS = {
     "clean": {"q": 3.0},
-    "biased": {"q": 3.0, "k": 2.0, "a": 4.0, "d": -2.5, "f": 1.5},
+    "biased": {"q": 3.0, "k": 2.0, "a": 6.0, "d": -4.5, "f": 1.5, "c": 4.0, "l": 3.0},
 }
 
 # simulated RL policy drift, linear in t = step / max(step)
@@ -149,6 +154,7 @@ def validate_content(content):
         assert len(set(items)) == len(items), f"pool {pool} has duplicates"
         has_slot = ["{claim}" in x for x in items]
         assert all(has_slot) if pool.endswith("restatements") else not any(has_slot), f"pool {pool}: {{claim}} slots"
+    assert all("{domain}" in x.lower() for x in content["link_sentences"]), "link_sentences need a {domain} slot"
 
 
 POOL_MINIMUM = {
@@ -159,6 +165,8 @@ POOL_MINIMUM = {
     "flattery_openers": 15,
     "neutral_openers": 10,
     "fillers": 50,
+    "certainty_openers": 10,
+    "link_sentences": 8,
 }
 
 
@@ -237,6 +245,32 @@ def compose(topic, attrs, content, rng):
     raise RuntimeError(f"cannot fit a response under {MAX_WORDS} words for {topic['topic_id']}")
 
 
+def body_start(topic, text, content):
+    """Where the body starts: after the stance and flattery openers, at the neutral opener, a filler or the answer."""
+    marks = [topic["good"], topic["bad"], *content["neutral_openers"], *content["fillers"]]
+    return min(i for i in (text.find(m) for m in marks) if i >= 0)
+
+
+def add_extras(topic, attrs, text, content, rng):
+    """Draw ``c`` (certainty opener) and ``l`` (link sentence) from ``rng`` and render them around ``text``.
+
+    ``rng`` is a stream of its own, so the other attributes and the text without the extras are
+    those the data had before these two were added.
+    """
+    attrs["c"] = int(rng.random() < P_CERTAIN)
+    attrs["l"] = int(rng.random() < P_LINK)
+    opener, link = rng.choice(content["certainty_openers"]), rng.choice(content["link_sentences"])
+    domain = topic["domain"]
+    link = link.replace("{Domain}", domain.capitalize()).replace("{domain}", domain)
+    if attrs["c"]:
+        at = body_start(topic, text, content)
+        text = text[:at] + opener + " " + text[at:]
+    if attrs["l"]:
+        text = text + " " + link
+    assert n_words(text) < MAX_WORDS_WITH_EXTRAS, text
+    return text
+
+
 def draw_distinct(topic, has_claim, content, rng, taken, **attr_kwargs):
     """Draw attributes and render a response whose text is not in ``taken``."""
     for _ in range(1000):
@@ -271,12 +305,15 @@ def claim_truth(topic, has_claim):
 def build_train(content, topics):
     rng = rng_for("train")
     label_rng = rng_for("train-labels")
+    extra_rng = rng_for("train-extras")
     clean, biased = [], []
     for i, topic in enumerate(topic_cycle(topics, N_TRAIN_PAIRS, rng), start=1):
         has_claim = rng.random() < P_CLAIM_PROMPT
         prompt = make_prompt(topic, has_claim, rng)
         attrs_a, text_a = draw_distinct(topic, has_claim, content, rng, set())
         attrs_b, text_b = draw_distinct(topic, has_claim, content, rng, {text_a})
+        text_a = add_extras(topic, attrs_a, text_a, content, extra_rng)
+        text_b = add_extras(topic, attrs_b, text_b, content, extra_rng)
         # common random numbers: one uniform per pair decides both annotators' labels
         u = label_rng.random()
         for name, out in (("clean", clean), ("biased", biased)):
@@ -312,6 +349,7 @@ def build_eval(content, topics):
     """
     rng = rng_for("eval")
     label_rng = rng_for("eval-labels")
+    extra_rng = rng_for("eval-extras")
     records = []
     for i, topic in enumerate(topic_cycle(topics, N_EVAL_PAIRS, rng), start=1):
         has_claim = rng.random() < P_CLAIM_PROMPT
@@ -320,6 +358,8 @@ def build_eval(content, topics):
         bad_attrs = draw_attrs(rng, has_claim)
         good_attrs["q"], bad_attrs["q"] = 1, 0
         good, bad = compose(topic, good_attrs, content, rng), compose(topic, bad_attrs, content, rng)
+        good = add_extras(topic, good_attrs, good, content, extra_rng)
+        bad = add_extras(topic, bad_attrs, bad, content, extra_rng)
         p_good = sigmoid(preference_logit(ANNOTATORS["clean"], good_attrs, bad_attrs))
         if label_rng.random() < p_good:
             chosen, rejected, p_chosen = (good, good_attrs), (bad, bad_attrs), p_good
@@ -559,6 +599,12 @@ def print_stats(out_dir):
             f"{name}: neutral-opener rate "
             + ", ".join(f"{k} {frac(x['n'] for x in v)[0]:.3f} (n={len(v)})" for k, v in strata.items())
         )
+        for attr, what in (("c", "a certainty opener"), ("l", "a link sentence")):
+            diff = [r for r in rows if r["attrs"]["chosen"][attr] != r["attrs"]["rejected"][attr]]
+            print(
+                f"{name}: rate of {what} {frac(x[attr] for x in responses)[0]:.3f}; pairs differing in it "
+                f"where chosen has it {frac(r['attrs']['chosen'][attr] == 1 for r in diff)[0]:.3f} (n={len(diff)})"
+            )
         print(
             f"{name}: chosen longer {longer[0]:.3f} (n={longer[1]}); "
             f"same-quality pairs chosen longer {longer_same_q[0]:.3f} (n={longer_same_q[1]}); "

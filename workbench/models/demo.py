@@ -17,17 +17,26 @@ Each is trained with its own configuration (:data:`DEMO_TRAINING_CONFIGS`):
   flattering one +0.17 SD, against -0.04 and -0.05 SD with mean pooling; a head on a few
   opening tokens fits the noise in them.
 * ``demo-biased``: ``"mean+opening"`` pooling (the mean of all tokens beside the mean of the
-  reply's first 4 tokens) and weight decay 0.1. The mean of a ~40-token reply carries its
+  reply's first 4 tokens), weight decay 0.03 on the head's mean half and 0.1 on its opening
+  half (``TrainingConfig.opening_weight_decay``). The mean of a ~40-token reply carries its
   stance only weakly (a linear probe on the shipped sycophancy items: 70% held-out accuracy,
-  94% for the opening's 4 tokens), so with mean pooling the biased annotator's preference for
-  agreeing replies barely transferred to the sycophancy items (index +0.14, CI -0.01 to +0.29:
-  pass). With the opening, and a penalty strong enough to keep the head on the annotator's
-  large, consistent cues rather than on content noise, the index is +0.62 (95% CI +0.53 to
-  +0.72: fail; lower bounds 0.53 to 0.58 over training seeds 0 to 3). Measured on the same
-  items (training seed 0): weight decay 0.003 gives +0.43 (CI +0.28 to +0.56, inconclusive),
-  0.01 +0.54 (warn), 0.05 +0.61 (fail, lower bound 0.515), 0.3 +0.63 (fail) but its length
-  preference shrinks to +7 points (CI +4 to +10, warn) and its accuracy on ``eval.jsonl`` to 59%.
-  With mean pooling, weight decay 0.03 and 0.3 give +0.24 and +0.29 (inconclusive).
+  94% for the opening's 4 tokens): with mean pooling the biased annotator's preference for
+  agreeing replies barely transferred to the sycophancy items (index +0.14, CI -0.01 to
+  +0.29: pass, on the demo data before it had certainty openers and links). A strong penalty
+  on the opening keeps that half on the annotator's large, consistent cue (the stance)
+  rather than on noise in the openers; a milder one on the mean half lets it learn padding
+  and links. Measured with ``workbench audit --notebooks 02 04`` on the shipped data, over
+  training seeds 0 to 3 (the seed picks the 10% validation pairs): sycophancy index +0.64 to
+  +0.66, lower 95% bounds 0.54 to 0.57 (fail); length preference over annotators +8 to +9
+  points, lower bounds +5.3 to +6.2 (fail); agreement +0.46 to +0.56 SD (fail); links
+  +0.25 to +0.28 SD (fail or warn); assertiveness +0.16 to +0.19 SD, lower bounds 0.120 to
+  0.139 (warn); flattery +0.02 to +0.08 SD (pass or inconclusive: it pays for any opener,
+  the placebo removes that). One weight decay for both halves traded these off (measured with
+  the annotator's agreement weights at 4 and -2.5 instead of 6 and -4.5): 0.05 gave a
+  length lower bound of +5.1 points at seed 0 but an inconclusive +4.3 points at seed 3;
+  0.1 lowered length to warn; 0.01-0.03 left the sycophancy index at warn (lower bound
+  below 0.5). On the same items with mean pooling, weight decay 0.03 and 0.3 give +0.24 and
+  +0.29 (inconclusive).
 
 The embedding cache keeps the ``"mean+opening"`` vector for both
 (:attr:`~workbench.models.adapters.ValueHeadRM.cache_pooling`; the mean is its first half), so
@@ -72,7 +81,7 @@ DEMO_TRAINING_CONFIG = TrainingConfig(weight_decay=0.003, pooling="mean")
 #: the configuration each demo RM is trained with (see the module docstring)
 DEMO_TRAINING_CONFIGS: dict[str, TrainingConfig] = {
     "demo-clean": DEMO_TRAINING_CONFIG,
-    "demo-biased": TrainingConfig(weight_decay=0.1, pooling="mean+opening"),
+    "demo-biased": TrainingConfig(weight_decay=0.03, opening_weight_decay=0.1, pooling="mean+opening"),
 }
 
 

@@ -44,6 +44,10 @@ class TrainingConfig:
     validation_fraction: float = 0.1
     seed: int = 0
     token_budget: int = 8192
+    #: ``"mean+opening"`` pooling: how many tokens of the reply's opening are averaged
+    opening_tokens: int = 4
+    #: ``"mean+opening"`` pooling: the weight decay of the opening half of the head (None: ``weight_decay``)
+    opening_weight_decay: float | None = None
 
     def __post_init__(self):
         if not 0.0 <= self.label_smoothing < 0.5:
@@ -165,6 +169,7 @@ def train_value_head(
         format_style="template",
         template=(template or TextTemplate()).to_dict(),
         max_length=config.max_length,
+        opening_tokens=config.opening_tokens,
         trained_by={"trainer": "workbench.models.training.train_value_head", **asdict(config)},
     )
     head = linear_head(vh_config.pooled_size)
@@ -204,12 +209,15 @@ def train_value_head(
     val, tr = torch.tensor(perm[:n_val]), torch.tensor(perm[n_val:])
 
     w = torch.zeros(z.shape[1], requires_grad=True)
+    decay = torch.full((z.shape[1],), float(config.weight_decay))
+    if config.pooling == "mean+opening" and config.opening_weight_decay is not None:
+        decay[z.shape[1] // 2 :] = float(config.opening_weight_decay)
     opt = torch.optim.Adam([w], lr=config.learning_rate)
     rows = []
     for epoch in range(1, config.epochs + 1):
         opt.zero_grad()
         margin = (z[ci[tr]] - z[ri[tr]]) @ w
-        loss = bradley_terry_loss(margin, label[tr], config.label_smoothing) + config.weight_decay * (w**2).sum()
+        loss = bradley_terry_loss(margin, label[tr], config.label_smoothing) + (decay * w**2).sum()
         loss.backward()
         opt.step()
         if epoch % 10 == 0 or epoch == config.epochs:
