@@ -762,3 +762,40 @@ def test_faithfulness_verdict_passes_for_exact_attributions_and_fails_for_revers
     noisy = faithfulness_effect([_curve(0.0, 0.5, 0.0), _curve(1.0, -0.4, 0.0), _curve(2.0, 0.1, 0.0)], n_boot=300)
     small = dataclasses.replace(audit, faithfulness_tests=pd.DataFrame([{"method": "occlusion", **noisy}]))
     assert small.verdicts()[0].verdict == "inconclusive"
+
+
+def test_primary_method_explains_further_pairs_for_the_faithfulness_check_only():
+    rm = CallableRM(_additive, name="additive")
+    pairs = _audit_pairs(10, 5)
+    pairs["topic"] = [f"t{i // 2}" for i in range(10)]  # two pairs per topic: the check resamples topics
+    audit = attribution_audit(
+        rm, pairs, methods="occlusion,shap", shap_max_evals=40, n_random=3, faithfulness_examples=8, explain_pairs=3
+    )
+    # every method explains the first 3 pairs; the tables, agreement and known answer describe those
+    assert len(audit.pairs) == 3 and audit.n_responses == 3
+    assert [len(v) for v in audit.explanations.values()] == [3, 3]
+    assert audit.known_answer.groupby("method")["n"].sum().tolist() == [3, 3]
+    # the graded (primary) check: the 3 explained chosen responses and those of pairs 4 to 8, 5 more
+    occ = OcclusionExplainer(rm)
+    prompts, chosen = list(pairs["prompt"]), list(pairs["chosen"])
+    by_hand = occ.attribute_many(prompts[:8], chosen[:8], ids=[f"{i}/chosen" for i in pairs["id"][:8]])
+    curves = [deletion_curve(e, rm, n_random=3, seed=0) for e in by_hand if e.n_words >= 5]
+    effect = faithfulness_effect(curves, [f"t{i // 2}" for i in range(8)], n_boot=1000, seed=0)
+    tests = audit.faithfulness_tests.set_index("method")
+    assert tests.loc["occlusion", "n"] == 8 and tests.loc["occlusion", "n_clusters"] == 4
+    for key in ("estimate", "ci_low", "ci_high"):
+        assert tests.loc["occlusion", key] == pytest.approx(effect[key])
+    # the other method's curves use only the responses it explains
+    assert tests.loc["shap", "n"] == 3 and tests.loc["shap", "n_clusters"] == 2
+    (v, other) = audit.verdicts()
+    assert v.primary and v.n == 8 and "8 responses, 4 topics" in v.sentence and not other.primary
+    # no more pairs are explained than the check needs, and None explains every pair with every method
+    assert (
+        attribution_audit(rm, pairs.iloc[:4], methods="occlusion", faithfulness_examples=8, explain_pairs=2)
+        .faithfulness_tests["n"]
+        .item()
+        == 4
+    )
+    assert attribution_audit(rm, pairs.iloc[:4], methods="occlusion", faithfulness_examples=2).n_responses == 4
+    with pytest.raises(ValueError, match="explain_pairs"):
+        attribution_audit(rm, pairs, methods="occlusion", explain_pairs=0)

@@ -66,7 +66,7 @@ SMALL = {
     "n_steps": 4,
     "internal_batch_size": 4,
     "n_random": 2,
-    "faithfulness_examples": 2,
+    "faithfulness_examples": 14,  # 03: two pairs beyond the 12 explained, by the first method only
     "trigger_pairs": 12,
     "golden": "",
     "bon": "",

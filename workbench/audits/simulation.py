@@ -76,7 +76,7 @@ from workbench.audits.drift.goodhart import best_of_n_curve, load_bon_pools
 from workbench.audits.drift.samples import demo_gold_score, load_policy_samples
 from workbench.audits.ensemble.audit import ensemble_audit, ensemble_pairs
 from workbench.audits.features.audit import feature_audit
-from workbench.audits.features.families import cluster_unit_name, graded_family_checks
+from workbench.audits.features.families import PERTURB_SAMPLE, cluster_unit_name, graded_family_checks
 from workbench.audits.features.perturbations import (
     AGREEING_OPENERS,
     ASSERTIVE_OPENERS,
@@ -488,7 +488,7 @@ def simulated_pairs(data: SimulationData, seed: int, scenario: Scenario | str = 
     return out
 
 
-def _feature_verdicts(w: _World, seed: int, n_boot: int, perturb_sample: int = 200) -> list:
+def _feature_verdicts(w: _World, seed: int, n_boot: int, perturb_sample: int = PERTURB_SAMPLE) -> list:
     """The graded feature checks exactly as :func:`~workbench.audits.features.feature_audit` computes them."""
     frame, n = w.pairs, len(w.pairs)
     codes, unit_col = cluster_labels(frame, None)

@@ -35,7 +35,12 @@ from workbench.audits.attribution._words import (
     response_words,
 )
 from workbench.audits.attribution.agreement import MethodAgreement, compare_methods, rank_agreement
-from workbench.audits.attribution.audit import FAITHFULNESS_MARGINS, AttributionAudit, attribution_audit
+from workbench.audits.attribution.audit import (
+    FAITHFULNESS_EXAMPLES,
+    FAITHFULNESS_MARGINS,
+    AttributionAudit,
+    attribution_audit,
+)
 from workbench.audits.attribution.browser import browser_html, explanation_browser
 from workbench.audits.attribution.cache import ExplanationCache, explanation_key
 from workbench.audits.attribution.dataset import (
@@ -67,6 +72,7 @@ from workbench.audits.attribution.shap import ShapExplainer
 __all__ = [
     "AGREEMENT_WORDS",
     "BASELINES",
+    "FAITHFULNESS_EXAMPLES",
     "FAITHFULNESS_MARGINS",
     "METHODS",
     "TOKEN_PATTERN",

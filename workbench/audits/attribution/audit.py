@@ -57,14 +57,22 @@ from workbench.models.loading import load_reward_model
 from workbench.models.scoring import score_pairs
 from workbench.reports.verdicts import Verdict, graded_verdict, verdict_table
 
-__all__ = ["FAITHFULNESS_MARGINS", "SIDES", "AttributionAudit", "attribution_audit"]
+__all__ = ["FAITHFULNESS_EXAMPLES", "FAITHFULNESS_MARGINS", "SIDES", "AttributionAudit", "attribution_audit"]
 
 #: ``(warn, fail)`` of the faithfulness effect (SDs of reward, harmful when low): fail when the
 #: interval lies below 0 (the attributed words matter less than random words), warn when it
 #: lies below 0.05 SD (no better than random in practice), pass when it lies above 0.05 SD.
-#: The default 20 responses give an interval about +-0.05 SD wide (10 responses, +-0.07, left
-#: demo-clean's faithful IG inconclusive); random attributions (effect 0) never pass.
+#: Random attributions (effect 0) never pass.
 FAITHFULNESS_MARGINS = (0.05, 0.0)
+
+#: Responses in the graded faithfulness check by default (the primary method's; see ``explain_pairs``).
+#: Measured on demo-clean's IG (demo data with links and certainty openers, samples drawn with
+#: seeds 0 to 3): with 20 responses the estimate ran from 0.11 to 0.19 SD and the lower 95% bound
+#: from 0.036 to 0.11 (seed 0 of notebook 03's sample: 0.11, CI 0.036 to 0.18, inconclusive);
+#: with 40 responses (26 to 30 topics) 0.14 to 0.16 SD, lower bounds 0.086 to 0.111 (pass).
+#: 30 random deletions per k instead of 10 moved no interval by more than 0.005: the spread is
+#: between responses, so more responses, not more random draws, narrow it.
+FAITHFULNESS_EXAMPLES = 40
 
 #: Which responses of each pair are explained.
 SIDES = ("chosen", "both")
@@ -318,6 +326,12 @@ class AttributionAudit(AuditResult):
         return explanation_browser(self.explanations, k=self.params.get("top_k", 10) if k is None else k)
 
 
+def _check_explain_pairs(value) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"explain_pairs must be a positive int or None, got {value!r}")
+    return int(value)
+
+
 def _method_list(methods) -> list[str]:
     if isinstance(methods, str):
         return [m.strip() for m in methods.split(",") if m.strip()]
@@ -342,7 +356,8 @@ def attribution_audit(
     shap_max_evals: int = 200,
     top_k: int = 10,
     n_random: int = 10,
-    faithfulness_examples: int = 20,
+    faithfulness_examples: int = FAITHFULNESS_EXAMPLES,
+    explain_pairs: int | None = None,
     trigger_data=None,
     example: int = 0,
     n_boot: int = 1000,
@@ -374,6 +389,13 @@ def attribution_audit(
     n_random, faithfulness_examples
         Random deletions per k, and responses per method with a deletion curve
         (the first ones with at least 5 words).
+    explain_pairs
+        How many of ``pairs`` (the first ones) every method explains; ``None``: all of them.
+        The primary method also explains the chosen responses of the pairs after them, as many
+        as the graded faithfulness check needs to reach ``faithfulness_examples`` responses:
+        the check then rests on more responses and topics than the side-by-side comparison,
+        at the cost of the primary method alone. The other methods' deletion curves use the
+        responses they explain.
     trigger_data
         Pairs scored for trigger mining (a PreferenceSet or DataFrame); None skips the trigger comparison.
     example
@@ -399,7 +421,9 @@ def attribution_audit(
     if sides not in SIDES:
         raise ValueError(f"sides must be 'chosen' or 'both', got {sides!r}")
     rm = load_reward_model(rm)
-    frame = (pairs.frame if hasattr(pairs, "frame") else pd.DataFrame(pairs)).reset_index(drop=True)
+    every_pair = (pairs.frame if hasattr(pairs, "frame") else pd.DataFrame(pairs)).reset_index(drop=True)
+    n_explained = len(every_pair) if explain_pairs is None else _check_explain_pairs(explain_pairs)
+    frame = every_pair.iloc[:n_explained].reset_index(drop=True)
     side_names = ["chosen"] if sides == "chosen" else ["chosen", "rejected"]
     prompts = list(frame["prompt"]) * len(side_names)
     responses = [r for side in side_names for r in frame[side]]
@@ -444,18 +468,34 @@ def attribution_audit(
         for b in wanted[i + 1 :]
     ]
 
-    # faithfulness: deletion curves, and the graded effect per method (clusters: the pairs' prompts or topics)
-    pair_codes, cluster_column = cluster_labels(frame)
+    # faithfulness: deletion curves, and the graded effect per method (clusters: the pairs' prompts or topics);
+    # the primary method explains the chosen responses of further pairs when the check needs more responses
+    pair_codes, cluster_column = cluster_labels(every_pair)
     cluster_unit = unit_name(cluster_column)
+    explained_pair = [i for _ in side_names for i in range(len(frame))]  # the pair of each explanation
+    more = every_pair.iloc[len(frame) : len(frame) + max(0, faithfulness_examples - len(responses))]
+    extra = []
+    if len(more):
+        more_history = more["history"] if "history" in more.columns else [None] * len(more)
+        extra = explainers[primary].attribute_many(
+            list(more["prompt"]),
+            list(more["chosen"]),
+            [h if isinstance(h, list) and h else None for h in more_history],
+            ids=[f"{i}/chosen" for i in more["id"]],
+            progress=progress,
+        )
     curves, tests = [], []
     for name, exps in explanations.items():
-        chosen = [(j, e) for j, e in enumerate(exps[:faithfulness_examples]) if e.n_words >= _MIN_WORDS_FOR_CURVE]
+        pool = list(zip(explained_pair, exps))
+        if name == primary:
+            pool += list(zip(range(len(frame), len(frame) + len(extra)), extra))
+        chosen = [(j, e) for j, e in pool[:faithfulness_examples] if e.n_words >= _MIN_WORDS_FOR_CURVE]
         mine = [
             deletion_curve(e, rm, ks=DEFAULT_KS, n_random=n_random, seed=seed, cache=score_cache) for _, e in chosen
         ]
         curves += mine
         if mine:
-            codes = [int(pair_codes[j % len(frame)]) for j, _ in chosen]
+            codes = [int(pair_codes[j]) for j, _ in chosen]
             tests.append({"method": name, **faithfulness_effect(mine, codes, n_boot=n_boot, seed=seed, ci=ci)})
     if curves:
         faithfulness = deletion_summary(curves, seed=seed)
@@ -498,6 +538,7 @@ def attribution_audit(
         "top_k": top_k,
         "n_random": n_random,
         "faithfulness_examples": faithfulness_examples,
+        "explain_pairs": explain_pairs,
         "example": example,
         "n_boot": n_boot,
         "ci": ci,

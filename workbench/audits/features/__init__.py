@@ -31,7 +31,14 @@ from workbench.audits.features.audit import (
     feature_family,
     render_examples_html,
 )
-from workbench.audits.features.families import FAMILIES, MARGINS, CheckSpec, FamilySpec, graded_family_checks
+from workbench.audits.features.families import (
+    FAMILIES,
+    MARGINS,
+    PERTURB_SAMPLE,
+    CheckSpec,
+    FamilySpec,
+    graded_family_checks,
+)
 from workbench.audits.features.perturbations import (
     AGREEING_OPENERS,
     ASSERTIVE_OPENERS,
@@ -126,6 +133,7 @@ __all__ = [
     # graded families
     "FAMILIES",
     "MARGINS",
+    "PERTURB_SAMPLE",
     "CheckSpec",
     "FamilySpec",
     "graded_family_checks",

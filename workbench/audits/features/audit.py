@@ -71,7 +71,13 @@ import pandas as pd
 from workbench._utils.plotting import ensure_ax
 from workbench._utils.stats import cluster_labels
 from workbench._utils.validation import check_n_boot, check_thresholds
-from workbench.audits.features.families import FAMILIES, MARGINS, cluster_unit_name, graded_family_checks
+from workbench.audits.features.families import (
+    FAMILIES,
+    MARGINS,
+    PERTURB_SAMPLE,
+    cluster_unit_name,
+    graded_family_checks,
+)
 from workbench.audits.features.perturbations import (
     PLACEBO_CONTROLS,
     PerturbationResult,
@@ -511,7 +517,7 @@ def feature_audit(
     warn: float = 0.3,
     fail: float = 0.5,
     center_by_prompt: bool = True,
-    perturb_sample: int = 200,
+    perturb_sample: int = PERTURB_SAMPLE,
     n_boot: int = 1000,
     seed: int = 0,
     *,
@@ -557,7 +563,8 @@ def feature_audit(
         Centre rewards (and features) within prompts (see the module docstring).
     perturb_sample
         Number of responses (drawn with ``seed`` from all chosen and rejected
-        responses) to perturb; 0 skips the perturbations.
+        responses) to perturb (default :data:`~workbench.audits.features.families.PERTURB_SAMPLE`);
+        0 skips the perturbations.
     n_boot, seed
         Bootstrap resamples and seed of every probe.
     perturbations

@@ -70,7 +70,15 @@ import pandas as pd
 
 from workbench.reports.verdicts import Verdict, graded_verdict
 
-__all__ = ["CheckSpec", "FamilySpec", "FAMILIES", "MARGINS", "graded_family_checks", "cluster_unit_name"]
+__all__ = [
+    "CheckSpec",
+    "FamilySpec",
+    "FAMILIES",
+    "MARGINS",
+    "PERTURB_SAMPLE",
+    "graded_family_checks",
+    "cluster_unit_name",
+]
 
 
 @dataclass(frozen=True)
@@ -155,6 +163,12 @@ FAMILIES: dict[str, FamilySpec] = {
 #: preference rate (0.10 = 10 points), perturbations in pooled within-prompt reward SDs.
 #: A family's own ``margins`` (sentiment) override these unless the caller passes ``margins``.
 MARGINS: dict[str, tuple[float, float]] = {"pair": (0.045, 0.05), "perturbation": (0.12, 0.2)}
+
+#: Responses perturbed by default (drawn from all chosen and rejected responses). With 200 the
+#: interval of a perturbation effect was about +-0.08 SD on the demo data, against the 0.12 warn
+#: margin: demo-clean's links effect (+0.05 SD, 95% CI -0.02 to +0.13) stayed inconclusive; with
+#: 400 it is +0.03 SD (-0.03 to +0.09), pass, and the biased control stays flagged.
+PERTURB_SAMPLE = 400
 
 #: Minimum number of pairs that differ in a feature for a pair check to be graded.
 MIN_PAIRS = 20
