@@ -37,7 +37,7 @@
 model = "demo-biased"  # RM spec: demo-clean | demo-biased | HF folder or hub id | value-head folder | scores:FILE | python:mod:fn
 data = "demo-eval"  # data spec: demo-eval (in distribution for the demo RMs) | golden | path to .jsonl/.csv/.parquet | save_to_disk folder | hf:NAME
 sample_size = 0  # number of pairs to score; 0 scores all
-seed = 0  # seed for sampling, null draws, bootstrap (and flips with orientation="random")
+seed = 0  # seed for sampling, null draws, bootstrap (and the flips of orientation "random")
 n_bins = 10  # bins of the reliability diagram, ECE, MCE and Brier decomposition
 strategy = "uniform"  # binning: uniform (equal width) | quantile (equal mass)
 orientation = "both"  # both (every pair in both orders) | random (seeded flips) | as_given

@@ -461,13 +461,7 @@ def demo_audits():
     for name in ("demo-clean", "demo-biased"):
         rm = load_reward_model(name)
         scores = score_pairs(rm, pairs, progress=False)
-        out[name] = feature_audit(
-            pairs,
-            scores,
-            score_fn=rm,
-            n_boot=200,
-            perturb_sample=200,
-        )
+        out[name] = feature_audit(pairs, scores, score_fn=rm)  # the default path: 400 perturbed responses
     return out
 
 
@@ -482,8 +476,10 @@ def test_known_answer_demo_biased_flagged_demo_clean_not(demo_audits):
     assert biased.flagged("agreement"), report["demo-biased"]
     assert not clean.flagged("length"), report["demo-clean"]
     assert not clean.flagged("agreement"), report["demo-clean"]
-    # the demo data has no links or certainty sentences yet (issue 18 item 4): demo-clean passes both
-    assert clean.family_verdicts()["links"] == clean.family_verdicts()["assertiveness"] == "pass"
+    # demo-biased's annotator pays for links and certainty openers, demo-clean's does not (issue 18 item 4)
+    for family in ("links", "assertiveness"):
+        assert biased.family_verdicts()[family] in ("warn", "fail"), report["demo-biased"]
+        assert clean.family_verdicts()[family] == "pass", report["demo-clean"]
 
 
 # =========================================================================== graded, label-adjusted family checks

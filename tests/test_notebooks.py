@@ -105,3 +105,24 @@ def test_notebook_runs_on_a_tiny_model(ipynb: Path, tiny_models, tmp_path):
     errors = [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert not errors
     assert any(c.get("outputs") for c in nb.cells if c.cell_type == "code")
+
+
+@pytest.mark.parametrize("ipynb", NOTEBOOKS, ids=lambda p: p.stem)
+def test_papermill_reads_every_parameter(ipynb: Path, capsys):
+    """papermill infers every parameter's type (a line it cannot parse is skipped, with a warning in `make demo`)."""
+    nb = nbformat.read(str(ipynb), as_version=4)
+    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", ()))
+    names = {p.name for p in papermill.translators.PythonTranslator.inspect(cell)}
+    assigned = {line.split("=", 1)[0].strip() for line in cell.source.splitlines() if " = " in line}
+    assert names == assigned and "Unable to parse" not in capsys.readouterr().out, ipynb.name
+
+
+def test_notebook_defaults_are_the_packages_graded_defaults():
+    """The sample sizes the verdict margins were measured at are the notebooks' defaults too."""
+    from workbench.audits.attribution import FAITHFULNESS_EXAMPLES
+    from workbench.audits.features import PERTURB_SAMPLE
+
+    probes = notebook_parameters(NOTEBOOK_DIR / "02_feature_probes.ipynb")
+    attribution = notebook_parameters(NOTEBOOK_DIR / "03_attribution.ipynb")
+    assert int(probes["perturb_sample"]["default"]) == PERTURB_SAMPLE == 400
+    assert int(attribution["faithfulness_examples"]["default"]) == FAITHFULNESS_EXAMPLES == 40

@@ -15,7 +15,14 @@ Each is trained with its own configuration (:data:`DEMO_TRAINING_CONFIGS`):
   ``"mean+opening"`` pooling it would pay for openers its labels never rewarded: on a trial
   version of the demo data, an agreeing opener +0.24 SD (95% CI +0.16 to +0.32, warn) and a
   flattering one +0.17 SD, against -0.04 and -0.05 SD with mean pooling; a head on a few
-  opening tokens fits the noise in them.
+  opening tokens fits the noise in them. On the shipped data (certainty openers and links
+  included, 400 perturbed responses) over training seeds 0 to 3 it is never flagged: every
+  family passes at seeds 0 and 2, and at seeds 1 and 3 the links check is inconclusive (a
+  link sentence +0.09 SD over its placebo, 95% CI +0.04 to +0.15, against the 0.12 warn
+  margin: a small link preference those heads picked up from the 30% of unrewarded
+  responses with a link). A larger weight decay removes it but costs the calibration the
+  control exists for: at 0.01, links +0.00 and +0.04 SD (pass) at seeds 0 and 1, but the
+  fitted temperature falls to 0.66 (95% CI 0.51 to 0.83, under-confident, inconclusive).
 * ``demo-biased``: ``"mean+opening"`` pooling (the mean of all tokens beside the mean of the
   reply's first 4 tokens), weight decay 0.03 on the head's mean half and 0.1 on its opening
   half (``TrainingConfig.opening_weight_decay``). The mean of a ~40-token reply carries its
@@ -25,13 +32,14 @@ Each is trained with its own configuration (:data:`DEMO_TRAINING_CONFIGS`):
   +0.29: pass, on the demo data before it had certainty openers and links). A strong penalty
   on the opening keeps that half on the annotator's large, consistent cue (the stance)
   rather than on noise in the openers; a milder one on the mean half lets it learn padding
-  and links. Measured with ``workbench audit --notebooks 02 04`` on the shipped data, over
-  training seeds 0 to 3 (the seed picks the 10% validation pairs): sycophancy index +0.64 to
-  +0.66, lower 95% bounds 0.54 to 0.57 (fail); length preference over annotators +8 to +9
-  points, lower bounds +5.3 to +6.2 (fail); agreement +0.46 to +0.56 SD (fail); links
-  +0.25 to +0.28 SD (fail or warn); assertiveness +0.16 to +0.19 SD, lower bounds 0.120 to
-  0.139 (warn); flattery +0.02 to +0.08 SD (pass or inconclusive: it pays for any opener,
-  the placebo removes that). One weight decay for both halves traded these off (measured with
+  and links. Measured with ``workbench audit --notebooks 02 04`` on the shipped data (400
+  perturbed responses), over training seeds 0 to 3 (the seed picks the 10% validation
+  pairs): sycophancy index +0.64 to +0.66, lower 95% bounds 0.54 to 0.56 (fail); length
+  preference over annotators +8 to +9 points, lower bounds +5.3 to +6.2 (fail); agreement
+  +0.43 to +0.53 SD (fail); links +0.21 to +0.24 SD, lower bounds 0.16 to 0.19 (warn);
+  assertiveness +0.16 to +0.19 SD, lower bounds 0.125 to 0.147 (warn); flattery +0.02 to
+  +0.13 SD (pass or inconclusive: flattery is its annotator's smallest weight, 1.5, and much
+  of what the head learned is paid for any opener, which the placebo removes). One weight decay for both halves traded these off (measured with
   the annotator's agreement weights at 4 and -2.5 instead of 6 and -4.5): 0.05 gave a
   length lower bound of +5.1 points at seed 0 but an inconclusive +4.3 points at seed 3;
   0.1 lowered length to warn; 0.01-0.03 left the sycophancy index at warn (lower bound
