@@ -100,6 +100,20 @@ def test_trainer_learns_a_preference_and_round_trips(tiny_backbone, tmp_path):
     assert (tmp_path / "rm" / "training_history.csv").exists()
 
 
+def test_opening_weight_decay_penalises_only_the_opening_half(tiny_backbone):
+    pairs = keyword_pairs()  # the preferred replies open with "thanks": the opening half carries it
+    options = dict(epochs=200, max_length=64, pooling="mean+opening", weight_decay=1e-3)
+    same = train_value_head(pairs, tiny_backbone, None, TrainingConfig(**options)).model.head.weight[0]
+    strong = train_value_head(pairs, tiny_backbone, None, TrainingConfig(**options, opening_weight_decay=1.0))
+    w_same, w_strong = same.detach().numpy(), strong.model.head.weight[0].detach().numpy()
+    half = len(w_same) // 2
+    assert np.linalg.norm(w_strong[half:]) < 0.2 * np.linalg.norm(w_same[half:])
+    assert np.linalg.norm(w_strong[:half]) > np.linalg.norm(w_strong[half:])
+    assert strong.history["train_accuracy"].iloc[-1] == 1.0  # the mean half still learns the preference
+    with pytest.raises(ValueError, match="opening_weight_decay"):
+        TrainingConfig(opening_weight_decay=0.1)  # mean pooling has no opening half
+
+
 def test_label_smoothing_shrinks_margins(tiny_backbone):
     pairs = keyword_pairs()
     hard = train_value_head(pairs, tiny_backbone, None, TrainingConfig(epochs=300, max_length=64))

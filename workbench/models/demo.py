@@ -39,8 +39,9 @@ Each is trained with its own configuration (:data:`DEMO_TRAINING_CONFIGS`):
   +0.43 to +0.53 SD (fail); links +0.21 to +0.24 SD, lower bounds 0.16 to 0.19 (warn);
   assertiveness +0.16 to +0.19 SD, lower bounds 0.125 to 0.147 (warn); flattery +0.02 to
   +0.13 SD (pass or inconclusive: flattery is its annotator's smallest weight, 1.5, and much
-  of what the head learned is paid for any opener, which the placebo removes). One weight decay for both halves traded these off (measured with
-  the annotator's agreement weights at 4 and -2.5 instead of 6 and -4.5): 0.05 gave a
+  of what the head learned is paid for any opener, which the placebo removes). One weight
+  decay for both halves traded these off (measured with the annotator's agreement weights
+  at 4 and -2.5 instead of 6 and -4.5): 0.05 gave a
   length lower bound of +5.1 points at seed 0 but an inconclusive +4.3 points at seed 3;
   0.1 lowered length to warn; 0.01-0.03 left the sycophancy index at warn (lower bound
   below 0.5). On the same items with mean pooling, weight decay 0.03 and 0.3 give +0.24 and

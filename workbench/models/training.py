@@ -54,6 +54,10 @@ class TrainingConfig:
             raise ValueError(f"label_smoothing must be in [0, 0.5), got {self.label_smoothing}")
         if not 0.0 <= self.validation_fraction < 1.0:
             raise ValueError(f"validation_fraction must be in [0, 1), got {self.validation_fraction}")
+        if self.opening_weight_decay is not None and self.pooling != "mean+opening":
+            raise ValueError(
+                f"opening_weight_decay applies to the 'mean+opening' pooling only, got pooling={self.pooling!r}"
+            )
 
 
 @dataclass

@@ -427,8 +427,9 @@ def attribution_audit(
     side_names = ["chosen"] if sides == "chosen" else ["chosen", "rejected"]
     prompts = list(frame["prompt"]) * len(side_names)
     responses = [r for side in side_names for r in frame[side]]
-    history = frame["history"] if "history" in frame.columns else [None] * len(frame)
-    histories = [h if isinstance(h, list) and h else None for h in history] * len(side_names)
+    history = every_pair["history"] if "history" in every_pair.columns else [None] * len(every_pair)
+    every_history = [h if isinstance(h, list) and h else None for h in history]
+    histories = every_history[:n_explained] * len(side_names)
     ids = [f"{i}/{side}" for side in side_names for i in frame["id"]]
 
     options = {
@@ -473,15 +474,14 @@ def attribution_audit(
     pair_codes, cluster_column = cluster_labels(every_pair)
     cluster_unit = unit_name(cluster_column)
     explained_pair = [i for _ in side_names for i in range(len(frame))]  # the pair of each explanation
-    more = every_pair.iloc[len(frame) : len(frame) + max(0, faithfulness_examples - len(responses))]
+    more = slice(len(frame), len(frame) + max(0, faithfulness_examples - len(responses)))
     extra = []
-    if len(more):
-        more_history = more["history"] if "history" in more.columns else [None] * len(more)
+    if len(every_pair.iloc[more]):
         extra = explainers[primary].attribute_many(
-            list(more["prompt"]),
-            list(more["chosen"]),
-            [h if isinstance(h, list) and h else None for h in more_history],
-            ids=[f"{i}/chosen" for i in more["id"]],
+            list(every_pair["prompt"].iloc[more]),
+            list(every_pair["chosen"].iloc[more]),
+            every_history[more],
+            ids=[f"{i}/chosen" for i in every_pair["id"].iloc[more]],
             progress=progress,
         )
     curves, tests = [], []
