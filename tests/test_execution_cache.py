@@ -18,6 +18,7 @@ from workbench.reports.execution_cache import (
     execution_key_parts,
     named_inputs,
 )
+from workbench.reports.pipeline import NOTEBOOK_SECONDS, longest_first
 from workbench.reports.runner import run_notebook
 
 RM_SOURCE = '''
@@ -211,6 +212,42 @@ def test_store_is_idempotent_and_restore_copies(tmp_path):
     assert (tmp_path / "o.html").read_text() == "<p>report</p>"
     assert json.loads((cache.entry("ab" * 32) / ExecutionCache.VERDICTS).read_text()) == []
     assert [p.name for p in cache.entry("ab" * 32).parent.iterdir()] == ["ab" * 32]  # no temp folders left
+
+
+def test_latest_run_times_order_notebooks_that_run_at_once(tmp_path):
+    nb, html = tmp_path / "n.ipynb", tmp_path / "n.html"
+    nb.write_text(json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    html.write_text("<p>report</p>")
+    cache = ExecutionCache(tmp_path / "store")
+    assert cache.timings() == {}
+    cache.store("ab" * 32, nb, html, {"notebook": "02_feature_probes.ipynb", "seconds": 5.0})
+    cache.store("cd" * 32, nb, html, {"notebook": "00_overview.ipynb", "seconds": 40.0})
+    cache.store("ef" * 32, nb, html, {"notebook": "02_feature_probes.ipynb", "seconds": 3.25})  # the latest counts
+    cache.store("ef" * 32, nb, html, {"notebook": "02_feature_probes.ipynb", "seconds": 99.0})  # already stored
+    assert cache.timings() == {"02_feature_probes.ipynb": 3.25, "00_overview.ipynb": 40.0}
+    assert not list(cache.root.glob(".timings-*"))  # no temp files left
+
+    names = ["00_overview", "01_calibration", "02_feature_probes", "03_attribution", "99_mine"]
+    notebooks = [Path(f"{n}.ipynb") for n in names]
+    # without a record: the demo's measured seconds, 10 for a notebook of one's own
+    assert NOTEBOOK_SECONDS["03_attribution"] > NOTEBOOK_SECONDS["02_feature_probes"] > 10.0
+    assert [p.stem for p in longest_first(notebooks)] == [
+        "03_attribution",
+        "02_feature_probes",
+        "01_calibration",
+        "99_mine",
+        "00_overview",
+    ]
+    # this machine's record first: 00 took 40 s here, 02 only 3.25 s
+    assert [p.stem for p in longest_first(notebooks, cache.timings())] == [
+        "03_attribution",
+        "00_overview",
+        "01_calibration",
+        "99_mine",
+        "02_feature_probes",
+    ]
+    (cache.root / ExecutionCache.TIMINGS).write_text("not json")
+    assert cache.timings() == {}
 
 
 @pytest.mark.slow

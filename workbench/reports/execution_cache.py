@@ -219,6 +219,7 @@ class ExecutionCache:
     META = "meta.json"
     VERDICTS = "verdicts.json"
     OUTPUTS = "outputs"
+    TIMINGS = "timings.json"
 
     def __init__(self, root: str | Path | None = None):
         self.root = Path(root) if root is not None else cache_dir() / EXECUTIONS_FOLDER
@@ -311,4 +312,36 @@ class ExecutionCache:
         except OSError:
             shutil.rmtree(tmp, ignore_errors=True)
             return final if self.lookup(key) is not None else None
+        if isinstance(meta.get("notebook"), str) and isinstance(meta.get("seconds"), (int, float)):
+            self._record_seconds(meta["notebook"], float(meta["seconds"]))
         return final
+
+    def timings(self) -> dict[str, float]:
+        """Seconds of the latest stored execution of each notebook (by file name); ``{}`` when none is stored.
+
+        What a run of the notebook costs on this machine, whatever its inputs were: it orders
+        notebooks that run at once (the slow ones start first). Unreadable records are ignored.
+        """
+        try:
+            raw = json.loads((self.root / self.TIMINGS).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        if not isinstance(raw, dict):
+            return {}
+        return {
+            str(k): float(v)
+            for k, v in raw.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0
+        }
+
+    def _record_seconds(self, notebook: str, seconds: float) -> None:
+        """Keep ``seconds`` as the latest run time of ``notebook`` (atomic replace; an unwritable cache is skipped)."""
+        timings = {**self.timings(), notebook: round(seconds, 2)}
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".timings-", dir=self.root)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(timings, fh, sort_keys=True)
+            os.replace(tmp, self.root / self.TIMINGS)
+        except OSError:
+            pass

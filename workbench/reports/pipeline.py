@@ -58,6 +58,7 @@ from workbench.data.shipped import load_data
 from workbench.models.demo import load_demo_model
 from workbench.models.loading import load_reward_model, model_spec, spec_fingerprint, split_model_spec
 from workbench.models.scoring import score_pairs, score_texts
+from workbench.reports.execution_cache import ExecutionCache
 from workbench.reports.index import write_run_index, write_top_index
 from workbench.reports.pdf import INSTALL_HINT, find_chromium, render_pdf
 from workbench.reports.runner import (
@@ -87,9 +88,19 @@ _DATA_SUFFIXES = (".jsonl", ".ndjson", ".json", ".csv", ".parquet", ".pq")
 _PYTHON_SPEC = re.compile(r"python:([A-Za-z_][\w.]*):")
 #: what a notebook's ``data`` parameter holds, by notebook stem; any other notebook takes preference pairs
 NOTEBOOK_DATA_KINDS = {"04_sycophancy": "sycophancy", "05_drift": "samples"}
-#: relative run time of the shipped notebooks (measured on the demo; others count 1): with several
-#: notebooks at once the slow ones start first, so the short ones fill the other slot around them
-NOTEBOOK_COST = {"03_attribution": 10, "00_overview": 3, "05_drift": 3, "01_calibration": 3, "02_feature_probes": 2}
+#: seconds a cold run of each shipped notebook took on the demo (demo-clean, 2 idle cores; others count
+#: 10): with several notebooks at once the slow ones start first, so the short ones fill the other slot
+#: around them. The execution cache's own record of this machine's latest runs comes first
+#: (:meth:`~workbench.reports.execution_cache.ExecutionCache.timings`).
+NOTEBOOK_SECONDS = {
+    "00_overview": 7.0,
+    "01_calibration": 13.0,
+    "02_feature_probes": 120.0,
+    "03_attribution": 180.0,
+    "04_sycophancy": 6.0,
+    "05_drift": 7.0,
+    "06_ensemble": 30.0,
+}
 #: the CLI flag that sets ``data`` for each kind of notebook
 DATA_FLAGS = {"pairs": "--data", "sycophancy": "--sycophancy-data", "samples": "--samples"}
 
@@ -665,9 +676,18 @@ def notebook_jobs(jobs: int | None = None) -> int:
     return max(1, min(jobs, os.cpu_count() or 1))
 
 
-def _longest_first(notebooks: list[Path]) -> list[Path]:
-    """Start order for concurrent runs: the slow notebooks first (:data:`NOTEBOOK_COST`), ties in plan order."""
-    return sorted(notebooks, key=lambda nb: -NOTEBOOK_COST.get(nb.stem, 1))
+def longest_first(notebooks: list[Path], timings: Mapping[str, float] | None = None) -> list[Path]:
+    """Start order for concurrent runs: the slow notebooks first, ties in plan order.
+
+    A notebook's expected seconds: ``timings`` (by file name: the execution cache's record of
+    the latest runs on this machine), else :data:`NOTEBOOK_SECONDS` (by stem), else 10.
+    """
+    timings = timings or {}
+
+    def seconds(nb: Path) -> float:
+        return timings.get(nb.name, NOTEBOOK_SECONDS.get(nb.stem, 10.0))
+
+    return sorted(notebooks, key=lambda nb: -seconds(nb))
 
 
 def run_notebooks(
@@ -686,7 +706,7 @@ def run_notebooks(
     """Step 3: execute each notebook into ``out`` and export its HTML report.
 
     ``jobs`` notebooks run at once (each in its own kernel; the slow ones start first, see
-    :data:`NOTEBOOK_COST`); the runs come back in plan order whatever the order they finish in.
+    :func:`longest_first`); the runs come back in plan order whatever the order they finish in.
     With a ``model_fingerprint``, a notebook whose inputs did not change is copied from the
     execution cache (:mod:`workbench.reports.execution_cache`) unless ``force``.
     """
@@ -721,7 +741,9 @@ def run_notebooks(
         return [one(nb, p) for nb, p in items]
     params = dict(items)
     with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="notebook") as pool:
-        futures = {nb: pool.submit(one, nb, params[nb]) for nb in _longest_first([nb for nb, _ in items])}
+        timings = ExecutionCache().timings() if model_fingerprint else {}
+        order = longest_first([nb for nb, _ in items], timings)
+        futures = {nb: pool.submit(one, nb, params[nb]) for nb in order}
         return [futures[nb].result() for nb, _ in items]
 
 
