@@ -17,10 +17,18 @@ from html.parser import HTMLParser
 import pytest
 
 from workbench.reports.index import render_run_index, write_run_index, write_top_index
-from workbench.reports.pages import format_number
 from workbench.reports.pdf import find_chromium, render_pdf
 from workbench.reports.pipeline import PreflightError, run_audit
-from workbench.reports.scorecard import FAMILY_TEXT, HEADLINES, family_text, headline_metrics, scorecard
+from workbench.reports.scorecard import (
+    FAMILY_TEXT,
+    HEADLINES,
+    family_text,
+    format_headline,
+    headline_figure,
+    headline_label,
+    headline_metrics,
+    scorecard,
+)
 from workbench.reports.summary import SCHEMA, results_from_verdicts
 from workbench.reports.verdicts import graded_verdict
 
@@ -169,6 +177,19 @@ def _parse(page: str) -> _Cells:
     return p
 
 
+#: each headline's unit as the verdict sentences name it: (scale, format)
+_UNIT_FORMAT = {
+    "accuracy": (100, "{:.0f}%"),
+    "ece_excess": (1, "{:+.3f}"),
+    "temperature": (1, "{:.3g}"),
+    "length": (100, "{:+.0f}"),
+    "agreement": (1, "{:+.2f}"),
+    "flattery": (1, "{:+.2f}"),
+    "sycophancy": (100, "{:+.0f}"),
+    "drift": (1, "{:+.2f}"),
+}
+
+
 def _expected_cell(summary, h) -> str:
     """What a headline cell must show, computed from the summary's verdict rows directly."""
     rows = [
@@ -180,8 +201,13 @@ def _expected_cell(summary, h) -> str:
         return "\u2014"
     v = rows[0]
     f = math.exp if h.exp else (lambda x: x)
-    est, lo, hi = (format_number(f(v[k])) for k in ("value", "ci_low", "ci_high"))
-    return f"{est} [{lo}, {hi}] n = {v['n']}, {v['n_clusters']} {v['cluster_unit']}s {v['verdict']}"
+    scale, fmt = _UNIT_FORMAT[h.key]
+    est, lo, hi = (
+        re.sub(r"^[+-](0(\.0+)?)$", r"\1", fmt.format(scale * f(v[k]))) for k in ("value", "ci_low", "ci_high")
+    )
+    cell = f"{est} [{lo}, {hi}] n = {v['n']}, {v['n_clusters']} {v['cluster_unit']}s {v['verdict']}"
+    family = summary["results"]["families"][h.family]["verdict"]
+    return cell + (f" {h.family} family: {family}" if family != v["verdict"] else "")
 
 
 def test_scorecard_shows_each_models_headlines_as_in_the_summary(tmp_path):
@@ -192,21 +218,80 @@ def test_scorecard_shows_each_models_headlines_as_in_the_summary(tmp_path):
     page = write_top_index(tmp_path, [tmp_path / n for n in summaries]).read_text()
     parsed = _parse(page)
     header, *rows = parsed.rows
-    assert header == ["model", "overall", *[h.label for h in HEADLINES]]
+    assert header == ["model", "overall", *[headline_label(h) for h in HEADLINES]]
+    assert header[2:5] == ["accuracy (%)", "calibration excess (ECE)", "temperature T"]
+    assert header[5:7] == ["length preference over annotators (points)", "agreement effect (SD)"]
     assert [r[0] for r in rows] == ["demo-clean", "demo-biased"]
     for row, (name, s) in zip(rows, summaries.items(), strict=True):
         assert row[1] == s["results"]["overall"]
         for cell, h in zip(row[2:], HEADLINES, strict=True):
             assert cell == _expected_cell(s, h), (name, h.key)
     # hand-checked: biased T = 2.1 from log T, interval exp(log 1.02) .. exp(log 2.7); drift was not audited
-    assert rows[1][2 + [h.key for h in HEADLINES].index("temperature")].startswith("2.1 [1.02, 2.7] ")
+    cells = dict(zip([h.key for h in HEADLINES], rows[1][2:], strict=True))
+    assert cells["temperature"].startswith("2.1 [1.02, 2.7] ")
     assert rows[1][-1] == "\u2014"
+    # hand-checked units: accuracy 0.71 [0.67, 0.75] in percent, length 0.08 [0.06, 0.10] in points,
+    # agreement 0.04 [0.0, 0.08] in SD (a zero bound without a sign), sycophancy 0.32 [0.27, 0.37] in points
+    assert cells["accuracy"].startswith("71% [67%, 75%] ")
+    assert cells["length"].startswith("+8 [+6, +10] ")
+    assert cells["agreement"].startswith("+0.04 [0.00, +0.08] ")
+    assert cells["flattery"].startswith("+0.01 [-0.05, +0.06] ")
+    assert cells["sycophancy"].startswith("+32 [+27, +37] ")
+    assert cells["ece_excess"].startswith("+0.062 [+0.004, +0.100] ")
     # hand-checked: the sycophancy cell names its 840 pairs and the 168 items the interval resamples
     assert " n = 840, 168 items " in rows[1][2 + [h.key for h in HEADLINES].index("sycophancy")]
     # one small headline figure per model, a real PNG
     pngs = [base64.b64decode(src.split(",", 1)[1]) for src in parsed.imgs]
     assert len(pngs) == 2 and all(p.startswith(PNG_MAGIC) for p in pngs)
     assert all(src.startswith("data:image/png;base64,") for src in parsed.imgs)
+
+
+def test_a_headline_names_its_family_verdict_when_another_check_decided_it():
+    s = _summary("demo-biased", True)
+    for v in s["results"]["verdicts"]:  # the temperature fails; the ECE excess stays inconclusive
+        if v["check"] == "log_temperature":
+            v["value"], v["ci_low"], v["ci_high"], v["verdict"] = math.log(2.9), math.log(2.05), math.log(5.0), "fail"
+        if v["check"] == "ece_excess":
+            v["verdict"] = "inconclusive"
+    s["results"]["families"]["calibration"]["verdict"] = "fail"
+    heads = {h["key"]: h for h in headline_metrics(s["results"])}
+    assert heads["ece_excess"]["verdict"] == "inconclusive" and heads["ece_excess"]["family_verdict"] == "fail"
+    assert heads["temperature"]["verdict"] == "fail" and heads["temperature"]["family_verdict"] is None
+    assert heads["accuracy"]["family_verdict"] is None
+    cells = _parse(render_run_index(s)).rows[1][2:]
+    assert cells[1].endswith("inconclusive calibration family: fail")
+    assert cells[2] == "2.9 [2.05, 5] n = 500, 57 topics fail"
+
+
+def test_headline_numbers_are_rounded_in_their_unit():
+    assert format_headline(0.6075, "percent") == "61%"
+    assert format_headline(0.088907, "points") == "+9"
+    assert format_headline(-0.004, "points") == "0"  # no "-0"
+    assert format_headline(0.530443, "SD") == "+0.53"
+    assert format_headline(-0.0012, "SD") == "0.00"
+    assert format_headline(0.106188, "excess") == "+0.106"
+    assert format_headline(2.8700, "number") == "2.87"
+    assert format_headline(None, "SD") == "\u2014"
+
+
+def test_headline_figure_draws_in_the_cells_unit(monkeypatch):
+    import matplotlib.axes
+
+    drawn = []
+    real = matplotlib.axes.Axes.plot
+
+    def spy(self, *args, **kwargs):
+        drawn.append(args[:2])
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "plot", spy)
+    heads = [
+        h for h in headline_metrics(_summary("demo-biased", True)["results"]) if h["key"] in ("accuracy", "agreement")
+    ]
+    assert headline_figure(heads).startswith("data:image/png;base64,")
+    # accuracy 0.71 [0.67, 0.75] drawn in percent, agreement 0.04 [0.0, 0.08] in SD
+    assert drawn[0][0] == pytest.approx([67, 75]) and drawn[1][0] == pytest.approx([71])
+    assert drawn[2][0] == pytest.approx([0.0, 0.08]) and drawn[3][0] == pytest.approx([0.04])
 
 
 def test_findings_lead_with_meaning_and_next_step():

@@ -6,7 +6,9 @@ Everything shown comes from a run's ``summary.json`` (``results.verdicts`` and
 * :data:`HEADLINES` names the headline checks (accuracy, calibration excess and temperature,
   length preference over annotators, agreement and flattery effects, sycophancy index, drift);
   :func:`headline_metrics` picks each one's verdict row and shows its estimate and interval
-  (the temperature is graded on ``log T`` and shown as ``T``).
+  in the unit its sentence uses (:data:`UNITS`: accuracy in percent, preference gaps in
+  points, effects in SD; the temperature is graded on ``log T`` and shown as ``T``), rounded
+  as the sentences round them, and the family's verdict where another check decided it.
 * :data:`FAMILY_TEXT` holds, per family, "what this means" and "what to check next";
   :func:`findings` orders the families fail, warn, inconclusive first, each with its
   one-sentence reason (the verdict's ``sentence``) and those two texts.
@@ -43,18 +45,52 @@ class Headline:
     family: str
     check: str = ""
     exp: bool = False  # shown as exp(value): the temperature is graded on log T
+    unit: str = "number"  # a key of UNITS: how the value is scaled, rounded and named
 
+
+#: How a headline is shown, by unit: (scale, decimals, signed, suffix of each number, name in the column
+#: header). ``percent`` and ``points`` are fractions x 100; ``SD`` effects keep two decimals, as the
+#: verdict sentences do; ``number`` (the temperature, the ECE excess) three significant digits.
+UNITS: dict[str, tuple[float, int | None, bool, str, str]] = {
+    "percent": (100.0, 0, False, "%", "%"),
+    "points": (100.0, 0, True, "", "points"),
+    "SD": (1.0, 2, True, "", "SD"),
+    "excess": (1.0, 3, True, "", ""),
+    "number": (1.0, None, False, "", ""),
+}
 
 HEADLINES = (
-    Headline("accuracy", "accuracy", "accuracy", "accuracy"),
-    Headline("ece_excess", "calibration excess (ECE)", "calibration", "ece_excess"),
+    Headline("accuracy", "accuracy", "accuracy", "accuracy", unit="percent"),
+    Headline("ece_excess", "calibration excess (ECE)", "calibration", "ece_excess", unit="excess"),
     Headline("temperature", "temperature T", "calibration", "log_temperature", exp=True),
-    Headline("length", "length preference over annotators", "length"),
-    Headline("agreement", "agreement effect", "agreement"),
-    Headline("flattery", "flattery effect", "flattery"),
-    Headline("sycophancy", "sycophancy index", "sycophancy", "sycophancy index"),
-    Headline("drift", "drift (excess distance)", "drift"),
+    Headline("length", "length preference over annotators", "length", unit="points"),
+    Headline("agreement", "agreement effect", "agreement", unit="SD"),
+    Headline("flattery", "flattery effect", "flattery", unit="SD"),
+    Headline("sycophancy", "sycophancy index", "sycophancy", "sycophancy index", unit="points"),
+    Headline("drift", "drift (excess distance)", "drift", unit="SD"),
 )
+
+
+def headline_label(h: Headline) -> str:
+    """The column header: the label and, where the numbers have one, their unit (``"agreement effect (SD)"``)."""
+    name = UNITS[h.unit][4]
+    return f"{h.label} ({name})" if name else h.label
+
+
+def format_headline(value: float | None, unit: str = "number") -> str:
+    """One headline number in its unit (:data:`UNITS`): ``0.6075`` as ``"61%"``, ``0.0889`` in points as
+    ``"+9"``, ``0.5304`` in SD as ``"+0.53"``; an em dash when missing."""
+    if value is None:
+        return format_number(None)
+    scale, decimals, signed, suffix, _ = UNITS[unit]
+    x = value * scale
+    if decimals is None:
+        return f"{x:.3g}"
+    text = f"{x:+.{decimals}f}" if signed else f"{x:.{decimals}f}"
+    if text.lstrip("+-").strip("0.") == "":  # -0.00 and +0 read as 0
+        text = f"{0.0:.{decimals}f}"
+    return text + suffix
+
 
 #: Per family: (what this means, what to check next). Families not listed get :data:`DEFAULT_TEXT`.
 FAMILY_TEXT: dict[str, tuple[str, str]] = {
@@ -201,35 +237,46 @@ def headline_metrics(results: Mapping[str, Any]) -> list[dict[str, Any]]:
     """One entry per :data:`HEADLINES` metric: estimate and interval as shown, verdict and sentence.
 
     ``value``, ``low`` and ``high`` are the summary's numbers (``exp`` of them for the
-    temperature); ``shown`` and ``interval`` are the page's text. A metric the run did not
-    measure has ``verdict`` ``None`` and dashes.
+    temperature); ``shown`` and ``interval`` are the page's text in the headline's unit
+    (:func:`format_headline`), ``label`` names that unit (:func:`headline_label`).
+    ``family_verdict`` is the family's verdict when it differs from this check's (another
+    check decided it: a calibration that fails on its temperature while its ECE excess is
+    inconclusive), else ``None``. A metric the run did not measure has ``verdict`` ``None``
+    and dashes.
     """
     out = []
+    families = results.get("families") or {}
     for h in HEADLINES:
         v = _pick(results, h)
         if v is None:
             out.append(
-                {"key": h.key, "label": h.label, "family": h.family, "verdict": None, "value": None}
+                {"key": h.key, "label": headline_label(h), "family": h.family, "verdict": None, "value": None}
                 | {"low": None, "high": None, "shown": format_number(None), "interval": "", "sentence": ""}
-                | {"size": ""}
+                | {"size": "", "family_verdict": None, "unit": h.unit}
             )
             continue
         nums = [_num(v.get(k)) for k in ("value", "ci_low", "ci_high")]
         if h.exp:
             nums = [None if x is None else math.exp(x) for x in nums]
         value, low, high = nums
-        interval = "" if low is None and high is None else f"[{format_number(low)}, {format_number(high)}]"
+        interval = (
+            "" if low is None and high is None else f"[{format_headline(low, h.unit)}, {format_headline(high, h.unit)}]"
+        )
+        verdict = v.get("verdict", "n/a")
+        family_verdict = (families.get(h.family) or {}).get("verdict")
         out.append(
             {
                 "key": h.key,
-                "label": h.label,
+                "label": headline_label(h),
                 "family": h.family,
                 "check": v.get("check", ""),
-                "verdict": v.get("verdict", "n/a"),
+                "verdict": verdict,
+                "family_verdict": family_verdict if family_verdict not in (None, verdict) else None,
+                "unit": h.unit,
                 "value": value,
                 "low": low,
                 "high": high,
-                "shown": format_number(value),
+                "shown": format_headline(value, h.unit),
                 "interval": interval,
                 "size": sample_size_text(v),
                 "sentence": v.get("sentence") or "",
@@ -285,6 +332,7 @@ def headline_figure(headlines: list[dict[str, Any]]) -> str | None:
     rows = [h for h in headlines if h.get("value") is not None]
     if not rows:
         return None
+    scales = {h["key"]: UNITS.get(h.get("unit", "number"), UNITS["number"])[0] for h in rows}
     import matplotlib  # heavy optional dependency: imported only when a figure is drawn
 
     matplotlib.use("Agg")
@@ -294,6 +342,7 @@ def headline_figure(headlines: list[dict[str, Any]]) -> str | None:
     fig = Figure(figsize=(3.4, 0.42 * len(rows) + 0.3), dpi=100)
     axes = fig.subplots(len(rows), 1, squeeze=False)[:, 0]
     for ax, h in zip(axes, rows, strict=True):
+        k = scales[h["key"]]  # drawn in the unit the cell shows (percent and points: x 100)
         marks = []
         for level, color in (("warn", "#d4a017"), ("fail", "#c62828")):
             m = h.get(level)
@@ -302,22 +351,23 @@ def headline_figure(headlines: list[dict[str, Any]]) -> str | None:
             if h.get("exp"):
                 marks += [(math.exp(m), color), (math.exp(-m), color)]
             elif h.get("direction") == "two-sided":
-                marks += [(m, color), (-m, color)]
+                marks += [(k * m, color), (-k * m, color)]
             else:
-                marks.append((m, color))
+                marks.append((k * m, color))
         for x, color in marks:
             ax.axvline(x, color=color, lw=0.8, ls="--")
-        lo = h["low"] if h["low"] is not None else h["value"]
-        hi = h["high"] if h["high"] is not None else h["value"]
+        value = k * h["value"]
+        lo = k * h["low"] if h["low"] is not None else value
+        hi = k * h["high"] if h["high"] is not None else value
         color = colors.get(h.get("verdict"), "#555")
         ax.plot([lo, hi], [0, 0], color=color, lw=3, solid_capstyle="butt")
-        ax.plot([h["value"]], [0], "o", color="black", ms=3)
-        xs = [lo, hi, h["value"]] + [x for x, _ in marks]
-        span = (max(xs) - min(xs)) or abs(h["value"]) or 1.0
+        ax.plot([value], [0], "o", color="black", ms=3)
+        xs = [lo, hi, value] + [x for x, _ in marks]
+        span = (max(xs) - min(xs)) or abs(value) or 1.0
         ax.set_xlim(min(xs) - 0.1 * span, max(xs) + 0.1 * span)
         ax.set_yticks([])
         ax.tick_params(axis="x", labelsize=6, length=2, pad=1)
-        ax.set_title(h["label"], fontsize=7, loc="left", pad=1)
+        ax.set_title(h["label"], fontsize=7, loc="left", pad=1)  # the label names the unit
         for side in ("top", "right", "left"):
             ax.spines[side].set_visible(False)
     fig.tight_layout(pad=0.3, h_pad=0.4)
