@@ -67,7 +67,7 @@ HEADLINES = (
     Headline("agreement", "agreement effect", "agreement", unit="SD"),
     Headline("flattery", "flattery effect", "flattery", unit="SD"),
     Headline("sycophancy", "sycophancy index", "sycophancy", "sycophancy index", unit="points"),
-    Headline("drift", "drift (excess distance)", "drift", unit="SD"),
+    Headline("drift", "drift, excess distance", "drift", unit="SD"),
 )
 
 
