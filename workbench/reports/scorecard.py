@@ -49,8 +49,9 @@ class Headline:
 
 
 #: How a headline is shown, by unit: (scale, decimals, signed, suffix of each number, name in the column
-#: header). ``percent`` and ``points`` are fractions x 100; ``SD`` effects keep two decimals, as the
-#: verdict sentences do; ``number`` (the temperature, the ECE excess) three significant digits.
+#: header). ``percent`` and ``points`` are fractions x 100; ``SD`` effects keep two decimals and the ECE
+#: ``excess`` three, signed, as the verdict sentences do; ``number`` (the temperature) three significant
+#: digits.
 UNITS: dict[str, tuple[float, int | None, bool, str, str]] = {
     "percent": (100.0, 0, False, "%", "%"),
     "points": (100.0, 0, True, "", "points"),
