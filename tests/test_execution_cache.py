@@ -214,6 +214,44 @@ def test_store_is_idempotent_and_restore_copies(tmp_path):
     assert [p.name for p in cache.entry("ab" * 32).parent.iterdir()] == ["ab" * 32]  # no temp folders left
 
 
+@pytest.mark.slow
+def test_force_replaces_the_stored_run(tmp_path, monkeypatch):
+    # an input the key cannot see (here an environment variable, like a Hub dataset that changed): --force
+    # re-runs, and what it computed is what later runs reuse, not the run from before the change
+    nb = make_notebook(
+        tmp_path / "unseen.ipynb", 'model = ""  # RM spec', "import os\nprint('seen:', os.environ['WB_UNSEEN'])"
+    )
+    cache = ExecutionCache(tmp_path / "store")
+
+    def run(value, force=False):
+        monkeypatch.setenv("WB_UNSEEN", value)
+        out = tmp_path / f"out-{value}-{force}"
+        result = run_notebook(nb, out, {}, model_fingerprint="fp", cache=cache, force=force, validate=False)
+        assert result.ok, result.error
+        return result.reused, "seen: " + value in result.output_html.read_text()
+
+    assert run("one") == (False, True)
+    assert run("two") == (True, False)  # the documented limit: the key did not change
+    assert run("two", force=True) == (False, True)
+    assert run("two") == (True, True)  # the forced run replaced the stored one
+    assert len(list((cache.root).glob("*/*"))) == 1  # one entry, nothing left aside
+
+
+def test_store_replace_swaps_the_entry(tmp_path):
+    nb, html = tmp_path / "n.ipynb", tmp_path / "n.html"
+    nb.write_text(json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    cache = ExecutionCache(tmp_path / "store")
+    html.write_text("<p>old</p>")
+    cache.store("ab" * 32, nb, html, {"notebook": "n.ipynb", "seconds": 1.0})
+    html.write_text("<p>new</p>")
+    cache.store("ab" * 32, nb, html, {"notebook": "n.ipynb", "seconds": 2.0})  # kept: not a replacement
+    assert (cache.entry("ab" * 32) / ExecutionCache.HTML).read_text() == "<p>old</p>"
+    cache.store("ab" * 32, nb, html, {"notebook": "n.ipynb", "seconds": 2.0}, replace=True)
+    assert (cache.entry("ab" * 32) / ExecutionCache.HTML).read_text() == "<p>new</p>"
+    assert cache.timings() == {"n.ipynb": 2.0}
+    assert [p.name for p in cache.entry("ab" * 32).parent.iterdir()] == ["ab" * 32]  # no temp folders left
+
+
 def test_latest_run_times_order_notebooks_that_run_at_once(tmp_path):
     nb, html = tmp_path / "n.ipynb", tmp_path / "n.html"
     nb.write_text(json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))

@@ -281,14 +281,17 @@ class ExecutionCache:
         *,
         outputs: Mapping[str, str | Path] | None = None,
         outputs_from: str | Path | None = None,
+        replace: bool = False,
     ) -> Path | None:
         """Keep a successful execution; a concurrent writer of the same key wins, an unwritable cache is skipped.
 
         ``outputs`` (``{path relative to the output folder: file}``) are the files the run wrote
-        into its ``output_dir`` (``outputs_from``); :meth:`restore` copies them back.
+        into its ``output_dir`` (``outputs_from``); :meth:`restore` copies them back. An entry
+        already stored under ``key`` is kept unless ``replace`` (a ``--force`` run: what it
+        computed replaces the stored run, whose inputs the key may not have seen change).
         """
         final = self.entry(key)
-        if self.lookup(key) is not None:
+        if self.lookup(key) is not None and not replace:
             return final
         try:
             final.parent.mkdir(parents=True, exist_ok=True)
@@ -308,6 +311,10 @@ class ExecutionCache:
                 record["outputs_from"] = str(outputs_from)
                 record["outputs"] = sorted(outputs or {})
             (tmp / self.META).write_text(json.dumps(record, sort_keys=True, default=repr), encoding="utf-8")
+            if replace and final.exists():  # a folder cannot be replaced in one step: move the old one aside first
+                old = Path(tempfile.mkdtemp(prefix=f".{key[:8]}-old-", dir=final.parent))
+                os.replace(final, old / key)
+                shutil.rmtree(old, ignore_errors=True)
             os.replace(tmp, final)
         except OSError:
             shutil.rmtree(tmp, ignore_errors=True)

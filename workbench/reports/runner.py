@@ -379,5 +379,5 @@ def run_notebook(
         after = _snapshot(written_to, skip=(out_nb, html))
         outputs = {rel: written_to / rel for rel, stat in after.items() if before.get(rel) != stat}
         meta = {"notebook": notebook.name, "seconds": round(seconds, 2), "parameters": params}
-        store.store(key, out_nb, html, meta, outputs=outputs, outputs_from=written_to)
+        store.store(key, out_nb, html, meta, outputs=outputs, outputs_from=written_to, replace=force)
     return NotebookRun(notebook.name, out_nb, html, seconds, error is None, error, params, False, key)
