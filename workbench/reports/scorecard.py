@@ -87,10 +87,9 @@ def format_headline(value: float | None, unit: str = "number") -> str:
     x = value * scale
     if decimals is None:
         return f"{x:.3g}"
-    text = f"{x:+.{decimals}f}" if signed else f"{x:.{decimals}f}"
-    if text.lstrip("+-").strip("0.") == "":  # -0.00 and +0 read as 0
-        text = f"{0.0:.{decimals}f}"
-    return text + suffix
+    if round(x, decimals) == 0:  # no "-0.00" or "+0": zero has no sign
+        return f"{0.0:.{decimals}f}" + suffix
+    return (f"{x:+.{decimals}f}" if signed else f"{x:.{decimals}f}") + suffix
 
 
 #: Per family: (what this means, what to check next). Families not listed get :data:`DEFAULT_TEXT`.
@@ -333,7 +332,6 @@ def headline_figure(headlines: list[dict[str, Any]]) -> str | None:
     rows = [h for h in headlines if h.get("value") is not None]
     if not rows:
         return None
-    scales = {h["key"]: UNITS.get(h.get("unit", "number"), UNITS["number"])[0] for h in rows}
     import matplotlib  # heavy optional dependency: imported only when a figure is drawn
 
     matplotlib.use("Agg")
@@ -343,7 +341,7 @@ def headline_figure(headlines: list[dict[str, Any]]) -> str | None:
     fig = Figure(figsize=(3.4, 0.42 * len(rows) + 0.3), dpi=100)
     axes = fig.subplots(len(rows), 1, squeeze=False)[:, 0]
     for ax, h in zip(axes, rows, strict=True):
-        k = scales[h["key"]]  # drawn in the unit the cell shows (percent and points: x 100)
+        k = UNITS[h.get("unit", "number")][0]  # drawn in the unit the cell shows (percent and points: x 100)
         marks = []
         for level, color in (("warn", "#d4a017"), ("fail", "#c62828")):
             m = h.get(level)

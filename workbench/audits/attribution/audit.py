@@ -475,13 +475,14 @@ def attribution_audit(
     cluster_unit = unit_name(cluster_column)
     explained_pair = [i for _ in side_names for i in range(len(frame))]  # the pair of each explanation
     more = slice(len(frame), len(frame) + max(0, faithfulness_examples - len(responses)))
+    more_pairs = every_pair.iloc[more]
     extra = []
-    if len(every_pair.iloc[more]):
+    if len(more_pairs):
         extra = explainers[primary].attribute_many(
-            list(every_pair["prompt"].iloc[more]),
-            list(every_pair["chosen"].iloc[more]),
+            list(more_pairs["prompt"]),
+            list(more_pairs["chosen"]),
             every_history[more],
-            ids=[f"{i}/chosen" for i in every_pair["id"].iloc[more]],
+            ids=[f"{i}/chosen" for i in more_pairs["id"]],
             progress=progress,
         )
     curves, tests = [], []
